@@ -20,7 +20,7 @@ def bundled_dir(kind: str) -> Path:
 
 
 def bundled_file(kind: str, name: str) -> Path:
-    """Path of one bundled file, e.g. ``bundled_file("questionnaires", "gss_spending_2018.yaml")``."""
+    """Path of one bundled file: ``bundled_file("personas", "us_adults_demo.yaml")``."""
     path = bundled_dir(kind) / name
     if not path.is_file():
         available = ", ".join(sorted(p.name for p in bundled_dir(kind).iterdir()))

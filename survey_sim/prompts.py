@@ -66,7 +66,7 @@ class PromptFormat(Protocol):
 
 
 def question_body(question: ChoiceQuestion, instructions: str | None, answer: AnswerMode) -> str:
-    """The question as a respondent reads it: instructions, preamble, item, options, how to answer."""
+    """The question as read: instructions, preamble, item, options, how to answer."""
     if answer == "label":
         options = "\n".join(f"{o.label}. {o.text}" for o in question.options)
         tag = "number" if question.label_style == "number" else "letter"

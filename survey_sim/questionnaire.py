@@ -19,8 +19,8 @@ A questionnaire file looks like this (see ``questionnaires/gss_spending_2018.yam
 Option ``code`` is the value stored in data files; ``text`` is what respondents read;
 ``label`` is the short tag shown before it in a prompt (letters by default, see
 ``label_style``). Top-level keys starting with ``x-`` are ignored, so they can hold YAML
-anchors shared by many questions. Options marked ``substantive: false`` (refusal, don't know) are scored like
-any other option but kept out of ordinal positions.
+anchors shared by many questions. Options marked ``substantive: false`` (refusal, don't
+know) are scored like any other option but kept out of ordinal positions.
 """
 
 from __future__ import annotations
