@@ -41,7 +41,11 @@ def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
 
 
 def line_of(node: yaml.Node | None, location: Sequence[str | int]) -> int | None:
-    """1-based line of the deepest node reachable along ``location`` (a pydantic error loc)."""
+    """1-based line of the deepest node reachable along ``location`` (a pydantic error loc).
+
+    Parts of the location that are not keys in the file (a union's discriminator tag, a
+    missing field) are skipped.
+    """
     line = None if node is None else node.start_mark.line + 1
     for key in location:
         if isinstance(node, yaml.MappingNode):
@@ -54,7 +58,7 @@ def line_of(node: yaml.Node | None, location: Sequence[str | int]) -> int | None
         else:
             child = None
         if child is None:
-            break
+            continue
         node = child
         line = node.start_mark.line + 1
     return line

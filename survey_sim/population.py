@@ -21,7 +21,7 @@ Two file forms are read:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from survey_sim._yaml import line_of, load_yaml, read_text, validate_yaml
 from survey_sim.errors import InputError
 
 AttributeValue = str | int | float | bool | None
+_RECORDS = Path("<records>")
 
 
 class Persona(BaseModel):
@@ -93,6 +94,26 @@ class Population:
             for p in self._personas
         ]
         return pl.from_dicts(rows, infer_schema_length=None, strict=False)
+
+    @classmethod
+    def from_records(
+        cls,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        template: str | None = None,
+        id: str = "population",
+    ) -> Population:
+        """Personas from dicts with keys ``id``, optional ``weight`` and ``description``, and
+        attributes (every other key)."""
+        rows = [_persona_fields(record, template, _RECORDS, line=None) for record in records]
+        return cls._from_rows(rows, _RECORDS, id=id)
+
+    @classmethod
+    def from_frame(
+        cls, frame: pl.DataFrame, *, template: str | None = None, id: str = "population"
+    ) -> Population:
+        """Personas from a polars frame with the columns :meth:`from_records` takes as keys."""
+        return cls.from_records(frame.to_dicts(), template=template, id=id)
 
     @classmethod
     def from_file(cls, path: str | Path, *, template: str | None = None) -> Population:

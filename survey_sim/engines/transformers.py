@@ -97,7 +97,7 @@ class TransformersEngine:
         self.tokenizer = tokenizer
         self._model_id = model_id
         self._device = torch.device(self.settings.device)
-        self._prefix_cache = PrefixCache(int(self.settings.cache_mb * 2**20))
+        self.prefix_cache = PrefixCache(int(self.settings.cache_mb * 2**20))
         self._bos = self._bos_to_prepend(tokenizer)
         self.stats = EngineStats()
 
@@ -143,7 +143,7 @@ class TransformersEngine:
 
     def clear_cache(self) -> None:
         """Forget all cached prefix states."""
-        self._prefix_cache.clear()
+        self.prefix_cache.clear()
 
     @torch.inference_mode()
     def score(
@@ -182,7 +182,7 @@ class TransformersEngine:
     def _prefix_state(self, tokens: list[int]) -> tuple[PrefixState, int, int]:
         """State after ``tokens``; returns it with the reused and computed token counts."""
         use_cache = self.settings.prefix_reuse == "cache"
-        cached, common = self._prefix_cache.longest_match(tokens) if use_cache else (None, 0)
+        cached, common = self.prefix_cache.longest_match(tokens) if use_cache else (None, 0)
         if cached is not None and common == len(tokens) == len(cached.tokens):
             return cached, len(tokens), 0
         # At least one token is always run: its logits predict the first option token.
@@ -195,7 +195,7 @@ class TransformersEngine:
             next_logprobs=torch.log_softmax(output.logits[0, -1].float(), dim=-1),
         )
         if use_cache:
-            self._prefix_cache.put(state)
+            self.prefix_cache.put(state)
         return state, reuse, len(tokens) - reuse
 
     def _score_options(

