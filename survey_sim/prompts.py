@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 from survey_sim.engines.base import ChatMessage, ScoreRequest
 from survey_sim.errors import ScoringError
@@ -96,13 +96,19 @@ class _FormatOptions:
     answer: AnswerMode = "label"
     terminated: Termination = "auto"
 
-    def _suffix(self) -> str:
-        parts = [] if self.answer == "label" else ["text"]
+    base_name: ClassVar[str]
+
+    @property
+    def name(self) -> str:
+        """The format's name plus its non-default options (``"spectrum:text"``)."""
+        parts = [self.base_name]
+        if self.answer == "text":
+            parts.append("text")
         if self.terminated is True:
             parts.append("terminated")
         elif self.terminated is False:
             parts.append("open")
-        return "".join(f":{part}" for part in parts)
+        return ":".join(parts)
 
     def _terminates(self, texts: Sequence[str]) -> bool:
         if self.terminated == "auto":
@@ -114,9 +120,7 @@ class _FormatOptions:
 class ChatFormat(_FormatOptions):
     """The model's own chat template: persona as system, question as user, answer as assistant."""
 
-    @property
-    def name(self) -> str:
-        return "chat" + self._suffix()
+    base_name: ClassVar[str] = "chat"
 
     def render(
         self,
@@ -150,12 +154,12 @@ class ChatFormat(_FormatOptions):
 
 
 @dataclass(frozen=True)
-class SpectrumFormat(_FormatOptions):
-    """Spectrum-tuning roles: ``description`` (persona), ``input`` (question), ``output``."""
+class _TextTemplateFormat(_FormatOptions):
+    """A format written out as text: a prefix template, then each answer and an end marker."""
 
-    @property
-    def name(self) -> str:
-        return "spectrum" + self._suffix()
+    prefix_template: ClassVar[str]  # fields: {description}, {body}
+    answer_lead: ClassVar[str]
+    end_of_answer: ClassVar[str]
 
     def render(
         self,
@@ -166,37 +170,34 @@ class SpectrumFormat(_FormatOptions):
         chat: ChatRenderer,
     ) -> ScoreRequest:
         body = question_body(question, instructions, self.answer)
-        prefix = (
-            f"<|im_start|>description\n{description}<|im_end|>\n"
-            f"<|im_start|>input\n{body}<|im_end|>\n"
-            "<|im_start|>output\n"
-        )
+        prefix = self.prefix_template.format(description=description, body=body)
         texts = answers(question, self.answer)
-        end = "<|im_end|>" if self._terminates(texts) else ""
-        return ScoreRequest(prefix, tuple(a + end for a in texts))
+        end = self.end_of_answer if self._terminates(texts) else ""
+        return ScoreRequest(prefix, tuple(f"{self.answer_lead}{text}{end}" for text in texts))
 
 
 @dataclass(frozen=True)
-class PlainFormat(_FormatOptions):
+class SpectrumFormat(_TextTemplateFormat):
+    """Spectrum-tuning roles: ``description`` (persona), ``input`` (question), ``output``."""
+
+    base_name: ClassVar[str] = "spectrum"
+    prefix_template: ClassVar[str] = (
+        "<|im_start|>description\n{description}<|im_end|>\n"
+        "<|im_start|>input\n{body}<|im_end|>\n"
+        "<|im_start|>output\n"
+    )
+    answer_lead: ClassVar[str] = ""
+    end_of_answer: ClassVar[str] = "<|im_end|>"
+
+
+@dataclass(frozen=True)
+class PlainFormat(_TextTemplateFormat):
     """A completion prompt: persona, question, then ``Answer:`` and the answer on one line."""
 
-    @property
-    def name(self) -> str:
-        return "plain" + self._suffix()
-
-    def render(
-        self,
-        question: ChoiceQuestion,
-        *,
-        description: str,
-        instructions: str | None,
-        chat: ChatRenderer,
-    ) -> ScoreRequest:
-        body = question_body(question, instructions, self.answer)
-        prefix = f"{description}\n\n{body}\n\nAnswer:"
-        texts = answers(question, self.answer)
-        end = "\n" if self._terminates(texts) else ""
-        return ScoreRequest(prefix, tuple(f" {a}{end}" for a in texts))
+    base_name: ClassVar[str] = "plain"
+    prefix_template: ClassVar[str] = "{description}\n\n{body}\n\nAnswer:"
+    answer_lead: ClassVar[str] = " "
+    end_of_answer: ClassVar[str] = "\n"
 
 
 FORMATS: dict[str, type[ChatFormat | SpectrumFormat | PlainFormat]] = {
