@@ -14,16 +14,14 @@ KeyValues = tuple[tuple[torch.Tensor, torch.Tensor], ...]
 
 @dataclass(frozen=True)
 class PrefixState:
-    """The model's state after reading ``tokens``: key/values and next-token log-probs."""
+    """The model's key/value states after reading ``tokens``."""
 
     tokens: tuple[int, ...]
     key_values: KeyValues
-    next_logprobs: torch.Tensor
 
     @property
     def nbytes(self) -> int:
-        tensors = [t for layer in self.key_values for t in layer] + [self.next_logprobs]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return sum(t.numel() * t.element_size() for layer in self.key_values for t in layer)
 
     def truncated(self, length: int) -> KeyValues:
         """Key/values of the first ``length`` tokens (views, no copy)."""

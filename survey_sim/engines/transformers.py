@@ -1,24 +1,27 @@
 """The embedded engine: a Hugging Face transformers causal LM, run in-process.
 
-Scoring reads every option's exact probability from one pass over the prompt:
+Scoring reads every option's exact probability with as few forward passes as possible:
 
-1. The prompt's shared tokens are run once. Their key/value states are kept in a bounded
-   :class:`~survey_sim.engines.prefix_cache.PrefixCache`, so the next request that starts
-   with the same tokens (same persona, same question preamble) only computes what differs.
-2. All options are then scored together in one forward pass against those cached states:
-   the options' tokens are laid side by side and a tree-shaped attention mask lets each
-   option see the prompt and its own earlier tokens only (positions restart after the
-   prompt for each option). Single-token options need no extra pass at all.
+1. Consecutive requests that share a token prefix (same persona, same question preamble)
+   form a *group*. Key/value states of prefixes already seen are taken from a bounded
+   :class:`~survey_sim.engines.prefix_cache.PrefixCache`.
+2. Each group is one forward pass shaped as a tree: the group's common prefix not yet
+   cached (the *trunk*), then each request's own remaining prompt tokens, then each
+   option's tokens under its request. A tree-shaped attention mask lets every token see
+   only its ancestors (positions restart along each branch), so the pass computes exactly
+   what separate passes would, with each shared token computed once.
+3. The trunk's key/values are stored in the cache for the groups that follow.
 
 ``prefix_reuse`` selects the strategy: ``"cache"`` (the above, the default), ``"request"``
-(the above without reuse across requests) or ``"none"`` (every option's full sequence run
-from scratch, as a plain reference). All three agree to float rounding; the tests check it.
+(one tree pass per request, nothing shared between requests) or ``"none"`` (every option's
+full sequence run from scratch, as a plain reference). All three agree to float rounding;
+the tests check it against an independent full forward pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +36,12 @@ from survey_sim.engines.base import (
     ScoreResult,
     split_shared_tokens,
 )
-from survey_sim.engines.prefix_cache import KeyValues, PrefixCache, PrefixState
+from survey_sim.engines.prefix_cache import (
+    KeyValues,
+    PrefixCache,
+    PrefixState,
+    common_prefix_length,
+)
 from survey_sim.errors import ScoringError
 
 PrefixReuse = Literal["cache", "request", "none"]
@@ -50,8 +58,8 @@ class EngineSettings(BaseModel):
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         prefix_reuse: ``"cache"``, ``"request"`` or ``"none"`` (see the module docstring).
         cache_mb: Memory budget of the prefix key/value cache, in MiB.
-        max_batch_tokens: Upper bound on tokens per forward pass when ``prefix_reuse`` is
-            ``"none"`` (full sequences are batched up to it).
+        max_batch_tokens: Tokens per forward pass that grouping aims to stay under (a
+            single request longer than this still runs, alone).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,7 +69,7 @@ class EngineSettings(BaseModel):
     device: str = "cpu"
     prefix_reuse: PrefixReuse = "cache"
     cache_mb: float = Field(default=512, gt=0)
-    max_batch_tokens: int = Field(default=4096, ge=1)
+    max_batch_tokens: int = Field(default=1024, ge=1)
 
 
 @dataclass
@@ -150,107 +158,107 @@ class TransformersEngine:
         self, requests: Sequence[ScoreRequest], *, progress: ProgressCallback | None = None
     ) -> list[ScoreResult]:
         """Exact log-probability of every continuation of every request, in order."""
-        results = []
-        for request in requests:
-            results.append(self._score_one(request))
+        results: list[ScoreResult] = []
+        for group in self._groups(self._tokenize_request(r) for r in requests):
+            if self.settings.prefix_reuse == "none":
+                scored = [self._score_full_sequences(item) for item in group]
+            else:
+                scored = self._score_group(group)
+            results.extend(scored)
+            self.stats.requests += len(scored)
+            self.stats.computed_tokens += sum(r.computed_tokens for r in scored)
+            self.stats.reused_tokens += sum(r.reused_tokens for r in scored)
             if progress is not None:
-                progress(1)
+                progress(len(scored))
         return results
 
-    def _score_one(self, request: ScoreRequest) -> ScoreResult:
+    def _tokenize_request(self, request: ScoreRequest) -> _Tokenized:
         prefix_ids = self.tokenize(request.prefix)
         full_ids = [self.tokenize(request.prefix + text) for text in request.continuations]
         shared, continuations = split_shared_tokens(prefix_ids, full_ids)
-        if self.settings.prefix_reuse == "none":
-            logprobs, computed = self._score_full_sequences(shared, continuations)
-            reused = 0
-        else:
-            state, reused, prefix_computed = self._prefix_state(shared)
-            logprobs, tree_computed = self._score_options(state, continuations)
-            computed = prefix_computed + tree_computed
-        self.stats.requests += 1
-        self.stats.computed_tokens += computed
-        self.stats.reused_tokens += reused
-        return ScoreResult(
-            logprobs=tuple(logprobs),
-            continuation_tokens=tuple(len(c) for c in continuations),
-            prompt_tokens=len(shared),
-            reused_tokens=reused,
-            computed_tokens=computed,
-        )
+        return _Tokenized(shared, continuations)
 
-    def _prefix_state(self, tokens: list[int]) -> tuple[PrefixState, int, int]:
-        """State after ``tokens``; returns it with the reused and computed token counts."""
+    def _groups(self, items: Iterable[_Tokenized]) -> Iterator[list[_Tokenized]]:
+        """Runs of consecutive requests scored in one pass.
+
+        A run ends where the next request shares less with the run's first request than the
+        run's members share with each other (it would recompute tokens its predecessor
+        could have shared), or where the pass would exceed ``max_batch_tokens``.
+        """
+        group: list[_Tokenized] = []
+        common = 0  # prompt tokens all members of the group share
+        for item in items:
+            if group and self.settings.prefix_reuse == "cache":
+                shared = common_prefix_length(group[0].shared, item.shared)
+                keeps_sharing = len(group) == 1 or shared >= common
+                if keeps_sharing and (
+                    _pass_tokens([*group, item], shared) <= self.settings.max_batch_tokens
+                ):
+                    group.append(item)
+                    common = shared if len(group) == 2 else common
+                    continue
+            if group:
+                yield group
+            group, common = [item], 0
+        if group:
+            yield group
+
+    def _score_group(self, group: list[_Tokenized]) -> list[ScoreResult]:
+        """Score a group of requests in one tree-shaped forward pass (module docstring)."""
+        common = min(len(item.shared) for item in group) - 1  # each request keeps >= 1 token
+        for item in group[1:]:
+            common = min(common, common_prefix_length(group[0].shared, item.shared))
         use_cache = self.settings.prefix_reuse == "cache"
-        cached, common = self.prefix_cache.longest_match(tokens) if use_cache else (None, 0)
-        if cached is not None and common == len(tokens) == len(cached.tokens):
-            return cached, len(tokens), 0
-        # At least one token is always run: its logits predict the first option token.
-        reuse = min(common, len(tokens) - 1)
-        past = cached.truncated(reuse) if cached is not None and reuse > 0 else ()
-        output = self._forward(tokens[reuse:], past, positions=range(reuse, len(tokens)))
-        state = PrefixState(
-            tokens=tuple(tokens),
-            key_values=tuple((layer.keys, layer.values) for layer in output.past_key_values.layers),
-            next_logprobs=torch.log_softmax(output.logits[0, -1].float(), dim=-1),
+        cached, reused = (
+            self.prefix_cache.longest_match(group[0].shared[:common]) if use_cache else (None, 0)
         )
-        if use_cache:
-            self.prefix_cache.put(state)
-        return state, reuse, len(tokens) - reuse
+        past = cached.truncated(reused) if cached is not None and reused > 0 else ()
 
-    def _score_options(
-        self, state: PrefixState, continuations: list[list[int]]
-    ) -> tuple[list[float], int]:
-        """Sum of token log-probs of each continuation after ``state``, in one tree pass."""
-        logprobs = [state.next_logprobs[tokens[0]].item() for tokens in continuations]
-        fed = [tokens[:-1] for tokens in continuations]  # the last token predicts nothing needed
-        total = sum(len(tokens) for tokens in fed)
-        if total == 0:
-            return logprobs, 0
-        prompt_length = len(state.tokens)
-        positions: list[int] = []
-        owner: list[int] = []
-        for index, tokens in enumerate(fed):
-            positions.extend(prompt_length + offset for offset in range(len(tokens)))
-            owner.extend([index] * len(tokens))
-        mask = self._tree_mask(owner, positions, prompt_length)
+        layout = _TreeLayout(start=reused)
+        layout.add(group[0].shared[reused:common], request=-1, branch=-1)
+        last_prompt_rows = []
+        for index, item in enumerate(group):
+            layout.add(item.shared[common:], request=index, branch=-1)
+            last_prompt_rows.append(len(layout.tokens) - 1)
+            for branch, tokens in enumerate(item.continuations):
+                layout.add(tokens[:-1], request=index, branch=branch)
         output = self._forward(
-            [token for tokens in fed for token in tokens], state.key_values, positions, mask
+            layout.tokens, past, layout.positions, layout.mask(self.model.dtype, self._device)
         )
         token_logprobs = torch.log_softmax(output.logits[0].float(), dim=-1)
-        row = 0
-        for index, tokens in enumerate(continuations):
-            targets = torch.tensor(tokens[1:], device=token_logprobs.device)
-            rows = token_logprobs[row : row + len(targets)]
-            logprobs[index] += rows.gather(1, targets[:, None]).sum().item()
-            row += len(targets)
-        return logprobs, total
 
-    def _tree_mask(
-        self, owner: list[int], positions: list[int], prompt_length: int
-    ) -> torch.Tensor:
-        """Additive mask: option tokens see the prompt and their own option's earlier tokens."""
-        owner_t = torch.tensor(owner, device=self._device)
-        position_t = torch.tensor(positions, device=self._device)
-        same_option = owner_t[:, None] == owner_t[None, :]
-        causal = position_t[None, :] <= position_t[:, None]
-        allowed = torch.cat(
-            [
-                torch.ones(len(owner), prompt_length, dtype=torch.bool, device=self._device),
-                same_option & causal,
-            ],
-            dim=1,
-        )
-        dtype = self.model.dtype
-        mask = torch.zeros(allowed.shape, dtype=dtype, device=self._device)
-        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-        return mask[None, None]
+        if use_cache and common > reused:
+            trunk = tuple(  # copies: a view would keep the whole pass's tensors alive
+                (layer.keys[:, :, :common].clone(), layer.values[:, :, :common].clone())
+                for layer in output.past_key_values.layers
+            )
+            self.prefix_cache.put(PrefixState(tuple(group[0].shared[:common]), trunk))
 
-    def _score_full_sequences(
-        self, shared: list[int], continuations: list[list[int]]
-    ) -> tuple[list[float], int]:
+        results = []
+        for index, item in enumerate(group):
+            logprobs = []
+            for branch, tokens in enumerate(item.continuations):
+                rows = [last_prompt_rows[index], *layout.rows(index, branch)]
+                targets = torch.tensor(tokens, device=token_logprobs.device)
+                picked = token_logprobs[rows].gather(1, targets[:, None])
+                logprobs.append(picked.sum().item())
+            own = len(item.shared) - common + sum(len(t) - 1 for t in item.continuations)
+            trunk_computed = common - reused if index == 0 else 0
+            results.append(
+                ScoreResult(
+                    logprobs=tuple(logprobs),
+                    continuation_tokens=tuple(len(t) for t in item.continuations),
+                    prompt_tokens=len(item.shared),
+                    reused_tokens=reused if index == 0 else common,
+                    computed_tokens=own + trunk_computed,
+                )
+            )
+        return results
+
+    def _score_full_sequences(self, item: _Tokenized) -> ScoreResult:
         """Reference path: run each option's whole sequence from scratch, batched and padded."""
-        sequences = [shared + tokens for tokens in continuations]
+        shared = item.shared
+        sequences = [shared + tokens for tokens in item.continuations]
         per_batch = max(1, self.settings.max_batch_tokens // max(len(s) for s in sequences))
         logprobs: list[float] = []
         for start in range(0, len(sequences), per_batch):
@@ -268,14 +276,16 @@ class TransformersEngine:
                 targets = torch.tensor(sequence[len(shared) :], device=self._device)
                 predicted_by = torch.arange(len(shared) - 1, len(sequence) - 1, device=self._device)
                 logprobs.append(token_logprobs[row, predicted_by, targets].sum().item())
-        return logprobs, sum(len(s) for s in sequences)
+        return ScoreResult(
+            logprobs=tuple(logprobs),
+            continuation_tokens=tuple(len(t) for t in item.continuations),
+            prompt_tokens=len(shared),
+            reused_tokens=0,
+            computed_tokens=sum(len(s) for s in sequences),
+        )
 
     def _forward(
-        self,
-        tokens: list[int],
-        past: KeyValues,
-        positions: Sequence[int],
-        mask: torch.Tensor | None = None,
+        self, tokens: list[int], past: KeyValues, positions: Sequence[int], mask: torch.Tensor
     ) -> Any:
         """One forward pass of ``tokens`` after the ``past`` key/values (may be empty)."""
         cache = DynamicCache(ddp_cache_data=past or None, config=self.model.config)
@@ -296,3 +306,74 @@ class TransformersEngine:
             return None
         probe = tokenizer("a")["input_ids"]
         return bos if probe and probe[0] == bos else None
+
+
+@dataclass(frozen=True)
+class _Tokenized:
+    """A request as token ids: the shared prompt tokens and each option's scored tokens."""
+
+    shared: list[int]
+    continuations: list[list[int]]
+
+
+def _pass_tokens(group: list[_Tokenized], common: int) -> int:
+    """Tokens a tree pass over ``group`` runs when ``common`` prompt tokens are shared."""
+    own = sum(
+        len(item.shared) - common + sum(len(t) - 1 for t in item.continuations) for item in group
+    )
+    return common + own
+
+
+@dataclass
+class _TreeLayout:
+    """Tokens of one tree-shaped pass, with what each token may attend to.
+
+    Every token belongs to a request (``-1``: the trunk, shared by all) and a branch
+    (``-1``: the request's prompt, ``j``: its option ``j``). A token sees the cached past,
+    the trunk, and the earlier tokens of its own request's prompt and of its own branch.
+    """
+
+    start: int
+    tokens: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    requests: list[int] = field(default_factory=list)
+    branches: list[int] = field(default_factory=list)
+    _next_position: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def add(self, tokens: Sequence[int], *, request: int, branch: int) -> None:
+        """Append a segment; positions continue from its parent segment."""
+        if request == -1:
+            first = self.start
+        elif branch == -1:
+            first = self._next_position.get((-1, -1), self.start)
+        else:
+            first = self._next_position[(request, -1)]
+        self.tokens.extend(tokens)
+        self.positions.extend(range(first, first + len(tokens)))
+        self.requests.extend([request] * len(tokens))
+        self.branches.extend([branch] * len(tokens))
+        self._next_position[(request, branch)] = first + len(tokens)
+
+    def rows(self, request: int, branch: int) -> list[int]:
+        """Row indices of one option's tokens."""
+        return [
+            row
+            for row, (r, b) in enumerate(zip(self.requests, self.branches, strict=True))
+            if r == request and b == branch
+        ]
+
+    def mask(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """Additive attention mask ``[1, 1, tokens, start + tokens]``."""
+        request = torch.tensor(self.requests, device=device)
+        branch = torch.tensor(self.branches, device=device)
+        row = torch.arange(len(self.tokens), device=device)
+        trunk = request[None, :] == -1
+        same_request = request[:, None] == request[None, :]
+        visible_branch = (branch[None, :] == -1) | (branch[:, None] == branch[None, :])
+        causal = row[None, :] <= row[:, None]
+        allowed = causal & (trunk | (same_request & visible_branch))
+        past = torch.ones(len(self.tokens), self.start, dtype=torch.bool, device=device)
+        allowed = torch.cat([past, allowed], dim=1)
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
+        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+        return mask[None, None]
