@@ -191,11 +191,12 @@ class TransformersEngine:
             if group and self.settings.prefix_reuse == "cache":
                 shared = common_prefix_length(group[0].shared, item.shared)
                 keeps_sharing = len(group) == 1 or shared >= common
+                joint = shared if len(group) == 1 else common
                 if keeps_sharing and (
-                    _pass_tokens([*group, item], shared) <= self.settings.max_batch_tokens
+                    _pass_tokens([*group, item], joint) <= self.settings.max_batch_tokens
                 ):
                     group.append(item)
-                    common = shared if len(group) == 2 else common
+                    common = joint
                     continue
             if group:
                 yield group
@@ -216,16 +217,26 @@ class TransformersEngine:
 
         layout = _TreeLayout(start=reused)
         layout.add(group[0].shared[reused:common], request=-1, branch=-1)
-        last_prompt_rows = []
+        predicting_rows: list[list[list[int]]] = []  # per request, per option
         for index, item in enumerate(group):
             layout.add(item.shared[common:], request=index, branch=-1)
-            last_prompt_rows.append(len(layout.tokens) - 1)
+            last_prompt_row = len(layout.tokens) - 1
+            option_rows = []
             for branch, tokens in enumerate(item.continuations):
                 layout.add(tokens[:-1], request=index, branch=branch)
+                option_rows.append([last_prompt_row, *layout.rows(index, branch)])
+            predicting_rows.append(option_rows)
+        # Logits only where a scored token is predicted: the vocabulary projection is costly.
+        kept = sorted({row for rows in predicting_rows for option in rows for row in option})
         output = self._forward(
-            layout.tokens, past, layout.positions, layout.mask(self.model.dtype, self._device)
+            layout.tokens,
+            past,
+            layout.positions,
+            layout.mask(self.model.dtype, self._device),
+            keep=kept,
         )
         token_logprobs = torch.log_softmax(output.logits[0].float(), dim=-1)
+        kept_index = {row: i for i, row in enumerate(kept)}
 
         if use_cache and common > reused:
             trunk = tuple(  # copies: a view would keep the whole pass's tensors alive
@@ -237,11 +248,10 @@ class TransformersEngine:
         results = []
         for index, item in enumerate(group):
             logprobs = []
-            for branch, tokens in enumerate(item.continuations):
-                rows = [last_prompt_rows[index], *layout.rows(index, branch)]
+            for tokens, rows in zip(item.continuations, predicting_rows[index], strict=True):
                 targets = torch.tensor(tokens, device=token_logprobs.device)
-                picked = token_logprobs[rows].gather(1, targets[:, None])
-                logprobs.append(picked.sum().item())
+                picked = token_logprobs[[kept_index[row] for row in rows]]
+                logprobs.append(picked.gather(1, targets[:, None]).sum().item())
             own = len(item.shared) - common + sum(len(t) - 1 for t in item.continuations)
             trunk_computed = common - reused if index == 0 else 0
             results.append(
@@ -285,9 +295,15 @@ class TransformersEngine:
         )
 
     def _forward(
-        self, tokens: list[int], past: KeyValues, positions: Sequence[int], mask: torch.Tensor
+        self,
+        tokens: list[int],
+        past: KeyValues,
+        positions: Sequence[int],
+        mask: torch.Tensor,
+        *,
+        keep: list[int],
     ) -> Any:
-        """One forward pass of ``tokens`` after the ``past`` key/values (may be empty)."""
+        """One forward pass of ``tokens`` after ``past`` (may be empty); logits at ``keep``."""
         cache = DynamicCache(ddp_cache_data=past or None, config=self.model.config)
         self.stats.forward_passes += 1
         return self.model(
@@ -296,6 +312,7 @@ class TransformersEngine:
             attention_mask=mask,
             past_key_values=cache,
             use_cache=True,
+            logits_to_keep=torch.tensor(keep, device=self._device),
         )
 
     @staticmethod
