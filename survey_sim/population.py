@@ -21,6 +21,7 @@ Two file forms are read:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,8 @@ class Population:
     def __init__(self, personas: list[Persona], *, id: str = "population") -> None:
         if not personas:
             raise ValueError("a population needs at least one persona")
-        ids = [p.id for p in personas]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        counts = Counter(p.id for p in personas)
+        duplicates = sorted(i for i, count in counts.items() if count > 1)
         if duplicates:
             raise ValueError(f"duplicate persona id: {', '.join(duplicates)}")
         self.id = id
@@ -127,7 +128,9 @@ class Population:
         raise InputError(path, f"unsupported persona file type {suffix!r}; use .csv or .yaml")
 
     @classmethod
-    def from_csv(cls, path: str | Path, *, template: str | None = None) -> Population:
+    def from_csv(
+        cls, path: str | Path, *, template: str | None = None, id: str | None = None
+    ) -> Population:
         """Load personas from a CSV table (columns ``id``, ``weight``, ``description``, ...)."""
         path = Path(path)
         text = read_text(path)
@@ -141,7 +144,7 @@ class Population:
             _persona_fields(row, template, path, line=index + 2)
             for index, row in enumerate(table.iter_rows(named=True))
         ]
-        return cls._from_rows(rows, path, id=path.stem)
+        return cls._from_rows(rows, path, id=id or path.stem)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Population:
@@ -152,7 +155,7 @@ class Population:
         population_id = spec.id or path.stem
         if spec.table is not None:
             table_path = path.parent / spec.table
-            return cls.from_csv(table_path, template=spec.template)._renamed(population_id)
+            return cls.from_csv(table_path, template=spec.template, id=population_id)
         rows = []
         for index, entry in enumerate(spec.personas or []):
             fields = {"id": entry.id, "weight": entry.weight, **entry.attributes}
@@ -182,9 +185,6 @@ class Population:
             return cls(personas, id=id)
         except ValueError as error:
             raise InputError(path, str(error)) from None
-
-    def _renamed(self, id: str) -> Population:
-        return Population(list(self._personas), id=id)
 
 
 class _PersonaEntry(BaseModel):
