@@ -12,16 +12,11 @@ Typical use::
     result.population     # polars: weighted population distribution
 """
 
+from typing import TYPE_CHECKING
+
+from survey_sim._lazy import lazy_getattr
 from survey_sim.bundled import bundled_file
-from survey_sim.engines import (
-    DEFAULT_MODEL,
-    ChatMessage,
-    Engine,
-    EngineSettings,
-    ScoreRequest,
-    ScoreResult,
-    TransformersEngine,
-)
+from survey_sim.engines.base import ChatMessage, Engine, ScoreRequest, ScoreResult
 from survey_sim.errors import InputError, ModelNotFoundError, ScoringError, SurveySimError
 from survey_sim.population import Persona, Population
 from survey_sim.prompts import ChatFormat, PlainFormat, PromptFormat, SpectrumFormat, get_format
@@ -33,6 +28,20 @@ from survey_sim.questionnaire import (
     load_questionnaire,
 )
 from survey_sim.simulate import SimulationResult, simulate
+
+if TYPE_CHECKING:
+    from survey_sim.engines.registry import DEFAULT_MODEL
+    from survey_sim.engines.transformers import EngineSettings, TransformersEngine
+
+# torch and transformers load on first use of these names, not on `import survey_sim`.
+__getattr__ = lazy_getattr(
+    __name__,
+    {
+        "DEFAULT_MODEL": "survey_sim.engines.registry",
+        "EngineSettings": "survey_sim.engines.transformers",
+        "TransformersEngine": "survey_sim.engines.transformers",
+    },
+)
 
 __version__ = "0.1.0"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import polars as pl
 
 from survey_sim.bundled import bundled_file
-from survey_sim.engines.transformers import EngineSettings, TransformersEngine
 from survey_sim.errors import SurveySimError
 from survey_sim.population import Population
 from survey_sim.prompts import FORMATS
@@ -115,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace) -> int:
+    from survey_sim.engines.transformers import EngineSettings, TransformersEngine
+
     started = time.perf_counter()
     questionnaire = load_questionnaire(questionnaire_path)
     population = Population.from_file(personas_path)
