@@ -8,9 +8,9 @@ personas, prompt layouts) lives above them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypedDict, runtime_checkable
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 from survey_sim.errors import ScoringError
 
@@ -72,13 +72,64 @@ class ScoreResult:
         return tuple(w / total for w in weights)
 
 
+@dataclass(frozen=True)
+class SampleRequest:
+    """Draw ``n`` completions after ``prefix`` under a JSON schema (constrained decoding).
+
+    Attributes:
+        prefix: The prompt text; completions follow it directly.
+        json_schema: The JSON schema every completion must satisfy.
+        n: Number of completions.
+        temperature: Softmax temperature (> 0; 1 samples the model's own distribution).
+        seed: Seed of the random draws; the same request and seed give the same draws.
+        max_new_tokens: Tokens a completion may use before it is reported as truncated.
+    """
+
+    prefix: str
+    json_schema: Mapping[str, Any]
+    n: int = 1
+    temperature: float = 1.0
+    seed: int = 0
+    max_new_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ScoringError(f"n must be at least 1, got {self.n}")
+        if not self.temperature > 0:
+            raise ScoringError(f"temperature must be positive, got {self.temperature}")
+        if self.max_new_tokens < 1:
+            raise ScoringError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """Completions drawn for a :class:`SampleRequest`, in draw order.
+
+    Attributes:
+        texts: Raw completion texts (without the end-of-sequence token).
+        values: Each completion parsed as JSON; ``None`` where it was truncated.
+        truncated: True where a completion hit ``max_new_tokens`` before the grammar ended.
+            Such completions are kept and flagged, never dropped.
+        generated_tokens: Tokens generated over all completions (end tokens included).
+        prompt_tokens: Tokens of the prefix.
+        reused_tokens: Prefix tokens whose key/values came from the prefix cache.
+    """
+
+    texts: tuple[str, ...]
+    values: tuple[Any, ...]
+    truncated: tuple[bool, ...]
+    generated_tokens: int
+    prompt_tokens: int
+    reused_tokens: int
+
+
 ProgressCallback = Callable[[int], None]
 """Called with the number of requests just finished (for progress bars)."""
 
 
 @runtime_checkable
 class Engine(Protocol):
-    """A language model that scores continuations exactly.
+    """A language model that scores continuations exactly and samples under a JSON schema.
 
     Implementations: :class:`~survey_sim.engines.transformers.TransformersEngine` (embedded,
     CPU or GPU). A user's own engine only needs these members.
@@ -97,6 +148,10 @@ class Engine(Protocol):
         self, requests: Sequence[ScoreRequest], *, progress: ProgressCallback | None = None
     ) -> list[ScoreResult]:
         """Exact log-probability of every continuation of every request, in order."""
+        ...
+
+    def sample(self, request: SampleRequest) -> SampleResult:
+        """Draw completions under the request's JSON schema; invalid output is impossible."""
         ...
 
 

@@ -20,7 +20,8 @@ the tests check it against an independent full forward pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +33,8 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from survey_sim.engines.base import (
     ChatMessage,
     ProgressCallback,
+    SampleRequest,
+    SampleResult,
     ScoreRequest,
     ScoreResult,
     split_shared_tokens,
@@ -60,6 +63,8 @@ class EngineSettings(BaseModel):
         cache_mb: Memory budget of the prefix key/value cache, in MiB.
         max_batch_tokens: Tokens per forward pass that grouping aims to stay under (a
             single request longer than this still runs, alone).
+        sample_batch: Completions drawn side by side when sampling (memory grows with it:
+            each holds a copy of the prompt's key/values).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -70,6 +75,7 @@ class EngineSettings(BaseModel):
     prefix_reuse: PrefixReuse = "cache"
     cache_mb: float = Field(default=512, gt=0)
     max_batch_tokens: int = Field(default=1024, ge=1)
+    sample_batch: int = Field(default=32, ge=1)
 
 
 @dataclass
@@ -107,6 +113,8 @@ class TransformersEngine:
         self._device = torch.device(self.settings.device)
         self.prefix_cache = PrefixCache(int(self.settings.cache_mb * 2**20))
         self._bos = self._bos_to_prepend(tokenizer)
+        self._grammars: dict[str, Any] = {}
+        self._grammar_compiler: Any = None
         self.stats = EngineStats()
 
     @classmethod
@@ -265,6 +273,136 @@ class TransformersEngine:
             )
         return results
 
+    @torch.inference_mode()
+    def sample(self, request: SampleRequest) -> SampleResult:
+        """Draw completions under a JSON schema with xgrammar, in batches of ``sample_batch``.
+
+        The prefix is computed once (and reused from the prefix cache when possible); every
+        batch starts from its key/values. At each step the grammar masks the tokens that
+        cannot continue a valid completion, so invalid output is impossible by
+        construction. Completions that hit ``max_new_tokens`` are flagged as truncated.
+        """
+        tokens = self.tokenize(request.prefix)
+        key_values, last_logits, reused = self._prefill(tokens)
+        grammar = self._compiled_grammar(request.json_schema)
+        generator = torch.Generator().manual_seed(request.seed)
+        texts: list[str] = []
+        truncated: list[bool] = []
+        generated = 0
+        for start in range(0, request.n, self.settings.sample_batch):
+            size = min(self.settings.sample_batch, request.n - start)
+            completions, finished, steps = self._sample_batch(
+                key_values, last_logits, len(tokens), grammar, size, request, generator
+            )
+            texts.extend(self.tokenizer.decode(ids) for ids in completions)
+            truncated.extend(not done for done in finished)
+            generated += steps
+        values = tuple(
+            None if cut else _parse_json(text, request.json_schema)
+            for text, cut in zip(texts, truncated, strict=True)
+        )
+        return SampleResult(
+            texts=tuple(texts),
+            values=values,
+            truncated=tuple(truncated),
+            generated_tokens=generated,
+            prompt_tokens=len(tokens),
+            reused_tokens=reused,
+        )
+
+    def _prefill(self, tokens: list[int]) -> tuple[KeyValues, torch.Tensor, int]:
+        """Key/values after ``tokens`` and the next-token logits, reusing the prefix cache."""
+        use_cache = self.settings.prefix_reuse == "cache"
+        cached, reused = self.prefix_cache.longest_match(tokens[:-1]) if use_cache else (None, 0)
+        past = cached.truncated(reused) if cached is not None and reused > 0 else ()
+        output = self._forward(
+            tokens[reused:], past, range(reused, len(tokens)), None, keep=[len(tokens) - reused - 1]
+        )
+        key_values = tuple((layer.keys, layer.values) for layer in output.past_key_values.layers)
+        if use_cache:
+            self.prefix_cache.put(PrefixState(tuple(tokens), key_values))
+        self.stats.computed_tokens += len(tokens) - reused
+        self.stats.reused_tokens += reused
+        return key_values, output.logits[0, -1].float(), reused
+
+    def _sample_batch(
+        self,
+        key_values: KeyValues,
+        last_logits: torch.Tensor,
+        position: int,
+        grammar: Any,
+        size: int,
+        request: SampleRequest,
+        generator: torch.Generator,
+    ) -> tuple[list[list[int]], list[bool], int]:
+        """One batch of constrained completions; returns token ids, finished flags, steps."""
+        import xgrammar
+
+        matchers = [xgrammar.GrammarMatcher(grammar) for _ in range(size)]
+        bitmask = xgrammar.allocate_token_bitmask(size, last_logits.shape[-1])
+        stop_tokens = set(matchers[0].stop_token_ids)
+        cache = DynamicCache(
+            ddp_cache_data=[
+                (k.expand(size, -1, -1, -1), v.expand(size, -1, -1, -1)) for k, v in key_values
+            ],
+            config=self.model.config,
+        )
+        logits = last_logits.expand(size, -1).clone().cpu()
+        completions: list[list[int]] = [[] for _ in range(size)]
+        finished = [False] * size
+        steps = 0
+        for _ in range(request.max_new_tokens):
+            for row, matcher in enumerate(matchers):
+                if finished[row]:
+                    bitmask[row].fill_(-1)  # finished rows: anything (their draws are ignored)
+                else:
+                    matcher.fill_next_token_bitmask(bitmask, row)
+            xgrammar.apply_token_bitmask_inplace(logits, bitmask)
+            probabilities = torch.softmax(logits / request.temperature, dim=-1)
+            drawn = torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
+            for row, matcher in enumerate(matchers):
+                if finished[row]:
+                    continue
+                token = int(drawn[row])
+                if not matcher.accept_token(token):
+                    raise ScoringError(f"grammar rejected token {token} it had allowed")
+                steps += 1
+                if token not in stop_tokens:
+                    completions[row].append(token)
+                finished[row] = matcher.is_terminated()
+            if all(finished):
+                break
+            self.stats.forward_passes += 1
+            output = self.model(
+                input_ids=drawn[:, None].to(self._device),
+                position_ids=torch.full((size, 1), position, device=self._device),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            logits = output.logits[:, -1].float().cpu()
+            position += 1
+        return completions, finished, steps
+
+    def _compiled_grammar(self, schema: Mapping[str, Any]) -> Any:
+        """The xgrammar grammar for a JSON schema (compiled once per schema)."""
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            import xgrammar
+
+            if self._grammar_compiler is None:
+                info = xgrammar.TokenizerInfo.from_huggingface(
+                    self.tokenizer, vocab_size=self.model.config.vocab_size
+                )
+                self._grammar_compiler = xgrammar.GrammarCompiler(info)
+            try:
+                self._grammars[key] = self._grammar_compiler.compile_json_schema(
+                    key, any_whitespace=False
+                )
+            except RuntimeError as error:
+                raise ScoringError(f"cannot compile JSON schema {key}: {error}") from None
+        return self._grammars[key]
+
     def _score_full_sequences(self, item: _Tokenized) -> ScoreResult:
         """Reference path: run each option's whole sequence from scratch, batched and padded."""
         shared = item.shared
@@ -299,7 +437,7 @@ class TransformersEngine:
         tokens: list[int],
         past: KeyValues,
         positions: Sequence[int],
-        mask: torch.Tensor,
+        mask: torch.Tensor | None,
         *,
         keep: list[int],
     ) -> Any:
@@ -323,6 +461,15 @@ class TransformersEngine:
             return None
         probe = tokenizer("a")["input_ids"]
         return bos if probe and probe[0] == bos else None
+
+
+def _parse_json(text: str, schema: Mapping[str, Any]) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ScoringError(
+            f"model output {text!r} is not valid JSON for schema {dict(schema)}: {error}"
+        ) from None
 
 
 @dataclass(frozen=True)
