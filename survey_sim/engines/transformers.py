@@ -464,8 +464,10 @@ class TransformersEngine:
 
 
 def _parse_json(text: str, schema: Mapping[str, Any]) -> Any:
+    # strict=False: xgrammar 0.2.8's rule for length-bounded strings admits raw control
+    # characters (its unbounded string rule does not); they are data, not broken syntax.
     try:
-        return json.loads(text)
+        return json.loads(text, strict=False)
     except json.JSONDecodeError as error:
         raise ScoringError(
             f"model output {text!r} is not valid JSON for schema {dict(schema)}: {error}"
