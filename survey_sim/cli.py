@@ -15,7 +15,7 @@ from survey_sim.errors import SurveySimError
 from survey_sim.population import Population
 from survey_sim.prompts import FORMATS
 from survey_sim.questionnaire import load_questionnaire
-from survey_sim.simulate import SimulationResult, simulate
+from survey_sim.simulate import SimulationResult, position_bias, simulate
 
 DEMO_QUESTIONNAIRE = "gss_spending_2018.yaml"
 DEMO_PERSONAS = "us_adults_demo.yaml"
@@ -88,6 +88,12 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default="label",
         help="answer with the option's letter/number or its text (default: label)",
     )
+    parser.add_argument(
+        "--permute",
+        action="store_true",
+        help="ask every question in balanced option orders, average them, and report the "
+        "position bias",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument(
         "--dtype",
@@ -128,12 +134,13 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
         engine,
         format=args.format,
         answer=args.answer,
+        permute=args.permute,
         progress=not args.quiet,
     )
     finished = time.perf_counter()
     responses_path, population_path = result.write_parquet(args.out)
     if not args.quiet:
-        _print_tables(result)
+        _print_tables(result, permuted=args.permute)
     stats = engine.stats
     print(
         f"{len(population)} personas x {len(questionnaire)} questions on {engine.model_id} "
@@ -154,7 +161,7 @@ def distribution_table(frame: pl.DataFrame, index: Sequence[str]) -> pl.DataFram
     return wide.select(*index, *option_columns, "coverage")
 
 
-def _print_tables(result: SimulationResult) -> None:
+def _print_tables(result: SimulationResult, *, permuted: bool) -> None:
     with pl.Config(
         tbl_rows=-1,
         tbl_cols=-1,
@@ -164,9 +171,15 @@ def _print_tables(result: SimulationResult) -> None:
         tbl_width_chars=160,
     ):
         print("Per-persona answer distributions (renormalised over the options):")
-        print(distribution_table(result.responses, ["persona_id", "question_id"]))
+        per_persona = result.responses.group_by(
+            "persona_id", "question_id", "option_text", maintain_order=True
+        ).agg(pl.col("prob").mean(), pl.col("coverage").mean())
+        print(distribution_table(per_persona, ["persona_id", "question_id"]))
         print("\nPopulation distribution (persona weights applied):")
         print(distribution_table(result.population, ["question_id"]))
+        if permuted:
+            print("\nPosition bias (first_position_bias = P(option shown first) - 1/k):")
+            print(position_bias(result.responses))
 
 
 if __name__ == "__main__":

@@ -15,11 +15,13 @@ from tqdm.auto import tqdm
 
 from survey_sim._io import write_parquet_atomic
 from survey_sim.engines.base import Engine, ScoreRequest
+from survey_sim.permutations import option_orders, reorder
 from survey_sim.population import Population
 from survey_sim.prompts import AnswerMode, PromptFormat, Termination, get_format
 from survey_sim.questionnaire import Questionnaire
 
-OPTION_COLUMNS = ["option_code", "option_label", "option_text", "position", "substantive"]
+# What identifies an option whatever order it was shown in (its label may follow the order).
+OPTION_COLUMNS = ["option_code", "option_text", "position", "substantive"]
 RESPONSE_SCHEMA = {
     "persona_id": pl.String,
     "weight": pl.Float64,
@@ -32,6 +34,8 @@ RESPONSE_SCHEMA = {
     "logprob": pl.Float64,
     "prob": pl.Float64,
     "coverage": pl.Float64,
+    "order": pl.String,
+    "shown_position": pl.Int32,
     "model": pl.String,
     "format": pl.String,
 }
@@ -46,7 +50,10 @@ class SimulationResult:
             ``question_id``, option columns (``option_code``, ``option_label``,
             ``option_text``, ``position``, ``substantive``), ``logprob`` (exact, natural log),
             ``prob`` (renormalised over the question's options), ``coverage`` (probability
-            mass the options held), ``model`` and ``format``.
+            mass the options held), ``order`` (option codes in the order shown, e.g.
+            ``"1|0|-1"``), ``shown_position`` (1 = shown first), ``model`` and ``format``.
+            With option-order permutations there is one row per order; ``population``
+            averages over orders.
     """
 
     responses: pl.DataFrame
@@ -56,8 +63,9 @@ class SimulationResult:
         """The population distribution: per question × option, persona-weight averages.
 
         ``prob`` is the weighted mean of the personas' renormalised distributions (a
-        post-stratified estimate when the weights are population shares); ``coverage`` is the
-        weighted mean coverage; ``personas`` counts the personas averaged.
+        post-stratified estimate when the weights are population shares), averaged over
+        option orders when there are several; ``coverage`` is the weighted mean coverage;
+        ``personas`` counts the personas averaged.
         """
         return population_distribution(self.responses)
 
@@ -78,6 +86,43 @@ class SimulationResult:
         return cls(pl.read_parquet(path))
 
 
+def position_bias(responses: pl.DataFrame) -> pl.DataFrame:
+    """How much option order moved the answers, per question (needs ``permute=True``).
+
+    Columns: ``options`` (k), ``orders``, ``first_shown`` (mean probability of whichever
+    option was shown first), ``first_position_bias`` (``first_shown`` − 1/k: 0 means no
+    primacy effect, positive favours the first option), and ``order_tv`` (mean total
+    variation distance between each order's distribution and the order-averaged one).
+    All are averaged over personas with equal weight.
+    """
+    cell = ["persona_id", "question_id"]
+    averaged = responses.group_by(*cell, "option_code", maintain_order=True).agg(
+        mean_prob=pl.col("prob").mean()
+    )
+    per_order = (
+        responses.join(averaged, on=[*cell, "option_code"])
+        .group_by(*cell, "order", maintain_order=True)
+        .agg(
+            first=pl.col("prob").filter(pl.col("shown_position") == 1).first(),
+            tv=0.5 * (pl.col("prob") - pl.col("mean_prob")).abs().sum(),
+            options=pl.len(),
+        )
+    )
+    return (
+        per_order.group_by("question_id", maintain_order=True)
+        .agg(
+            options=pl.col("options").first(),
+            orders=pl.col("order").n_unique(),
+            first_shown=pl.col("first").mean(),
+            order_tv=pl.col("tv").mean(),
+        )
+        .with_columns(first_position_bias=pl.col("first_shown") - 1 / pl.col("options"))
+        .select(
+            "question_id", "options", "orders", "first_shown", "first_position_bias", "order_tv"
+        )
+    )
+
+
 def population_distribution(responses: pl.DataFrame) -> pl.DataFrame:
     """Weight-averaged option probabilities per question (see SimulationResult.population)."""
     share = pl.col("weight") / pl.col("weight").sum().over("question_id", "option_code")
@@ -86,7 +131,7 @@ def population_distribution(responses: pl.DataFrame) -> pl.DataFrame:
         .agg(
             prob=(pl.col("prob") * share).sum(),
             coverage=(pl.col("coverage") * share).sum(),
-            personas=pl.len(),
+            personas=pl.col("persona_id").n_unique(),
         )
         .select("question_id", *OPTION_COLUMNS, "prob", "coverage", "personas", "model", "format")
     )
@@ -100,6 +145,8 @@ def simulate(
     format: str | PromptFormat = "chat",
     answer: AnswerMode = "label",
     terminated: Termination = "auto",
+    permute: bool = False,
+    relabel: bool = True,
     progress: bool = True,
 ) -> SimulationResult:
     """Exact answer distributions of every persona for every question (zero-shot).
@@ -111,6 +158,11 @@ def simulate(
         format: ``"chat"``, ``"spectrum"``, ``"plain"`` or a PromptFormat instance.
         answer: Answer with the option ``"label"`` (letter/number) or its ``"text"``.
         terminated: Score the end-of-answer marker (see :mod:`survey_sim.prompts`).
+        permute: Ask every question in balanced option orders (all orders up to 4 options,
+            cyclic shifts above; see :mod:`survey_sim.permutations`). Each order is a row
+            set of its own; ``population`` averages over them, :func:`position_bias`
+            measures how much order mattered.
+        relabel: With ``permute``, labels follow screen position (the first shown is "A").
         progress: Show a progress bar.
 
     Returns:
@@ -119,25 +171,35 @@ def simulate(
     prompt_format = get_format(format, answer=answer, terminated=terminated)
     personas = list(population)
     # Persona-major order: consecutive prompts share the persona and preamble tokens.
-    cells = [(persona, question) for persona in personas for question in questionnaire]
+    cells = [
+        (persona, question, order)
+        for persona in personas
+        for question in questionnaire
+        for order in (option_orders(len(question.options)) if permute else [None])
+    ]
+    shown = [
+        question if order is None else reorder(question, order, relabel=relabel)
+        for _, question, order in cells
+    ]
     requests: list[ScoreRequest] = [
         prompt_format.render(
-            question,
+            displayed,
             description=persona.description,
             instructions=questionnaire.instructions,
             chat=engine,
         )
-        for persona, question in cells
+        for (persona, _, _), displayed in zip(cells, shown, strict=True)
     ]
     with tqdm(
         total=len(requests), desc="Scoring", unit="prompt", disable=not progress, leave=False
     ) as bar:
         results = engine.score(requests, progress=bar.update)
     rows = []
-    for (persona, question), result in zip(cells, results, strict=True):
+    for (persona, question, _), displayed, result in zip(cells, shown, results, strict=True):
         coverage = result.coverage
-        for option, logprob, prob in zip(
-            question.options, result.logprobs, result.probs, strict=True
+        order = "|".join(option.code for option in displayed.options)
+        for shown_position, (option, logprob, prob) in enumerate(
+            zip(displayed.options, result.logprobs, result.probs, strict=True), start=1
         ):
             rows.append(
                 {
@@ -152,6 +214,8 @@ def simulate(
                     "logprob": logprob,
                     "prob": prob,
                     "coverage": coverage,
+                    "order": order,
+                    "shown_position": shown_position,
                     "model": engine.model_id,
                     "format": prompt_format.name,
                 }

@@ -49,6 +49,24 @@ def test_run_with_a_local_model(tiny_model_dir, tmp_path):
     assert pl.read_parquet(tmp_path / "results.population.parquet").height == 18 * 3
 
 
+def test_run_with_permutations_reports_position_bias(tiny_model_dir, tmp_path):
+    out = tmp_path / "permuted.parquet"
+    result = run_cli(
+        "run",
+        str(bundled_file("questionnaires", "gss_spending_2018.yaml")),
+        "--personas",
+        str(bundled_file("personas", "us_adults_demo.yaml")),
+        "--model",
+        str(tiny_model_dir),
+        "--permute",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Position bias" in result.stdout and "first_position_bias" in result.stdout
+    assert pl.read_parquet(out)["order"].n_unique() == 6
+
+
 def test_bad_input_exits_with_one_clear_message_and_no_output(tmp_path):
     questionnaire = tmp_path / "broken.yaml"
     questionnaire.write_text("id: x\nquestions:\n  - {id: q1, kind: ordinal, text: T}\n")

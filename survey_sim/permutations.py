@@ -1,0 +1,47 @@
+"""Option-order permutations, to measure and average out position effects.
+
+Respondents (and models) favour options by where they appear. Asking every question in
+several option orders and averaging the answers, mapped back to the canonical options,
+removes the effect of order on the average; the spread between orders measures it.
+
+* ``option_orders(k)``: all ``k!`` orders for ``k <= 4``; above that the ``k`` cyclic shifts,
+  a Latin square in which every option appears once in every position.
+* ``reorder(question, order, relabel=True)``: the question with its options shown in that
+  order. With ``relabel`` the labels follow the screen position (the first option shown is
+  always "A"); without, each option keeps its own label.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from survey_sim.questionnaire import ChoiceQuestion
+
+Order = tuple[int, ...]
+"""Indices into the question's canonical options, in the order they are shown."""
+
+ALL_ORDERS_UP_TO = 4
+
+
+def option_orders(count: int) -> list[Order]:
+    """Balanced orders of ``count`` options (identity first)."""
+    if count <= ALL_ORDERS_UP_TO:
+        return list(itertools.permutations(range(count)))
+    return [tuple((start + i) % count for i in range(count)) for start in range(count)]
+
+
+def reorder(question: ChoiceQuestion, order: Order, *, relabel: bool = True) -> ChoiceQuestion:
+    """``question`` with its options shown in ``order`` (codes and positions unchanged)."""
+    if sorted(order) != list(range(len(question.options))):
+        raise ValueError(f"{order} is not an order of {len(question.options)} options")
+    options = [question.options[index] for index in order]
+    if relabel:
+        data = question.model_dump()
+        data["options"] = [o.model_dump() | {"label": None} for o in options]
+        return ChoiceQuestion.model_validate(data)
+    return question.model_copy(update={"options": tuple(options)})
+
+
+def order_name(question: ChoiceQuestion, order: Order) -> str:
+    """A readable record of an order: the option codes as shown, e.g. ``"0|-1|1"``."""
+    return "|".join(question.options[index].code for index in order)

@@ -1,0 +1,85 @@
+import math
+
+import polars as pl
+import pytest
+
+from survey_sim import simulate
+from survey_sim.permutations import option_orders, order_name, reorder
+from survey_sim.prompts import get_format
+from survey_sim.simulate import position_bias
+
+
+def test_all_orders_up_to_four_options_then_a_latin_square():
+    assert len(option_orders(3)) == 6 and option_orders(3)[0] == (0, 1, 2)
+    assert len(set(option_orders(4))) == 24
+    cyclic = option_orders(7)
+    assert len(cyclic) == 7
+    for position in range(7):  # every option appears once in every position
+        assert sorted(order[position] for order in cyclic) == list(range(7))
+
+
+def test_reorder_moves_options_and_keeps_their_identity(gss):
+    natfare = gss.question("natfare")
+    shown = reorder(natfare, (2, 0, 1))
+    assert [o.code for o in shown.options] == ["-1", "1", "0"]
+    assert [o.label for o in shown.options] == ["A", "B", "C"]  # labels follow the screen
+    assert [o.position for o in shown.options] == [3, 1, 2]  # ordinal positions stay
+    kept = reorder(natfare, (2, 0, 1), relabel=False)
+    assert [o.label for o in kept.options] == ["C", "A", "B"]
+    assert order_name(natfare, (2, 0, 1)) == "-1|1|0"
+    with pytest.raises(ValueError):
+        reorder(natfare, (0, 0, 1))
+
+
+def test_permuted_simulation_maps_every_order_back(tiny_engine, gss, demo_population):
+    questionnaire = gss.select(["natfare", "natarms"])
+    result = simulate(questionnaire, demo_population, tiny_engine, permute=True, progress=False)
+    responses = result.responses
+    assert responses["order"].n_unique() == 6
+    per_cell = responses.group_by("persona_id", "question_id", "order").agg(
+        pl.col("option_code").sort(), pl.col("prob").sum(), pl.col("shown_position").sort()
+    )
+    assert all(codes.to_list() == ["-1", "0", "1"] for codes in per_cell["option_code"])
+    assert all(p.to_list() == [1, 2, 3] for p in per_cell["shown_position"])
+    assert per_cell["prob"].to_list() == pytest.approx([1.0] * per_cell.height)
+    # Round trip: a row's probability is what the permuted prompt gives the option shown there.
+    persona = next(iter(demo_population))
+    natfare = questionnaire.question("natfare")
+    shown = reorder(natfare, (1, 2, 0))
+    request = get_format("chat").render(
+        shown, description=persona.description, instructions=None, chat=tiny_engine
+    )
+    direct = tiny_engine.score([request])[0].probs
+    rows = responses.filter(
+        pl.col("persona_id") == persona.id,
+        pl.col("question_id") == "natfare",
+        pl.col("order") == "0|-1|1",
+    ).sort("shown_position")
+    assert rows["prob"].to_list() == pytest.approx(list(direct), abs=1e-6)
+    population = result.population
+    assert population.height == 6
+    assert population.group_by("question_id").agg(pl.col("prob").sum())["prob"].to_list() == (
+        pytest.approx([1.0, 1.0])
+    )
+
+
+def test_position_bias_on_known_values():
+    # One persona, one 2-option question, two orders; the first shown always gets 0.8.
+    rows = []
+    for order, codes in (("a|b", ["a", "b"]), ("b|a", ["b", "a"])):
+        for shown_position, (code, prob) in enumerate(zip(codes, [0.8, 0.2], strict=True), 1):
+            rows.append(
+                {
+                    "persona_id": "p",
+                    "question_id": "q",
+                    "option_code": code,
+                    "order": order,
+                    "shown_position": shown_position,
+                    "prob": prob,
+                }
+            )
+    bias = position_bias(pl.DataFrame(rows)).row(0, named=True)
+    assert bias["orders"] == 2 and bias["options"] == 2
+    assert math.isclose(bias["first_shown"], 0.8)
+    assert math.isclose(bias["first_position_bias"], 0.3)
+    assert math.isclose(bias["order_tv"], 0.3)  # each order is 0.3 from the 0.5/0.5 average
