@@ -63,8 +63,9 @@ class EngineSettings(BaseModel):
         cache_mb: Memory budget of the prefix key/value cache, in MiB.
         max_batch_tokens: Tokens per forward pass that grouping aims to stay under (a
             single request longer than this still runs, alone).
-        sample_batch: Completions drawn side by side when sampling (memory grows with it:
-            each holds a copy of the prompt's key/values).
+        sample_batch: Completions drawn side by side when sampling, as branches of one
+            sequence over a single copy of the prompt (key/values grow by this many tokens
+            per generated step).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -75,7 +76,7 @@ class EngineSettings(BaseModel):
     prefix_reuse: PrefixReuse = "cache"
     cache_mb: float = Field(default=512, gt=0)
     max_batch_tokens: int = Field(default=1024, ge=1)
-    sample_batch: int = Field(default=32, ge=1)
+    sample_batch: int = Field(default=256, ge=1)
 
 
 @dataclass
@@ -329,60 +330,81 @@ class TransformersEngine:
         self,
         key_values: KeyValues,
         last_logits: torch.Tensor,
-        position: int,
+        prompt_length: int,
         grammar: Any,
         size: int,
         request: SampleRequest,
         generator: torch.Generator,
     ) -> tuple[list[list[int]], list[bool], int]:
-        """One batch of constrained completions; returns token ids, finished flags, steps."""
+        """One batch of constrained completions; returns token ids, finished flags, steps.
+
+        The batch's completions are branches of one sequence over a single copy of the
+        prompt's key/values: each step appends one token per completion, and the attention
+        mask lets each see the prompt and its own earlier tokens only.
+        """
         import xgrammar
 
         matchers = [xgrammar.GrammarMatcher(grammar) for _ in range(size)]
         bitmask = xgrammar.allocate_token_bitmask(size, last_logits.shape[-1])
         stop_tokens = set(matchers[0].stop_token_ids)
-        cache = DynamicCache(
-            ddp_cache_data=[
-                (k.expand(size, -1, -1, -1), v.expand(size, -1, -1, -1)) for k, v in key_values
-            ],
-            config=self.model.config,
-        )
+        only_stop = torch.zeros_like(bitmask[0])  # the mask of a grammar that can only end
+        for token in stop_tokens:
+            only_stop[token // 32] |= 1 << (token % 32)
+        cache = DynamicCache(ddp_cache_data=key_values, config=self.model.config)
         logits = last_logits.expand(size, -1).clone().cpu()
         completions: list[list[int]] = [[] for _ in range(size)]
         finished = [False] * size
-        steps = 0
-        for _ in range(request.max_new_tokens):
+        steps = fed = 0
+        pending: torch.Tensor | None = None  # drawn tokens not yet run through the model
+        for step in range(request.max_new_tokens + 1):
             for row, matcher in enumerate(matchers):
                 if finished[row]:
                     bitmask[row].fill_(-1)  # finished rows: anything (their draws are ignored)
                 else:
                     matcher.fill_next_token_bitmask(bitmask, row)
+            active = [row for row in range(size) if not finished[row]]
+            if all(torch.equal(bitmask[row], only_stop) for row in active):
+                for row in active:  # the grammar can only end here: no forward pass needed
+                    matchers[row].accept_token(min(stop_tokens))
+                    finished[row] = True
+                    steps += 1
+                break
+            if step == request.max_new_tokens:
+                break
+            if pending is not None:
+                self.stats.forward_passes += 1
+                output = self.model(
+                    input_ids=pending[None, :].to(self._device),
+                    position_ids=torch.full((1, size), prompt_length + fed, device=self._device),
+                    attention_mask=self._branch_mask(prompt_length, size, fed),
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                logits = output.logits[0].float().cpu()
+                fed += 1
             xgrammar.apply_token_bitmask_inplace(logits, bitmask)
             probabilities = torch.softmax(logits / request.temperature, dim=-1)
-            drawn = torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
-            for row, matcher in enumerate(matchers):
-                if finished[row]:
-                    continue
-                token = int(drawn[row])
-                if not matcher.accept_token(token):
+            pending = torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
+            for row in active:
+                token = int(pending[row])
+                if not matchers[row].accept_token(token):
                     raise ScoringError(f"grammar rejected token {token} it had allowed")
                 steps += 1
                 if token not in stop_tokens:
                     completions[row].append(token)
-                finished[row] = matcher.is_terminated()
+                finished[row] = matchers[row].is_terminated()
             if all(finished):
                 break
-            self.stats.forward_passes += 1
-            output = self.model(
-                input_ids=drawn[:, None].to(self._device),
-                position_ids=torch.full((size, 1), position, device=self._device),
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            logits = output.logits[:, -1].float().cpu()
-            position += 1
         return completions, finished, steps
+
+    def _branch_mask(self, prompt_length: int, size: int, step: int) -> torch.Tensor:
+        """Mask for ``size`` parallel branches at ``step``: prompt plus own branch tokens."""
+        own = torch.eye(size, dtype=torch.bool, device=self._device).repeat(1, step + 1)
+        prompt = torch.ones(size, prompt_length, dtype=torch.bool, device=self._device)
+        allowed = torch.cat([prompt, own], dim=1)
+        mask = torch.zeros(allowed.shape, dtype=self.model.dtype, device=self._device)
+        mask.masked_fill_(~allowed, torch.finfo(self.model.dtype).min)
+        return mask[None, None]
 
     def _compiled_grammar(self, schema: Mapping[str, Any]) -> Any:
         """The xgrammar grammar for a JSON schema (compiled once per schema)."""
