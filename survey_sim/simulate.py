@@ -7,18 +7,23 @@ a tidy per-persona frame and the population distribution (persona weights applie
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 from tqdm.auto import tqdm
 
 from survey_sim._io import write_parquet_atomic
-from survey_sim.engines.base import Engine, ScoreRequest
+from survey_sim.engines.base import Engine, SampleRequest, SampleResult, ScoreRequest
+from survey_sim.errors import ScoringError
 from survey_sim.permutations import option_orders, reorder
 from survey_sim.population import Population
 from survey_sim.prompts import AnswerMode, PromptFormat, Termination, get_format
-from survey_sim.questionnaire import Questionnaire
+from survey_sim.questionnaire import ChoiceQuestion, Questionnaire
+from survey_sim.schemas import answer_schema, option_for_value
 
 # What identifies an option whatever order it was shown in (its label may follow the order).
 OPTION_COLUMNS = ["option_code", "option_text", "position", "substantive"]
@@ -36,9 +41,13 @@ RESPONSE_SCHEMA = {
     "coverage": pl.Float64,
     "order": pl.String,
     "shown_position": pl.Int32,
+    "method": pl.String,
+    "samples": pl.Int64,
+    "truncated": pl.Int64,
     "model": pl.String,
     "format": pl.String,
 }
+Method = Literal["exact", "sample"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,10 @@ class SimulationResult:
             ``option_text``, ``position``, ``substantive``), ``logprob`` (exact, natural log),
             ``prob`` (renormalised over the question's options), ``coverage`` (probability
             mass the options held), ``order`` (option codes in the order shown, e.g.
-            ``"1|0|-1"``), ``shown_position`` (1 = shown first), ``model`` and ``format``.
+            ``"1|0|-1"``), ``shown_position`` (1 = shown first), ``method`` (``exact`` or
+            ``sample``), ``samples`` and ``truncated`` (sampling: valid draws behind
+            ``prob`` and draws cut off by the token limit; null for exact rows; ``logprob``
+            and ``coverage`` are null for sampled rows), ``model`` and ``format``.
             With option-order permutations there is one row per order; ``population``
             averages over orders.
     """
@@ -84,6 +96,41 @@ class SimulationResult:
     def read_parquet(cls, path: str | Path) -> SimulationResult:
         """Read the ``responses`` file written by :meth:`write_parquet`."""
         return cls(pl.read_parquet(path))
+
+
+@dataclass(frozen=True)
+class _Distribution:
+    """One prompt's answer distribution, from exact scoring or from sampled frequencies."""
+
+    logprobs: Sequence[float | None]
+    probs: Sequence[float]
+    coverage: float | None
+    samples: int | None
+    truncated: int | None
+
+
+def _frequencies(
+    question: ChoiceQuestion, draws: SampleResult, answer: AnswerMode
+) -> _Distribution:
+    """Option frequencies among the valid draws (truncated draws are counted, not used)."""
+    counts = Counter(
+        option_for_value(question, value, answer).code
+        for value, cut in zip(draws.values, draws.truncated, strict=True)
+        if not cut
+    )
+    valid = sum(counts.values())
+    if valid == 0:
+        raise ScoringError(
+            f"question {question.id!r}: every sampled answer hit the token limit; "
+            "raise max_new_tokens"
+        )
+    return _Distribution(
+        logprobs=[None] * len(question.options),
+        probs=[counts[option.code] / valid for option in question.options],
+        coverage=None,
+        samples=valid,
+        truncated=len(draws.values) - valid,
+    )
 
 
 def position_bias(responses: pl.DataFrame) -> pl.DataFrame:
@@ -125,15 +172,28 @@ def position_bias(responses: pl.DataFrame) -> pl.DataFrame:
 
 def population_distribution(responses: pl.DataFrame) -> pl.DataFrame:
     """Weight-averaged option probabilities per question (see SimulationResult.population)."""
-    share = pl.col("weight") / pl.col("weight").sum().over("question_id", "option_code")
+    keys = ["question_id", *OPTION_COLUMNS, "method", "model", "format"]
+    share = pl.col("weight") / pl.col("weight").sum().over(keys)
+    coverage = pl.when(pl.col("coverage").is_not_null().all()).then(
+        (pl.col("coverage") * share).sum()
+    )  # null for sampled rows, which have no coverage
     return (
-        responses.group_by("question_id", *OPTION_COLUMNS, "model", "format", maintain_order=True)
+        responses.group_by(keys, maintain_order=True)
         .agg(
             prob=(pl.col("prob") * share).sum(),
-            coverage=(pl.col("coverage") * share).sum(),
+            coverage=coverage,
             personas=pl.col("persona_id").n_unique(),
         )
-        .select("question_id", *OPTION_COLUMNS, "prob", "coverage", "personas", "model", "format")
+        .select(
+            "question_id",
+            *OPTION_COLUMNS,
+            "prob",
+            "coverage",
+            "personas",
+            "method",
+            "model",
+            "format",
+        )
     )
 
 
@@ -147,6 +207,11 @@ def simulate(
     terminated: Termination = "auto",
     permute: bool = False,
     relabel: bool = True,
+    method: Method = "exact",
+    samples: int = 100,
+    temperature: float = 1.0,
+    seed: int = 0,
+    max_new_tokens: int = 16,
     progress: bool = True,
 ) -> SimulationResult:
     """Exact answer distributions of every persona for every question (zero-shot).
@@ -163,6 +228,11 @@ def simulate(
             set of its own; ``population`` averages over them, :func:`position_bias`
             measures how much order mattered.
         relabel: With ``permute``, labels follow screen position (the first shown is "A").
+        method: ``"exact"`` reads every option's probability from log-probabilities;
+            ``"sample"`` draws ``samples`` answers per prompt under the answer's JSON schema
+            (:func:`survey_sim.schemas.answer_schema`, bare enum) and reports frequencies.
+        samples, temperature, seed, max_new_tokens: Sampling settings. Each prompt's draws
+            use ``seed`` plus the prompt's index, so a run is reproducible.
         progress: Show a progress bar.
 
     Returns:
@@ -190,12 +260,37 @@ def simulate(
         )
         for (persona, _, _), displayed in zip(cells, shown, strict=True)
     ]
+    if method not in ("exact", "sample"):
+        raise ValueError(f"method must be 'exact' or 'sample', got {method!r}")
     with tqdm(
-        total=len(requests), desc="Scoring", unit="prompt", disable=not progress, leave=False
+        total=len(requests),
+        desc="Scoring" if method == "exact" else "Sampling",
+        unit="prompt",
+        disable=not progress,
+        leave=False,
     ) as bar:
-        results = engine.score(requests, progress=bar.update)
+        if method == "exact":
+            distributions = [
+                _Distribution(r.logprobs, r.probs, r.coverage, None, None)
+                for r in engine.score(requests, progress=bar.update)
+            ]
+        else:
+            distributions = []
+            for index, (request, displayed) in enumerate(zip(requests, shown, strict=True)):
+                draws = engine.sample(
+                    SampleRequest(
+                        request.prefix,
+                        answer_schema(displayed, answer=answer, wrap=False),
+                        n=samples,
+                        temperature=temperature,
+                        seed=seed + index,
+                        max_new_tokens=max_new_tokens,
+                    )
+                )
+                distributions.append(_frequencies(displayed, draws, answer))
+                bar.update(1)
     rows = []
-    for (persona, question, _), displayed, result in zip(cells, shown, results, strict=True):
+    for (persona, question, _), displayed, result in zip(cells, shown, distributions, strict=True):
         coverage = result.coverage
         order = "|".join(option.code for option in displayed.options)
         for shown_position, (option, logprob, prob) in enumerate(
@@ -216,6 +311,9 @@ def simulate(
                     "coverage": coverage,
                     "order": order,
                     "shown_position": shown_position,
+                    "method": method,
+                    "samples": result.samples,
+                    "truncated": result.truncated,
                     "model": engine.model_id,
                     "format": prompt_format.name,
                 }

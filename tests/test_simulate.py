@@ -57,6 +57,35 @@ def test_weights_change_the_population_distribution(tiny_engine, gss):
     assert skewed.population["prob"].to_list() == pytest.approx(expected)
 
 
+def test_sampling_method_reports_frequencies_and_counts(tiny_engine, gss, demo_population):
+    questionnaire = gss.select(["natfare", "natsoc"])
+    result = simulate(
+        questionnaire, demo_population, tiny_engine, method="sample", samples=40, progress=False
+    )
+    responses = result.responses
+    assert responses["method"].unique().to_list() == ["sample"]
+    assert responses["logprob"].is_null().all() and responses["coverage"].is_null().all()
+    cells = responses.group_by("persona_id", "question_id").agg(
+        pl.col("prob").sum(), pl.col("samples").first(), pl.col("truncated").first()
+    )
+    assert (cells["samples"] + cells["truncated"] == 40).all()
+    assert cells["prob"].to_list() == pytest.approx([1.0] * cells.height)
+    counts = responses["prob"] * responses["samples"]
+    assert ((counts - counts.round()).abs() < 1e-9).all()  # frequencies of whole draws
+    population = result.population
+    assert population["coverage"].is_null().all()
+    assert population["method"].unique().to_list() == ["sample"]
+    again = simulate(
+        questionnaire, demo_population, tiny_engine, method="sample", samples=40, progress=False
+    )
+    assert again.responses.equals(responses)  # seeded: reproducible
+
+
+def test_unknown_method_is_a_clear_error(tiny_engine, gss, demo_population):
+    with pytest.raises(ValueError, match="method must be 'exact' or 'sample'"):
+        simulate(gss.select(["natfare"]), demo_population, tiny_engine, method="guess")
+
+
 def test_parquet_round_trip(small_result, tmp_path):
     responses_path, population_path = small_result.write_parquet(tmp_path / "run.parquet")
     assert population_path.name == "run.population.parquet"
