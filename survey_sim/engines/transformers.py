@@ -86,6 +86,7 @@ class EngineStats:
     requests: int = 0
     computed_tokens: int = 0
     reused_tokens: int = 0
+    decode_tokens: int = 0
     forward_passes: int = 0
 
 
@@ -373,6 +374,7 @@ class TransformersEngine:
                 break
             if pending is not None:
                 self.stats.forward_passes += 1
+                self.stats.decode_tokens += size
                 output = self.model(
                     input_ids=pending[None, :].to(self._device),
                     position_ids=torch.full((1, size), prompt_length + fed, device=self._device),
