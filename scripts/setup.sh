@@ -23,9 +23,11 @@ fi
 $pip install --quiet "$torch_requirement"
 if [ "$torch_requirement" = "torch==2.13.0" ]; then
     # xgrammar (constrained sampling) declares triton, ~1 GB of GPU kernels that CPU
-    # sampling never loads; on CPU machines install it without, then its one other need.
+    # sampling never loads: install it without, plus its one other runtime need.
     $pip install --quiet --no-deps "xgrammar==0.2.8"
     $pip install --quiet "apache-tvm-ffi>=0.1.11"
+else
+    $pip install --quiet "xgrammar>=0.2.8"
 fi
 
 if [ -n "$extras" ]; then

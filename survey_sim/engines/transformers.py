@@ -343,8 +343,7 @@ class TransformersEngine:
         prompt's key/values: each step appends one token per completion, and the attention
         mask lets each see the prompt and its own earlier tokens only.
         """
-        import xgrammar
-
+        xgrammar = _xgrammar()
         matchers = [xgrammar.GrammarMatcher(grammar) for _ in range(size)]
         bitmask = xgrammar.allocate_token_bitmask(size, last_logits.shape[-1])
         stop_tokens = set(matchers[0].stop_token_ids)
@@ -412,8 +411,7 @@ class TransformersEngine:
         """The xgrammar grammar for a JSON schema (compiled once per schema)."""
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
-            import xgrammar
-
+            xgrammar = _xgrammar()
             if self._grammar_compiler is None:
                 info = xgrammar.TokenizerInfo.from_huggingface(
                     self.tokenizer, vocab_size=self.model.config.vocab_size
@@ -485,6 +483,18 @@ class TransformersEngine:
             return None
         probe = tokenizer("a")["input_ids"]
         return bos if probe and probe[0] == bos else None
+
+
+def _xgrammar() -> Any:
+    """The xgrammar module, or a clear error saying how to install it."""
+    try:
+        import xgrammar
+    except ImportError:
+        raise ScoringError(
+            "constrained sampling needs xgrammar: pip install 'survey-sim[sample]' "
+            "(CPU only: pip install --no-deps xgrammar==0.2.8 apache-tvm-ffi)"
+        ) from None
+    return xgrammar
 
 
 def _parse_json(text: str, schema: Mapping[str, Any]) -> Any:
