@@ -17,6 +17,17 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     return subprocess.run([SCRIPT, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
+def run_bundled(*args: str) -> subprocess.CompletedProcess[str]:
+    """``survey-sim run`` on the bundled questionnaire and personas, plus ``args``."""
+    return run_cli(
+        "run",
+        str(bundled_file("questionnaires", "gss_spending_2018.yaml")),
+        "--personas",
+        str(bundled_file("personas", "us_adults_demo.yaml")),
+        *args,
+    )
+
+
 def test_help_reads_well():
     result = run_cli("--help")
     assert result.returncode == 0
@@ -29,18 +40,7 @@ def test_help_reads_well():
 
 def test_run_with_a_local_model(tiny_model_dir, tmp_path):
     out = tmp_path / "results.parquet"
-    result = run_cli(
-        "run",
-        str(bundled_file("questionnaires", "gss_spending_2018.yaml")),
-        "--personas",
-        str(bundled_file("personas", "us_adults_demo.yaml")),
-        "--model",
-        str(tiny_model_dir),
-        "--format",
-        "spectrum",
-        "--out",
-        str(out),
-    )
+    result = run_bundled("--model", str(tiny_model_dir), "--format", "spectrum", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "Population distribution" in result.stdout
     responses = pl.read_parquet(out)
@@ -51,17 +51,7 @@ def test_run_with_a_local_model(tiny_model_dir, tmp_path):
 
 def test_run_with_permutations_reports_position_bias(tiny_model_dir, tmp_path):
     out = tmp_path / "permuted.parquet"
-    result = run_cli(
-        "run",
-        str(bundled_file("questionnaires", "gss_spending_2018.yaml")),
-        "--personas",
-        str(bundled_file("personas", "us_adults_demo.yaml")),
-        "--model",
-        str(tiny_model_dir),
-        "--permute",
-        "--out",
-        str(out),
-    )
+    result = run_bundled("--model", str(tiny_model_dir), "--permute", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "Position bias" in result.stdout and "first_position_bias" in result.stdout
     assert pl.read_parquet(out)["order"].n_unique() == 6
