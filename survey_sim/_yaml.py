@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,7 +69,7 @@ def validate_yaml(
     data: Any,
     path: Path,
     node: yaml.Node | None,
-    describe: Any = None,
+    describe: Callable[[tuple[Any, ...]], str | None] | None = None,
 ) -> ModelT:
     """Validate ``data`` as ``model``; on failure raise one InputError for the first problem.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -70,7 +71,7 @@ class SimulationResult:
 
     responses: pl.DataFrame
 
-    @property
+    @cached_property
     def population(self) -> pl.DataFrame:
         """The population distribution: per question × option, persona-weight averages.
 
