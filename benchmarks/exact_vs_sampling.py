@@ -27,6 +27,7 @@ import time
 from collections import Counter
 
 from survey_sim import TransformersEngine
+from survey_sim.asking import choice_request
 from survey_sim.engines.base import SampleRequest
 from survey_sim.prompts import get_format
 from survey_sim.questionnaire import ChoiceQuestion
@@ -66,8 +67,8 @@ def total_variation(counts: Counter[str], n: int, exact: dict[str, float]) -> fl
 def measure(
     engine: TransformersEngine, answer: str, replicates_wanted: int, max_draws: int
 ) -> None:
-    request = get_format("chat", answer=answer).render(
-        QUESTION, description=DESCRIPTION, instructions=None, chat=engine
+    request = choice_request(
+        QUESTION, get_format("chat", answer=answer), description=DESCRIPTION, chat=engine
     )
     engine.clear_cache()
     before = engine.stats.computed_tokens
@@ -138,7 +139,7 @@ def main() -> None:
     parser.add_argument("--max-draws", type=int, default=3200)
     args = parser.parse_args()
     engine = TransformersEngine.from_pretrained()
-    warm_up = get_format("chat").render(QUESTION, description="x", instructions=None, chat=engine)
+    warm_up = choice_request(QUESTION, get_format("chat"), description="x", chat=engine)
     engine.score([warm_up])  # one-time start-up costs stay out of the timings
     for answer in args.answers:
         measure(engine, answer, args.replicates, args.max_draws)

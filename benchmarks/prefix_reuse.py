@@ -30,6 +30,7 @@ from survey_sim import (
     bundled_file,
     load_questionnaire,
 )
+from survey_sim.asking import choice_request
 from survey_sim.prompts import get_format
 
 TEMPLATE = (
@@ -94,7 +95,7 @@ def main() -> None:
     population = persona_grid(args.personas)
     prompt_format = get_format(args.format, answer=args.answer)
     requests = [
-        prompt_format.render(q, description=p.description, instructions=None, chat=base)
+        choice_request(q, prompt_format, description=p.description, chat=base)
         for p in population
         for q in questions
     ]

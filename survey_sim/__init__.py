@@ -15,19 +15,38 @@ Typical use::
 from typing import TYPE_CHECKING
 
 from survey_sim._lazy import lazy_getattr
+from survey_sim.asking import Asking, ask
 from survey_sim.bundled import bundled_file
-from survey_sim.engines.base import ChatMessage, Engine, ScoreRequest, ScoreResult
-from survey_sim.errors import InputError, ModelNotFoundError, ScoringError, SurveySimError
+from survey_sim.engines.base import (
+    ChatMessage,
+    Engine,
+    SampleRequest,
+    SampleResult,
+    ScoreRequest,
+    ScoreResult,
+)
+from survey_sim.errors import (
+    InputError,
+    MethodError,
+    ModelNotFoundError,
+    ScoringError,
+    SurveySimError,
+)
 from survey_sim.population import Persona, Population
 from survey_sim.prompts import ChatFormat, PlainFormat, PromptFormat, SpectrumFormat, get_format
 from survey_sim.questionnaire import (
+    Bin,
     ChoiceQuestion,
+    FreeTextQuestion,
+    MultiSelectQuestion,
+    NumericQuestion,
     Option,
     Question,
     Questionnaire,
     load_questionnaire,
 )
-from survey_sim.simulate import SimulationResult, simulate
+from survey_sim.schemas import answer_schema
+from survey_sim.simulate import SimulationResult, position_bias, simulate
 
 if TYPE_CHECKING:
     from survey_sim.engines.registry import DEFAULT_MODEL
@@ -47,13 +66,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MODEL",
+    "Asking",
+    "Bin",
     "ChatFormat",
     "ChatMessage",
     "ChoiceQuestion",
     "Engine",
     "EngineSettings",
+    "FreeTextQuestion",
     "InputError",
+    "MethodError",
     "ModelNotFoundError",
+    "MultiSelectQuestion",
+    "NumericQuestion",
     "Option",
     "Persona",
     "PlainFormat",
@@ -61,6 +86,8 @@ __all__ = [
     "PromptFormat",
     "Question",
     "Questionnaire",
+    "SampleRequest",
+    "SampleResult",
     "ScoreRequest",
     "ScoreResult",
     "ScoringError",
@@ -68,8 +95,11 @@ __all__ = [
     "SpectrumFormat",
     "SurveySimError",
     "TransformersEngine",
+    "answer_schema",
+    "ask",
     "bundled_file",
     "get_format",
     "load_questionnaire",
+    "position_bias",
     "simulate",
 ]

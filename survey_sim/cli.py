@@ -94,6 +94,17 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="ask every question in balanced option orders, average them, and report the "
         "position bias",
     )
+    parser.add_argument(
+        "--method",
+        choices=["exact", "sample"],
+        default="exact",
+        help="exact probabilities from log-probs, or sampled answers under a JSON schema "
+        "(default: exact; free-text questions are always sampled)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=100, help="answers drawn per prompt when sampling"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first sampled prompt")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument(
         "--dtype",
@@ -135,30 +146,41 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
         format=args.format,
         answer=args.answer,
         permute=args.permute,
+        method={"default": args.method, "free_text": "sample"},
+        samples=args.samples,
+        seed=args.seed,
         progress=not args.quiet,
     )
     finished = time.perf_counter()
-    responses_path, population_path = result.write_parquet(args.out)
+    written = result.write_parquet(args.out)
     if not args.quiet:
         _print_tables(result, permuted=args.permute)
     stats = engine.stats
     print(
         f"{len(population)} personas x {len(questionnaire)} questions on {engine.model_id} "
         f"({result.responses['format'][0]} format): model loaded in {loaded - started:.1f} s, "
-        f"scored in {finished - loaded:.1f} s; {stats.computed_tokens} tokens computed, "
+        f"answered in {finished - loaded:.1f} s; {stats.computed_tokens} tokens computed, "
         f"{stats.reused_tokens} reused from the prefix cache.\n"
-        f"Wrote {responses_path} and {population_path}."
+        f"Wrote {', '.join(str(path) for path in written)}."
     )
     return 0
 
 
 def distribution_table(frame: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
-    """One row per ``index`` group, one column per option text (probabilities), + coverage."""
-    wide = frame.pivot(
-        on="option_text", index=[*index, "coverage"], values="prob", maintain_order=True
+    """One row per ``index`` group, one column per option text (probabilities), and the mean
+    coverage (multi-select questions have one per option)."""
+    wide = frame.pivot(on="option_text", index=index, values="prob", maintain_order=True)
+    coverage = frame.group_by(index, maintain_order=True).agg(pl.col("coverage").mean())
+    return wide.join(coverage, on=index, maintain_order="left")
+
+
+def _by_outcome_set(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    """``frame`` split into runs of questions with the same outcomes (one table each)."""
+    outcomes = frame.group_by("question_id", maintain_order=True).agg(
+        outcomes=pl.col("option_text").unique(maintain_order=True).str.join("|")
     )
-    option_columns = [c for c in wide.columns if c not in (*index, "coverage")]
-    return wide.select(*index, *option_columns, "coverage")
+    labelled = frame.join(outcomes, on="question_id", maintain_order="left")
+    return labelled.partition_by("outcomes", maintain_order=True, include_key=False)
 
 
 def _print_tables(result: SimulationResult, *, permuted: bool) -> None:
@@ -169,17 +191,25 @@ def _print_tables(result: SimulationResult, *, permuted: bool) -> None:
         tbl_hide_dataframe_shape=True,
         tbl_hide_column_data_types=True,
         tbl_width_chars=160,
+        fmt_str_lengths=80,
     ):
-        print("Per-persona answer distributions (renormalised over the options):")
-        per_persona = result.responses.group_by(
-            "persona_id", "question_id", "option_text", maintain_order=True
-        ).agg(pl.col("prob").mean(), pl.col("coverage").mean())
-        print(distribution_table(per_persona, ["persona_id", "question_id"]))
-        print("\nPopulation distribution (persona weights applied):")
-        print(distribution_table(result.population, ["question_id"]))
+        if not result.responses.is_empty():
+            print("Per-persona answer distributions (multi-select: P(selected) per option):")
+            per_persona = result.responses.group_by(
+                "persona_id", "question_id", "option_text", maintain_order=True
+            ).agg(pl.col("prob").mean(), pl.col("coverage").mean())
+            for table in _by_outcome_set(per_persona):
+                print(distribution_table(table, ["persona_id", "question_id"]))
+            print("\nPopulation distribution (persona weights applied):")
+            for table in _by_outcome_set(result.population):
+                print(distribution_table(table, ["question_id"]))
         if permuted:
             print("\nPosition bias (first_position_bias = P(option shown first) - 1/k):")
             print(position_bias(result.responses))
+        if not result.draws.is_empty():
+            print("\nSampled answers (first 3 per question):")
+            first = result.draws.group_by("question_id", maintain_order=True).head(3)
+            print(first.select("question_id", "persona_id", "answer", "truncated"))
 
 
 if __name__ == "__main__":

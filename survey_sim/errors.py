@@ -51,3 +51,7 @@ class ModelNotFoundError(SurveySimError, LookupError):
 
 class ScoringError(SurveySimError, RuntimeError):
     """A prompt could not be scored (e.g. an empty continuation or a context that is too long)."""
+
+
+class MethodError(SurveySimError, ValueError):
+    """A simulation method that cannot apply to a question (e.g. exact for free text)."""

@@ -14,9 +14,11 @@ removes the effect of order on the average; the spread between orders measures i
 from __future__ import annotations
 
 import itertools
+from typing import TypeVar
 
-from survey_sim.questionnaire import ChoiceQuestion
+from survey_sim.questionnaire import OptionsQuestion
 
+Q = TypeVar("Q", bound=OptionsQuestion)
 Order = tuple[int, ...]
 """Indices into the question's canonical options, in the order they are shown."""
 
@@ -30,7 +32,7 @@ def option_orders(count: int) -> list[Order]:
     return [tuple((start + i) % count for i in range(count)) for start in range(count)]
 
 
-def reorder(question: ChoiceQuestion, order: Order, *, relabel: bool = True) -> ChoiceQuestion:
+def reorder(question: Q, order: Order, *, relabel: bool = True) -> Q:
     """``question`` with its options shown in ``order`` (codes and positions unchanged)."""
     if sorted(order) != list(range(len(question.options))):
         raise ValueError(f"{order} is not an order of {len(question.options)} options")
@@ -38,10 +40,10 @@ def reorder(question: ChoiceQuestion, order: Order, *, relabel: bool = True) -> 
     if relabel:
         data = question.model_dump()
         data["options"] = [o.model_dump() | {"label": None} for o in options]
-        return ChoiceQuestion.model_validate(data)
+        return type(question).model_validate(data)
     return question.model_copy(update={"options": tuple(options)})
 
 
-def order_name(question: ChoiceQuestion, order: Order) -> str:
+def order_name(question: OptionsQuestion, order: Order) -> str:
     """A readable record of an order: the option codes as shown, e.g. ``"0|-1|1"``."""
     return "|".join(question.options[index].code for index in order)

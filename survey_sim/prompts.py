@@ -1,10 +1,11 @@
-"""Prompt formats: how a persona and a question become a prefix plus one answer per option.
+"""Prompt formats: how a persona and a question's text become a prompt and scored answers.
 
-A format renders the text the model reads up to the answer (the *prefix*) and, for each
-option, the answer text that follows it (the *continuation*). Engines score each
-continuation's exact probability after the prefix. Prompts put the parts shared by many
-requests first (persona, then instructions and question preamble, then the item), so that
-engines can reuse the prefix's key/value cache across questions.
+A format lays out the text the model reads up to the answer (the *prefix*) and, for each
+possible answer, the text that follows it (the *continuation*). What the question's text
+and answers are, for each kind of question, is :mod:`survey_sim.asking`'s business.
+Engines score each continuation's exact probability after the prefix. Prompts put the parts
+shared by many requests first (persona, then instructions and question preamble, then the
+item), so that engines can reuse the prefix's key/value cache across questions.
 
 Built-in formats:
 
@@ -31,7 +32,6 @@ from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 from survey_sim.engines.base import ChatMessage, ScoreRequest
 from survey_sim.errors import ScoringError
-from survey_sim.questionnaire import ChoiceQuestion
 
 AnswerMode = Literal["label", "text"]
 
@@ -46,41 +46,27 @@ class ChatRenderer(Protocol):
 
 @runtime_checkable
 class PromptFormat(Protocol):
-    """Turns a persona description and a question into a :class:`ScoreRequest`."""
+    """Lays out a persona description, a question's text and its answers for a model."""
 
     @property
     def name(self) -> str:
         """Short name recorded in results (e.g. ``"chat"``)."""
         ...
 
-    def render(
-        self,
-        question: ChoiceQuestion,
-        *,
-        description: str,
-        instructions: str | None,
-        chat: ChatRenderer,
-    ) -> ScoreRequest:
-        """The prefix and one continuation per option, in the question's option order."""
+    @property
+    def answer(self) -> AnswerMode:
+        """Whether listed options are answered by ``"label"`` or by ``"text"``."""
         ...
 
+    def prompt(self, body: str, *, description: str, chat: ChatRenderer) -> str:
+        """The text the model reads before its answer (for sampling)."""
+        ...
 
-def question_body(question: ChoiceQuestion, instructions: str | None, answer: AnswerMode) -> str:
-    """The question as read: instructions, preamble, item, options, how to answer."""
-    if answer == "label":
-        options = "\n".join(f"{o.label}. {o.text}" for o in question.options)
-        tag = "number" if question.label_style == "number" else "letter"
-        how = f"Answer with the {tag} of one option only."
-    else:
-        options = "\n".join(f"- {o.text}" for o in question.options)
-        how = "Answer with one of the options, exactly as written."
-    parts = [instructions, question.preamble, question.text, options, how]
-    return "\n\n".join(part.strip() for part in parts if part)
-
-
-def answers(question: ChoiceQuestion, answer: AnswerMode) -> list[str]:
-    """The answer text of each option, in option order."""
-    return [o.label if answer == "label" else o.text for o in question.options]  # type: ignore[misc]
+    def render(
+        self, body: str, answers: Sequence[str], *, description: str, chat: ChatRenderer
+    ) -> ScoreRequest:
+        """The prompt as prefix and each answer as a continuation to score exactly."""
+        ...
 
 
 Termination = bool | Literal["auto"]
@@ -122,23 +108,17 @@ class ChatFormat(_FormatOptions):
 
     base_name: ClassVar[str] = "chat"
 
+    def prompt(self, body: str, *, description: str, chat: ChatRenderer) -> str:
+        return chat.render_chat(self._messages(body, description), add_generation_prompt=True)
+
     def render(
-        self,
-        question: ChoiceQuestion,
-        *,
-        description: str,
-        instructions: str | None,
-        chat: ChatRenderer,
+        self, body: str, answers: Sequence[str], *, description: str, chat: ChatRenderer
     ) -> ScoreRequest:
-        messages: list[ChatMessage] = [
-            {"role": "system", "content": description},
-            {"role": "user", "content": question_body(question, instructions, self.answer)},
-        ]
+        messages = self._messages(body, description)
         prefix = chat.render_chat(messages, add_generation_prompt=True)
-        texts = answers(question, self.answer)
-        terminate = self._terminates(texts)
+        terminate = self._terminates(answers)
         continuations = []
-        for text in texts:
+        for text in answers:
             full = chat.render_chat(
                 [*messages, {"role": "assistant", "content": text}], add_generation_prompt=False
             )
@@ -152,6 +132,10 @@ class ChatFormat(_FormatOptions):
             continuations.append(continuation)
         return ScoreRequest(prefix, tuple(continuations))
 
+    @staticmethod
+    def _messages(body: str, description: str) -> list[ChatMessage]:
+        return [{"role": "system", "content": description}, {"role": "user", "content": body}]
+
 
 @dataclass(frozen=True)
 class _TextTemplateFormat(_FormatOptions):
@@ -161,19 +145,15 @@ class _TextTemplateFormat(_FormatOptions):
     answer_lead: ClassVar[str]
     end_of_answer: ClassVar[str]
 
+    def prompt(self, body: str, *, description: str, chat: ChatRenderer) -> str:
+        return self.prefix_template.format(description=description, body=body)
+
     def render(
-        self,
-        question: ChoiceQuestion,
-        *,
-        description: str,
-        instructions: str | None,
-        chat: ChatRenderer,
+        self, body: str, answers: Sequence[str], *, description: str, chat: ChatRenderer
     ) -> ScoreRequest:
-        body = question_body(question, instructions, self.answer)
-        prefix = self.prefix_template.format(description=description, body=body)
-        texts = answers(question, self.answer)
-        end = self.end_of_answer if self._terminates(texts) else ""
-        return ScoreRequest(prefix, tuple(f"{self.answer_lead}{text}{end}" for text in texts))
+        prefix = self.prompt(body, description=description, chat=chat)
+        end = self.end_of_answer if self._terminates(answers) else ""
+        return ScoreRequest(prefix, tuple(f"{self.answer_lead}{text}{end}" for text in answers))
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,12 @@ know) are scored like any other option but kept out of ordinal positions.
 
 from __future__ import annotations
 
+import math
 import string
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -85,36 +86,36 @@ class _QuestionBase(_Strict):
     preamble: str | None = None
 
 
-class ChoiceQuestion(_QuestionBase):
-    """A question answered by picking exactly one of its options.
+class OptionsQuestion(_QuestionBase):
+    """A question whose answers are listed options."""
 
-    ``kind`` is ``"single_choice"`` (nominal options) or ``"ordinal"`` (a scale such as
-    Likert items; substantive options get ordinal positions in their listed order unless
-    positions are given).
-    """
-
-    kind: Literal["single_choice", "ordinal"]
     options: tuple[Option, ...] = Field(min_length=2)
     label_style: LabelStyle = "letter"
 
     @model_validator(mode="after")
-    def _complete_options(self) -> ChoiceQuestion:
+    def _complete_options(self) -> Self:
         _check_unique([o.code for o in self.options], "option code")
         labels = _default_labels(self.label_style, len(self.options))
+        ordinal = getattr(self, "kind", None) == "ordinal"
         completed = []
         next_position = 1
         for option, default_label in zip(self.options, labels, strict=True):
             updates: dict[str, Any] = {}
             if option.label is None:
                 updates["label"] = default_label
-            if self.kind == "ordinal" and option.substantive and option.position is None:
+            if ordinal and option.substantive and option.position is None:
                 updates["position"] = next_position
-            if self.kind == "ordinal" and option.substantive:
+            if ordinal and option.substantive:
                 next_position += 1
             completed.append(option.model_copy(update=updates) if updates else option)
         _check_unique([o.label for o in completed], "option label")
         object.__setattr__(self, "options", tuple(completed))
         return self
+
+    @property
+    def outcomes(self) -> tuple[Option, ...]:
+        """What results report a probability for: the options."""
+        return self.options
 
     def option(self, code: str) -> Option:
         """The option with this code (KeyError naming the known codes otherwise)."""
@@ -125,9 +126,152 @@ class ChoiceQuestion(_QuestionBase):
         raise KeyError(f"question {self.id!r} has no option {code!r} (known: {known})")
 
 
-# Multi-select, numeric and free-text questions join this union as further members
-# discriminated by ``kind``; every consumer dispatches on the member type.
-Question = Annotated[ChoiceQuestion, Field(discriminator="kind")]
+class ChoiceQuestion(OptionsQuestion):
+    """A question answered by picking exactly one of its options.
+
+    ``kind`` is ``"single_choice"`` (nominal options) or ``"ordinal"`` (a scale such as
+    Likert items; substantive options get ordinal positions in their listed order unless
+    positions are given).
+    """
+
+    kind: Literal["single_choice", "ordinal"]
+
+
+class MultiSelectQuestion(OptionsQuestion):
+    """ "Select all that apply": any number of options between ``min_selected`` and
+    ``max_selected`` (default: all of them).
+
+    Results give each option's probability of being selected; these do not sum to one.
+    """
+
+    kind: Literal["multi_select"]
+    min_selected: int = Field(default=0, ge=0)
+    max_selected: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> MultiSelectQuestion:
+        if self.max_selected is not None and self.max_selected > len(self.options):
+            raise ValueError(
+                f"max_selected is {self.max_selected} but there are {len(self.options)} options"
+            )
+        if self.min_selected > self.most_selected:
+            raise ValueError(f"min_selected {self.min_selected} exceeds {self.most_selected}")
+        return self
+
+    @property
+    def most_selected(self) -> int:
+        """``max_selected``, or the number of options when unbounded."""
+        return len(self.options) if self.max_selected is None else self.max_selected
+
+
+class Bin(_Strict):
+    """A range of numeric answers reported as one outcome (``min`` and ``max`` included)."""
+
+    code: str
+    min: float
+    max: float
+    text: str | None = None
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _code_as_text(cls, value: Any) -> Any:
+        return Option._code_as_text(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bin:
+        if self.min > self.max:
+            raise ValueError(f"bin {self.code!r}: min {self.min:g} is above max {self.max:g}")
+        return self
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` falls in this bin."""
+        return self.min <= value <= self.max
+
+    @property
+    def label(self) -> str:
+        """``text``, or the range written out (``"18 to 29"``)."""
+        if self.text:
+            return self.text
+        return f"{self.min:g}" if self.min == self.max else f"{self.min:g} to {self.max:g}"
+
+
+MAX_BINNED_VALUES = 101
+"""Integer questions with at most this many values get one bin per value by default."""
+
+
+class NumericQuestion(_QuestionBase):
+    """A question answered with a number between ``minimum`` and ``maximum``.
+
+    ``bins`` group answers into outcomes (ordered, non-overlapping, covering the range).
+    Without bins, an integer question with at most 101 values reports each value; other
+    numeric questions report only their sampled draws.
+    """
+
+    kind: Literal["numeric"]
+    minimum: float
+    maximum: float
+    integer: bool = True
+    unit: str | None = None
+    bins: tuple[Bin, ...] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _check_range(self) -> NumericQuestion:
+        if not (math.isfinite(self.minimum) and math.isfinite(self.maximum)):
+            raise ValueError("minimum and maximum must be finite numbers")
+        if self.minimum >= self.maximum:
+            raise ValueError(f"minimum {self.minimum:g} must be below maximum {self.maximum:g}")
+        if self.integer and not (self.minimum.is_integer() and self.maximum.is_integer()):
+            raise ValueError("an integer question needs whole-number minimum and maximum")
+        if self.bins is not None:
+            _check_unique([b.code for b in self.bins], "bin code")
+            _check_bins_cover(self.bins, self.minimum, self.maximum, self.integer)
+        return self
+
+    def values(self) -> range:
+        """Every possible answer of an integer question."""
+        if not self.integer:
+            raise ValueError(f"question {self.id!r} is not an integer question")
+        return range(int(self.minimum), int(self.maximum) + 1)
+
+    @property
+    def effective_bins(self) -> tuple[Bin, ...]:
+        """``bins``, or one per value for small integer ranges, or none."""
+        if self.bins is not None:
+            return self.bins
+        if self.integer and len(self.values()) <= MAX_BINNED_VALUES:
+            return tuple(Bin(code=str(v), min=v, max=v) for v in self.values())
+        return ()
+
+    @property
+    def outcomes(self) -> tuple[Option, ...]:
+        """The bins as ordered outcomes (empty when answers are not binned)."""
+        return tuple(
+            Option(code=b.code, text=b.label, label=b.label, position=index)
+            for index, b in enumerate(self.effective_bins, start=1)
+        )
+
+    def bin_of(self, value: float) -> Bin | None:
+        """The first bin holding a numeric answer (None when answers are not binned)."""
+        return next((b for b in self.effective_bins if b.contains(value)), None)
+
+
+class FreeTextQuestion(_QuestionBase):
+    """An open question answered in the respondent's own words (sampled only)."""
+
+    kind: Literal["free_text"]
+    max_chars: int = Field(default=200, ge=1, le=4000)
+
+    @property
+    def outcomes(self) -> tuple[Option, ...]:
+        """None: free-text answers are reported as draws."""
+        return ()
+
+
+Question = Annotated[
+    ChoiceQuestion | MultiSelectQuestion | NumericQuestion | FreeTextQuestion,
+    Field(discriminator="kind"),
+]
+QUESTION_KINDS = ("single_choice", "ordinal", "multi_select", "numeric", "free_text")
 
 
 class Questionnaire(_Strict):
@@ -199,7 +343,7 @@ def load_questionnaire(path: str | Path) -> Questionnaire:
     def describe(loc: tuple[Any, ...]) -> str | None:
         if len(loc) >= 2 and loc[0] == "questions" and isinstance(loc[1], int):
             name = _question_name(questions, loc[1])
-            rest = [str(part) for part in loc[2:] if part not in ("single_choice", "ordinal")]
+            rest = [str(part) for part in loc[2:] if part not in QUESTION_KINDS]
             field = f", field '{'.'.join(rest)}'" if rest else ""
             return f"{name}{field}"
         return "field " + ".".join(str(part) for part in loc) if loc else None
@@ -234,6 +378,21 @@ def _default_labels(style: LabelStyle, count: int) -> list[str]:
     if count > len(string.ascii_uppercase):
         raise ValueError(f"{count} options is too many for letter labels; use label_style: number")
     return list(string.ascii_uppercase[:count])
+
+
+def _check_bins_cover(bins: Sequence[Bin], minimum: float, maximum: float, integer: bool) -> None:
+    """Bins must run from ``minimum`` to ``maximum`` in order, without gaps or overlaps."""
+    step = 1 if integer else 0  # integer bins meet at n and n + 1; others share the boundary
+    expected = minimum
+    for b in bins:
+        if b.min != expected:
+            raise ValueError(
+                f"bin {b.code!r} starts at {b.min:g}; expected {expected:g} (bins must cover "
+                f"{minimum:g} to {maximum:g} in order, without gaps or overlaps)"
+            )
+        expected = b.max + step
+    if bins[-1].max != maximum:
+        raise ValueError(f"the last bin ends at {bins[-1].max:g}, not at maximum {maximum:g}")
 
 
 def _check_unique(values: Sequence[Any], what: str) -> None:

@@ -1,36 +1,80 @@
-"""JSON schemas for answers, derived from questions, for constrained sampling.
+"""What a valid answer is, per question kind: answer texts and JSON schemas for sampling.
 
-A choice question's answer is an enum of what the prompt asks the respondent to give: the
-option labels (letters as strings, numbers as JSON integers) or the option texts. By default
-the schema is an object ``{"answer": ...}``; an optional bounded ``reason`` string can be
-asked for too, after the answer by default so that the reason cannot steer the choice
-(``reason_first=True`` asks for it before, chain-of-thought style).
+Constrained sampling asks for a JSON value that matches the question:
+
+* single choice / ordinal: one of the option labels (letters as strings, numbers as JSON
+  integers) or option texts, as an ``enum``;
+* multi-select: an array of distinct labels (or texts), between ``min_selected`` and
+  ``max_selected`` long. The schema says ``uniqueItems``, which grammar engines do not
+  enforce, so it also lists every allowed selection in ``enum``, each in the order the
+  options are shown: distinct by construction;
+* numeric: an ``integer`` (or ``number``) within the question's bounds;
+* free text: a string of at most ``max_chars`` characters.
+
+By default the schema is an object ``{"answer": ...}``; an optional bounded ``reason``
+string can be asked for too, after the answer by default so that the reason cannot steer
+the choice (``reason_first=True`` asks for it before, chain-of-thought style).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from typing import Any
 
-from survey_sim.prompts import AnswerMode, answers
-from survey_sim.questionnaire import ChoiceQuestion, Option
+from survey_sim.prompts import AnswerMode
+from survey_sim.questionnaire import (
+    ChoiceQuestion,
+    FreeTextQuestion,
+    MultiSelectQuestion,
+    NumericQuestion,
+    Option,
+    OptionsQuestion,
+    Question,
+)
 
 JsonSchema = dict[str, Any]
 
+MAX_SELECTIONS = 4096
+"""Most selections a sampled multi-select schema may list (larger grammars compile slowly)."""
 
-def answer_values(question: ChoiceQuestion, answer: AnswerMode = "label") -> list[str | int]:
+
+def answer_texts(question: OptionsQuestion, answer: AnswerMode) -> list[str]:
+    """What answering with each option looks like, in option order."""
+    return [o.label if answer == "label" else o.text for o in question.options]  # type: ignore[misc]
+
+
+def answer_values(question: OptionsQuestion, answer: AnswerMode = "label") -> list[str | int]:
     """The JSON value of each option's answer, in option order.
 
     Labels that are all whole numbers become JSON integers, so a model answers ``2``, not
     ``"2"``: exactly the text exact scoring reads after the prompt.
     """
-    texts = answers(question, answer)
+    texts = answer_texts(question, answer)
     if answer == "label" and all(text.isdecimal() for text in texts):
         return [int(text) for text in texts]
     return list(texts)
 
 
+def value_schema(question: Question, answer: AnswerMode = "label") -> JsonSchema:
+    """The JSON schema of the answer value alone (see the module docstring)."""
+    match question:
+        case ChoiceQuestion():
+            return {"enum": answer_values(question, answer)}
+        case MultiSelectQuestion():
+            return _selection_schema(question, answer_values(question, answer))
+        case NumericQuestion():
+            return {
+                "type": "integer" if question.integer else "number",
+                "minimum": _json_number(question.minimum),
+                "maximum": _json_number(question.maximum),
+            }
+        case FreeTextQuestion():
+            return {"type": "string", "minLength": 1, "maxLength": question.max_chars}
+
+
 def answer_schema(
-    question: ChoiceQuestion,
+    question: Question,
     *,
     answer: AnswerMode = "label",
     wrap: bool = True,
@@ -40,18 +84,18 @@ def answer_schema(
     """The JSON schema of a valid answer to ``question``.
 
     Args:
-        question: A single-choice or ordinal question.
-        answer: Answer with option ``"label"`` or ``"text"`` (as in the prompt format).
-        wrap: ``False`` gives the bare enum (the answer value alone).
+        question: Any question.
+        answer: Answer listed options with their ``"label"`` or ``"text"`` (as prompted).
+        wrap: ``False`` gives the bare value schema (the answer alone).
         reason_chars: If set, also ask for a ``reason`` string of at most this many chars.
         reason_first: Put ``reason`` before ``answer`` (the default keeps the answer first).
     """
-    enum: JsonSchema = {"enum": answer_values(question, answer)}
+    value = value_schema(question, answer)
     if not wrap:
         if reason_chars is not None:
             raise ValueError("a reason needs the wrapped (object) schema")
-        return enum
-    fields: list[tuple[str, JsonSchema]] = [("answer", enum)]
+        return value
+    fields: list[tuple[str, JsonSchema]] = [("answer", value)]
     if reason_chars is not None:
         reason = ("reason", {"type": "string", "minLength": 1, "maxLength": reason_chars})
         fields.insert(0 if reason_first else 1, reason)
@@ -63,7 +107,7 @@ def answer_schema(
     }
 
 
-def option_for_value(question: ChoiceQuestion, value: Any, answer: AnswerMode = "label") -> Option:
+def option_for_value(question: OptionsQuestion, value: Any, answer: AnswerMode = "label") -> Option:
     """The option a sampled answer value stands for (a wrapped object or a bare value)."""
     if isinstance(value, dict):
         value = value["answer"]
@@ -71,3 +115,26 @@ def option_for_value(question: ChoiceQuestion, value: Any, answer: AnswerMode = 
         if value == expected:
             return option
     raise KeyError(f"{value!r} is not an answer to question {question.id!r}")
+
+
+def _selection_schema(question: MultiSelectQuestion, values: list[str | int]) -> JsonSchema:
+    sizes = range(question.min_selected, question.most_selected + 1)
+    count = sum(math.comb(len(values), size) for size in sizes)
+    if count > MAX_SELECTIONS:
+        raise ValueError(
+            f"question {question.id!r}: {count} possible selections is too many to sample "
+            f"under a grammar (at most {MAX_SELECTIONS}); set max_selected, or use the exact "
+            "method"
+        )
+    return {
+        "type": "array",
+        "items": {"enum": values},
+        "uniqueItems": True,
+        "minItems": question.min_selected,
+        "maxItems": question.most_selected,
+        "enum": [list(chosen) for size in sizes for chosen in itertools.combinations(values, size)],
+    }
+
+
+def _json_number(value: float) -> int | float:
+    return int(value) if value.is_integer() else value

@@ -1,15 +1,16 @@
-"""Simulation: a questionnaire answered by every persona of a population, exactly.
+"""Simulation: a questionnaire answered by every persona of a population.
 
-:func:`simulate` renders one prompt per (persona, question) with a prompt format, asks the
-engine for the exact probability of every option, and returns a :class:`SimulationResult`:
-a tidy per-persona frame and the population distribution (persona weights applied).
+:func:`simulate` renders one prompt per (persona, question) with a prompt format, reads
+every outcome's probability exactly from the engine (or draws answers under the answer's
+JSON schema), and returns a :class:`SimulationResult`: a tidy per-persona frame, the
+population distribution (persona weights applied), and the sampled draws.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -18,13 +19,13 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from survey_sim._io import write_parquet_atomic
+from survey_sim.asking import Asking, Distribution, ask
 from survey_sim.engines.base import Engine, SampleRequest, SampleResult, ScoreRequest
-from survey_sim.errors import ScoringError
-from survey_sim.permutations import option_orders, reorder
-from survey_sim.population import Population
+from survey_sim.errors import MethodError
+from survey_sim.permutations import option_orders, order_name, reorder
+from survey_sim.population import Persona, Population
 from survey_sim.prompts import AnswerMode, PromptFormat, Termination, get_format
-from survey_sim.questionnaire import ChoiceQuestion, Questionnaire
-from survey_sim.schemas import answer_schema, option_for_value
+from survey_sim.questionnaire import QUESTION_KINDS, OptionsQuestion, Question, Questionnaire
 
 # What identifies an option whatever order it was shown in (its label may follow the order).
 OPTION_COLUMNS = ["option_code", "option_text", "position", "substantive"]
@@ -32,6 +33,7 @@ RESPONSE_SCHEMA = {
     "persona_id": pl.String,
     "weight": pl.Float64,
     "question_id": pl.String,
+    "kind": pl.String,
     "option_code": pl.String,
     "option_label": pl.String,
     "option_text": pl.String,
@@ -45,10 +47,28 @@ RESPONSE_SCHEMA = {
     "method": pl.String,
     "samples": pl.Int64,
     "truncated": pl.Int64,
+    "invalid": pl.Int64,
     "model": pl.String,
     "format": pl.String,
 }
+DRAW_SCHEMA = {
+    "persona_id": pl.String,
+    "weight": pl.Float64,
+    "question_id": pl.String,
+    "kind": pl.String,
+    "order": pl.String,
+    "draw": pl.Int32,
+    "answer": pl.String,
+    "text": pl.String,
+    "truncated": pl.Boolean,
+    "invalid": pl.Boolean,
+    "seed": pl.Int64,
+    "model": pl.String,
+    "format": pl.String,
+}
+CHOICE_KINDS = ("single_choice", "ordinal")
 Method = Literal["exact", "sample"]
+METHODS: tuple[Method, ...] = ("exact", "sample")
 
 
 @dataclass(frozen=True)
@@ -62,14 +82,22 @@ class SimulationResult:
             ``prob`` (renormalised over the question's options), ``coverage`` (probability
             mass the options held), ``order`` (option codes in the order shown, e.g.
             ``"1|0|-1"``), ``shown_position`` (1 = shown first), ``method`` (``exact`` or
-            ``sample``), ``samples`` and ``truncated`` (sampling: valid draws behind
-            ``prob`` and draws cut off by the token limit; null for exact rows; ``logprob``
-            and ``coverage`` are null for sampled rows), ``model`` and ``format``.
+            ``sample``), ``samples``, ``truncated`` and ``invalid`` (sampling: valid draws
+            behind ``prob``, draws cut off by the token limit, and complete draws that broke
+            the schema; null for exact rows; ``logprob`` and ``coverage`` are null for
+            sampled rows), ``model`` and ``format``.
             With option-order permutations there is one row per order; ``population``
-            averages over orders.
+            averages over orders. ``kind`` is the question kind; for ``multi_select``
+            ``prob`` is the probability the option is selected (rows do not sum to one);
+            numeric questions have one row per bin. Free-text questions have no rows here.
+        draws: One row per sampled answer (``method="sample"``): ``persona_id``,
+            ``weight``, ``question_id``, ``kind``, ``order``, ``draw`` (index), ``answer``
+            (the parsed value as JSON, null when truncated or invalid), ``text`` (what the
+            model wrote), ``truncated``, ``invalid``, ``seed``, ``model``, ``format``.
     """
 
     responses: pl.DataFrame
+    draws: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DRAW_SCHEMA))
 
     @cached_property
     def population(self) -> pl.DataFrame:
@@ -82,56 +110,32 @@ class SimulationResult:
         """
         return population_distribution(self.responses)
 
-    def write_parquet(self, path: str | Path) -> tuple[Path, Path]:
-        """Write ``responses`` to ``path`` and ``population`` beside it (``*.population.parquet``).
+    def write_parquet(self, path: str | Path) -> list[Path]:
+        """Write ``responses`` to ``path``, ``population`` beside it (``*.population.parquet``)
+        and, when answers were sampled, ``draws`` (``*.draws.parquet``).
 
         Files appear complete or not at all (written to a temporary file, then renamed).
+        Returns the paths written.
         """
         path = Path(path)
-        population_path = path.with_name(f"{path.stem}.population{path.suffix or '.parquet'}")
-        write_parquet_atomic(self.responses, path)
-        write_parquet_atomic(self.population, population_path)
-        return path, population_path
+        frames = {path: self.responses, _beside(path, "population"): self.population}
+        if not self.draws.is_empty():
+            frames[_beside(path, "draws")] = self.draws
+        return [write_parquet_atomic(frame, target) for target, frame in frames.items()]
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> SimulationResult:
-        """Read the ``responses`` file written by :meth:`write_parquet`."""
+        """Read the files written by :meth:`write_parquet` (``path`` is the responses file)."""
+        path = Path(path)
+        draws_path = _beside(path, "draws")
+        if draws_path.exists():
+            return cls(pl.read_parquet(path), pl.read_parquet(draws_path))
         return cls(pl.read_parquet(path))
 
 
-@dataclass(frozen=True)
-class _Distribution:
-    """One prompt's answer distribution, from exact scoring or from sampled frequencies."""
-
-    logprobs: Sequence[float | None]
-    probs: Sequence[float]
-    coverage: float | None
-    samples: int | None
-    truncated: int | None
-
-
-def _frequencies(
-    question: ChoiceQuestion, draws: SampleResult, answer: AnswerMode
-) -> _Distribution:
-    """Option frequencies among the valid draws (truncated draws are counted, not used)."""
-    counts = Counter(
-        option_for_value(question, value, answer).code
-        for value, cut in zip(draws.values, draws.truncated, strict=True)
-        if not cut
-    )
-    valid = sum(counts.values())
-    if valid == 0:
-        raise ScoringError(
-            f"question {question.id!r}: every sampled answer hit the token limit; "
-            "raise max_new_tokens"
-        )
-    return _Distribution(
-        logprobs=[None] * len(question.options),
-        probs=[counts[option.code] / valid for option in question.options],
-        coverage=None,
-        samples=valid,
-        truncated=len(draws.values) - valid,
-    )
+def _beside(path: Path, part: str) -> Path:
+    """``results.parquet`` -> ``results.PART.parquet``."""
+    return path.with_name(f"{path.stem}.{part}{path.suffix or '.parquet'}")
 
 
 def position_bias(responses: pl.DataFrame) -> pl.DataFrame:
@@ -141,9 +145,11 @@ def position_bias(responses: pl.DataFrame) -> pl.DataFrame:
     option was shown first), ``first_position_bias`` (``first_shown`` − 1/k: 0 means no
     primacy effect, positive favours the first option), and ``order_tv`` (mean total
     variation distance between each order's distribution and the order-averaged one).
-    All are averaged over personas with equal weight.
+    All are averaged over personas with equal weight. Only single-choice and ordinal
+    questions are measured (multi-select probabilities do not sum to one).
     """
     cell = ["persona_id", "question_id"]
+    responses = responses.filter(pl.col("kind").is_in(CHOICE_KINDS))
     averaged = responses.group_by(*cell, "option_code", maintain_order=True).agg(
         mean_prob=pl.col("prob").mean()
     )
@@ -173,7 +179,7 @@ def position_bias(responses: pl.DataFrame) -> pl.DataFrame:
 
 def population_distribution(responses: pl.DataFrame) -> pl.DataFrame:
     """Weight-averaged option probabilities per question (see SimulationResult.population)."""
-    keys = ["question_id", *OPTION_COLUMNS, "method", "model", "format"]
+    keys = ["question_id", "kind", *OPTION_COLUMNS, "method", "model", "format"]
     share = pl.col("weight") / pl.col("weight").sum().over(keys)
     coverage = pl.when(pl.col("coverage").is_not_null().all()).then(
         (pl.col("coverage") * share).sum()
@@ -187,6 +193,7 @@ def population_distribution(responses: pl.DataFrame) -> pl.DataFrame:
         )
         .select(
             "question_id",
+            "kind",
             *OPTION_COLUMNS,
             "prob",
             "coverage",
@@ -196,6 +203,17 @@ def population_distribution(responses: pl.DataFrame) -> pl.DataFrame:
             "format",
         )
     )
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One persona asked one question in one option order."""
+
+    persona: Persona
+    question: Question
+    asking: Asking
+    order: str | None
+    method: Method
 
 
 def simulate(
@@ -208,14 +226,14 @@ def simulate(
     terminated: Termination = "auto",
     permute: bool = False,
     relabel: bool = True,
-    method: Method = "exact",
+    method: Method | Mapping[str, Method] = "exact",
     samples: int = 100,
     temperature: float = 1.0,
     seed: int = 0,
-    max_new_tokens: int = 16,
+    max_new_tokens: int | None = None,
     progress: bool = True,
 ) -> SimulationResult:
-    """Exact answer distributions of every persona for every question (zero-shot).
+    """Answer distributions of every persona for every question (zero-shot).
 
     Args:
         questionnaire: The questions to ask.
@@ -224,99 +242,172 @@ def simulate(
         format: ``"chat"``, ``"spectrum"``, ``"plain"`` or a PromptFormat instance.
         answer: Answer with the option ``"label"`` (letter/number) or its ``"text"``.
         terminated: Score the end-of-answer marker (see :mod:`survey_sim.prompts`).
-        permute: Ask every question in balanced option orders (all orders up to 4 options,
-            cyclic shifts above; see :mod:`survey_sim.permutations`). Each order is a row
-            set of its own; ``population`` averages over them, :func:`position_bias`
-            measures how much order mattered.
+        permute: Ask every question with options in balanced option orders (all orders up
+            to 4 options, cyclic shifts above; see :mod:`survey_sim.permutations`). Each
+            order is a row set of its own; ``population`` averages over them,
+            :func:`position_bias` measures how much order mattered.
         relabel: With ``permute``, labels follow screen position (the first shown is "A").
-        method: ``"exact"`` reads every option's probability from log-probabilities;
+        method: ``"exact"`` reads every outcome's probability from log-probabilities;
             ``"sample"`` draws ``samples`` answers per prompt under the answer's JSON schema
-            (:func:`survey_sim.schemas.answer_schema`, bare enum) and reports frequencies.
-        samples, temperature, seed, max_new_tokens: Sampling settings. Each prompt's draws
-            use ``seed`` plus the prompt's index, so a run is reproducible.
+            and reports frequencies (see :mod:`survey_sim.asking` for each question kind).
+            A mapping sets it per question kind, e.g. ``{"free_text": "sample"}`` (kinds
+            left out are exact). Free text can only be sampled; any number that is not an
+            integer too.
+        samples, temperature, seed: Sampling settings. Each prompt's draws use ``seed``
+            plus the prompt's index, so a run is reproducible.
+        max_new_tokens: Token limit per sampled answer; by default the most a valid
+            answer can need (draws that hit it are counted as truncated, never dropped).
         progress: Show a progress bar.
 
     Returns:
-        The per-persona responses frame and, via ``.population``, the weighted distribution.
+        The per-persona responses frame, the sampled draws, and, via ``.population``, the
+        weighted distribution.
+
+    Raises:
+        MethodError: before any model work, when a method cannot apply to a question.
     """
     prompt_format = get_format(format, answer=answer, terminated=terminated)
-    personas = list(population)
+    methods = _methods_by_kind(method)
     # Persona-major order: consecutive prompts share the persona and preamble tokens.
     cells = [
-        (persona, question, order)
-        for persona in personas
+        _Cell(persona, shown, ask(shown, prompt_format), order, methods[question.kind])
+        for persona in population
         for question in questionnaire
-        for order in (option_orders(len(question.options)) if permute else [None])
+        for shown, order in _displays(question, permute=permute, relabel=relabel)
     ]
-    shown = [
-        question if order is None else reorder(question, order, relabel=relabel)
-        for _, question, order in cells
+    context = {"instructions": questionnaire.instructions, "chat": engine}
+    exact = [
+        (cell, cell.asking.exact_requests(description=cell.persona.description, **context))
+        for cell in cells
+        if cell.method == "exact"
     ]
-    requests: list[ScoreRequest] = [
-        prompt_format.render(
-            displayed,
-            description=persona.description,
-            instructions=questionnaire.instructions,
-            chat=engine,
-        )
-        for (persona, _, _), displayed in zip(cells, shown, strict=True)
+    sampled = [
+        (cell, cell.asking.sample_prompt(description=cell.persona.description, **context))
+        for cell in cells
+        if cell.method == "sample"
     ]
-    if method not in ("exact", "sample"):
-        raise ValueError(f"method must be 'exact' or 'sample', got {method!r}")
+    responses: list[dict[str, object]] = []
+    draws: list[dict[str, object]] = []
+    common = {"model": engine.model_id, "format": prompt_format.name}
     with tqdm(
-        total=len(requests),
-        desc="Scoring" if method == "exact" else "Sampling",
+        total=sum(len(requests) for _, requests in exact) + len(sampled),
+        desc="Simulating",
         unit="prompt",
         disable=not progress,
         leave=False,
     ) as bar:
-        if method == "exact":
-            distributions = [
-                _Distribution(r.logprobs, r.probs, r.coverage, None, None)
-                for r in engine.score(requests, progress=bar.update)
-            ]
-        else:
-            distributions = []
-            for index, (request, displayed) in enumerate(zip(requests, shown, strict=True)):
-                draws = engine.sample(
-                    SampleRequest(
-                        request.prefix,
-                        answer_schema(displayed, answer=answer, wrap=False),
-                        n=samples,
-                        temperature=temperature,
-                        seed=seed + index,
-                        max_new_tokens=max_new_tokens,
-                    )
-                )
-                distributions.append(_frequencies(displayed, draws, answer))
-                bar.update(1)
-    rows = []
-    for (persona, question, _), displayed, result in zip(cells, shown, distributions, strict=True):
-        coverage = result.coverage
-        order = "|".join(option.code for option in displayed.options)
-        for shown_position, (option, logprob, prob) in enumerate(
-            zip(displayed.options, result.logprobs, result.probs, strict=True), start=1
-        ):
-            rows.append(
-                {
-                    "persona_id": persona.id,
-                    "weight": persona.weight,
-                    "question_id": question.id,
-                    "option_code": option.code,
-                    "option_label": option.label,
-                    "option_text": option.text,
-                    "position": option.position,
-                    "substantive": option.substantive,
-                    "logprob": logprob,
-                    "prob": prob,
-                    "coverage": coverage,
-                    "order": order,
-                    "shown_position": shown_position,
-                    "method": method,
-                    "samples": result.samples,
-                    "truncated": result.truncated,
-                    "model": engine.model_id,
-                    "format": prompt_format.name,
-                }
+        flat: list[ScoreRequest] = [request for _, requests in exact for request in requests]
+        results = iter(engine.score(flat, progress=bar.update))
+        for cell, requests in exact:
+            distribution = cell.asking.read_scores([next(results) for _ in requests])
+            responses.extend(_response_rows(cell, distribution, common))
+        for index, (cell, prompt) in enumerate(sampled):
+            request = SampleRequest(
+                prompt,
+                cell.asking.schema(),
+                n=samples,
+                temperature=temperature,
+                seed=seed + index,
+                max_new_tokens=max_new_tokens or cell.asking.token_limit(),
             )
-    return SimulationResult(pl.DataFrame(rows, schema=RESPONSE_SCHEMA))
+            result = engine.sample(request)
+            draws.extend(_draw_rows(cell, result, request.seed, common))
+            distribution = cell.asking.read_draws(result)
+            if distribution is not None:
+                responses.extend(_response_rows(cell, distribution, common))
+            bar.update(1)
+    return SimulationResult(
+        pl.DataFrame(responses, schema=RESPONSE_SCHEMA), pl.DataFrame(draws, schema=DRAW_SCHEMA)
+    )
+
+
+def _methods_by_kind(method: Method | Mapping[str, Method]) -> dict[str, Method]:
+    """The method for every question kind."""
+    chosen = {"default": method} if isinstance(method, str) else dict(method)
+    for kind, value in chosen.items():
+        if kind != "default" and kind not in QUESTION_KINDS:
+            raise MethodError(f"unknown question kind {kind!r} in method (kinds: {QUESTION_KINDS})")
+        if value not in METHODS:
+            raise MethodError(f"method must be 'exact' or 'sample', got {value!r}")
+    default = chosen.pop("default", "exact")
+    return {kind: chosen.get(kind, default) for kind in QUESTION_KINDS}
+
+
+def _displays(
+    question: Question, *, permute: bool, relabel: bool
+) -> list[tuple[Question, str | None]]:
+    """The question as shown, once per option order (options in their order when not permuting)."""
+    if not isinstance(question, OptionsQuestion):
+        return [(question, None)]
+    orders = (
+        option_orders(len(question.options)) if permute else [tuple(range(len(question.options)))]
+    )
+    return [
+        (
+            reorder(question, order, relabel=relabel) if permute else question,
+            order_name(question, order),
+        )
+        for order in orders
+    ]
+
+
+def _response_rows(
+    cell: _Cell, distribution: Distribution, common: dict[str, str]
+) -> list[dict[str, object]]:
+    return [
+        {
+            "persona_id": cell.persona.id,
+            "weight": cell.persona.weight,
+            "question_id": cell.question.id,
+            "kind": cell.question.kind,
+            "option_code": outcome.code,
+            "option_label": outcome.label,
+            "option_text": outcome.text,
+            "position": outcome.position,
+            "substantive": outcome.substantive,
+            "logprob": logprob,
+            "prob": prob,
+            "coverage": coverage,
+            "order": cell.order,
+            "shown_position": shown_position,
+            "method": cell.method,
+            "samples": distribution.samples,
+            "truncated": distribution.truncated,
+            "invalid": distribution.invalid,
+            **common,
+        }
+        for shown_position, (outcome, logprob, prob, coverage) in enumerate(
+            zip(
+                cell.asking.outcomes,
+                distribution.logprobs,
+                distribution.probs,
+                distribution.coverage,
+                strict=True,
+            ),
+            start=1,
+        )
+    ]
+
+
+def _draw_rows(
+    cell: _Cell, result: SampleResult, seed: int, common: dict[str, str]
+) -> list[dict[str, object]]:
+    return [
+        {
+            "persona_id": cell.persona.id,
+            "weight": cell.persona.weight,
+            "question_id": cell.question.id,
+            "kind": cell.question.kind,
+            "order": cell.order,
+            "draw": draw,
+            "answer": None if value is None else json.dumps(value),
+            "text": text,
+            "truncated": truncated,
+            "invalid": invalid,
+            "seed": seed,
+            **common,
+        }
+        for draw, (text, value, truncated, invalid) in enumerate(
+            zip(result.texts, result.values, result.truncated, result.invalid, strict=True)
+        )
+    ]

@@ -90,3 +90,25 @@ def test_demo_runs_offline_on_the_default_model(tmp_path):
     population = pl.read_parquet(tmp_path / "demo.population.parquet")
     sums = population.group_by("question_id").agg(pl.col("prob").sum())["prob"]
     assert ((sums - 1).abs() < 1e-9).all()
+
+
+def test_run_every_question_kind(tiny_model_dir, tmp_path):
+    out = tmp_path / "kinds.parquet"
+    result = run_cli(
+        "run",
+        str(bundled_file("questionnaires", "question_kinds.yaml")),
+        "--personas",
+        str(bundled_file("personas", "us_adults_demo.yaml")),
+        "--model",
+        str(tiny_model_dir),
+        "--samples",
+        "4",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Sampled answers" in result.stdout and "kinds.draws.parquet" in result.stdout
+    responses = pl.read_parquet(out)
+    assert sorted(responses["kind"].unique()) == ["multi_select", "numeric", "ordinal"]
+    draws = pl.read_parquet(tmp_path / "kinds.draws.parquet")
+    assert draws.height == 8 * 4 and draws["question_id"].unique().to_list() == ["mip"]

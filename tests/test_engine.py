@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from survey_sim import EngineSettings, ScoreRequest, ScoringError, TransformersEngine
+from survey_sim.asking import choice_request
 from survey_sim.engines import split_shared_tokens
 from survey_sim.prompts import get_format
 
@@ -38,7 +39,7 @@ def reference_logprob(
 def survey_requests(engine, gss, population, format_name: str, answer: str) -> list[ScoreRequest]:
     prompt_format = get_format(format_name, answer=answer)
     return [
-        prompt_format.render(q, description=p.description, instructions=None, chat=engine)
+        choice_request(q, prompt_format, description=p.description, chat=engine)
         for p in list(population)[:2]
         for q in gss.questions[:3]
     ]
@@ -132,7 +133,7 @@ def test_group_size_follows_the_token_budget(tiny_engine, gss, demo_population):
 def test_prefix_cache_memory_is_bounded(tiny_engine, gss, demo_population):
     prompt_format = get_format("chat")
     requests = [
-        prompt_format.render(q, description=p.description, instructions=None, chat=tiny_engine)
+        choice_request(q, prompt_format, description=p.description, chat=tiny_engine)
         for p in demo_population
         for q in gss.questions[:2]
     ]

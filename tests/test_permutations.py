@@ -4,6 +4,7 @@ import polars as pl
 import pytest
 
 from survey_sim import simulate
+from survey_sim.asking import choice_request
 from survey_sim.permutations import option_orders, order_name, reorder
 from survey_sim.prompts import get_format
 from survey_sim.simulate import position_bias
@@ -46,8 +47,8 @@ def test_permuted_simulation_maps_every_order_back(tiny_engine, gss, demo_popula
     persona = next(iter(demo_population))
     natfare = questionnaire.question("natfare")
     shown = reorder(natfare, (1, 2, 0))
-    request = get_format("chat").render(
-        shown, description=persona.description, instructions=None, chat=tiny_engine
+    request = choice_request(
+        shown, get_format("chat"), description=persona.description, chat=tiny_engine
     )
     direct = tiny_engine.score([request])[0].probs
     rows = responses.filter(
@@ -72,6 +73,7 @@ def test_position_bias_on_known_values():
                 {
                     "persona_id": "p",
                     "question_id": "q",
+                    "kind": "single_choice",
                     "option_code": code,
                     "order": order,
                     "shown_position": shown_position,

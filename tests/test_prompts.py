@@ -1,7 +1,8 @@
 import pytest
 
 from survey_sim import ChatFormat, PlainFormat, ScoringError, SpectrumFormat, get_format
-from survey_sim.prompts import is_prefix_free, question_body
+from survey_sim.asking import ask, choice_request
+from survey_sim.prompts import is_prefix_free
 from survey_sim.questionnaire import ChoiceQuestion
 
 DESCRIPTION = "You are a 40-year-old nurse."
@@ -19,17 +20,21 @@ def numbered_question(count: int) -> ChoiceQuestion:
 
 def test_question_body_lists_options_and_instruction(gss):
     natfare = gss.question("natfare")
-    body = question_body(natfare, "Please answer honestly.", "label")
-    assert body.startswith("Please answer honestly.\n\nWe are faced with many problems")
+    body = ask(natfare, PlainFormat()).sample_prompt(
+        description="", instructions="Please answer honestly.", chat=AnswerFirstTemplate()
+    )
+    assert body.startswith("\n\nPlease answer honestly.\n\nWe are faced with many problems")
     assert "A. Too little\nB. About right\nC. Too much" in body
-    assert body.endswith("Answer with the letter of one option only.")
-    text_body = question_body(natfare, None, "text")
+    assert body.endswith("Answer with the letter of one option only.\n\nAnswer:")
+    text_body = ask(natfare, PlainFormat(answer="text")).sample_prompt(
+        description="", instructions=None, chat=AnswerFirstTemplate()
+    )
     assert "- About right" in text_body and "exactly as written" in text_body
 
 
 def test_chat_format_uses_the_models_template(tiny_engine, gss):
-    request = ChatFormat().render(
-        gss.question("natfare"), description=DESCRIPTION, instructions=None, chat=tiny_engine
+    request = choice_request(
+        gss.question("natfare"), ChatFormat(), description=DESCRIPTION, chat=tiny_engine
     )
     assert request.prefix.startswith(
         f"<|im_start|>system\n{DESCRIPTION}<|im_end|>\n<|im_start|>user\n"
@@ -39,8 +44,11 @@ def test_chat_format_uses_the_models_template(tiny_engine, gss):
 
 
 def test_spectrum_format_roles(tiny_engine, gss):
-    request = SpectrumFormat(answer="text").render(
-        gss.question("natsoc"), description=DESCRIPTION, instructions=None, chat=tiny_engine
+    request = choice_request(
+        gss.question("natsoc"),
+        SpectrumFormat(answer="text"),
+        description=DESCRIPTION,
+        chat=tiny_engine,
     )
     assert request.prefix.startswith(f"<|im_start|>description\n{DESCRIPTION}<|im_end|>\n")
     assert "<|im_start|>input\n" in request.prefix
@@ -49,8 +57,8 @@ def test_spectrum_format_roles(tiny_engine, gss):
 
 
 def test_plain_format(tiny_engine, gss):
-    request = PlainFormat().render(
-        gss.question("natsoc"), description=DESCRIPTION, instructions=None, chat=tiny_engine
+    request = choice_request(
+        gss.question("natsoc"), PlainFormat(), description=DESCRIPTION, chat=tiny_engine
     )
     assert request.prefix.startswith(DESCRIPTION) and request.prefix.endswith("\n\nAnswer:")
     assert request.continuations == (" A", " B", " C")
@@ -60,16 +68,18 @@ def test_termination_is_automatic_when_answers_are_not_prefix_free(tiny_engine):
     short, long = numbered_question(3), numbered_question(10)
     assert is_prefix_free(["1", "2", "3"]) and not is_prefix_free(["1", "10"])
     chat = ChatFormat()
-    assert chat.render(
-        short, description=DESCRIPTION, instructions=None, chat=tiny_engine
-    ).continuations == ("1", "2", "3")
-    terminated = chat.render(long, description=DESCRIPTION, instructions=None, chat=tiny_engine)
+    assert choice_request(short, chat, description=DESCRIPTION, chat=tiny_engine).continuations == (
+        "1",
+        "2",
+        "3",
+    )
+    terminated = choice_request(long, chat, description=DESCRIPTION, chat=tiny_engine)
     assert terminated.continuations[0] == "1<|im_end|>"
     assert terminated.continuations[9] == "10<|im_end|>"
-    plain = PlainFormat().render(long, description=DESCRIPTION, instructions=None, chat=tiny_engine)
+    plain = choice_request(long, PlainFormat(), description=DESCRIPTION, chat=tiny_engine)
     assert plain.continuations[0] == " 1\n"
-    forced = SpectrumFormat(terminated=True).render(
-        short, description=DESCRIPTION, instructions=None, chat=tiny_engine
+    forced = choice_request(
+        short, SpectrumFormat(terminated=True), description=DESCRIPTION, chat=tiny_engine
     )
     assert forced.continuations[0] == "1<|im_end|>"
 
@@ -93,9 +103,9 @@ class AnswerFirstTemplate:
 
 def test_chat_format_rejects_inconsistent_templates(gss):
     with pytest.raises(ScoringError, match="use format 'spectrum' or 'plain'"):
-        ChatFormat().render(
+        choice_request(
             gss.question("natsoc"),
+            ChatFormat(),
             description=DESCRIPTION,
-            instructions=None,
             chat=AnswerFirstTemplate(),
         )

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from survey_sim import EngineSettings, ScoringError, TransformersEngine
+from survey_sim.asking import choice_request
 from survey_sim.engines.base import SampleRequest
 from survey_sim.prompts import get_format
 from survey_sim.questionnaire import ChoiceQuestion
@@ -54,11 +55,9 @@ def test_answer_values_map_back_to_options(gss):
 
 def test_every_sample_is_valid_and_seeds_reproduce(tiny_engine, gss):
     question = gss.question("natsoc")
-    prefix = (
-        get_format("chat")
-        .render(question, description=DESCRIPTION, instructions=None, chat=tiny_engine)
-        .prefix
-    )
+    prefix = choice_request(
+        question, get_format("chat"), description=DESCRIPTION, chat=tiny_engine
+    ).prefix
     schema = answer_schema(question, reason_chars=30)
     engine = TransformersEngine(
         tiny_engine.model,
@@ -116,8 +115,8 @@ def test_sampling_agrees_with_exact_scoring_on_the_default_model(default_engine,
     renormalised distribution. A bug in either path shows as a failed chi-square test.
     """
     question = numbered(gss.question("natfare"))
-    request = get_format("chat").render(
-        question, description=DESCRIPTION, instructions=None, chat=default_engine
+    request = choice_request(
+        question, get_format("chat"), description=DESCRIPTION, chat=default_engine
     )
     exact = default_engine.score([request])[0].probs
     n = 2000

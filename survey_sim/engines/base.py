@@ -107,9 +107,11 @@ class SampleResult:
 
     Attributes:
         texts: Raw completion texts (without the end-of-sequence token).
-        values: Each completion parsed as JSON; ``None`` where it was truncated.
+        values: Each completion parsed as JSON; ``None`` where it was truncated or invalid.
         truncated: True where a completion hit ``max_new_tokens`` before the grammar ended.
             Such completions are kept and flagged, never dropped.
+        invalid: True where a complete answer does not satisfy the schema after all (the
+            grammar engine let it through; see :mod:`survey_sim.engines.validation`).
         generated_tokens: Tokens generated over all completions (end tokens included).
         prompt_tokens: Tokens of the prefix.
         reused_tokens: Prefix tokens whose key/values came from the prefix cache.
@@ -118,6 +120,7 @@ class SampleResult:
     texts: tuple[str, ...]
     values: tuple[Any, ...]
     truncated: tuple[bool, ...]
+    invalid: tuple[bool, ...]
     generated_tokens: int
     prompt_tokens: int
     reused_tokens: int

@@ -45,6 +45,7 @@ from survey_sim.engines.prefix_cache import (
     PrefixState,
     common_prefix_length,
 )
+from survey_sim.engines.validation import conforms
 from survey_sim.errors import ScoringError
 
 PrefixReuse = Literal["cache", "request", "none"]
@@ -282,7 +283,9 @@ class TransformersEngine:
         The prefix is computed once (and reused from the prefix cache when possible); every
         batch starts from its key/values. At each step the grammar masks the tokens that
         cannot continue a valid completion, so invalid output is impossible by
-        construction. Completions that hit ``max_new_tokens`` are flagged as truncated.
+        construction; parsed answers are checked once more, and any the grammar let through
+        wrongly are flagged invalid. Completions that hit ``max_new_tokens`` are flagged as
+        truncated.
         """
         tokens = self.tokenize(request.prefix)
         key_values, last_logits, reused = self._prefill(tokens)
@@ -299,14 +302,21 @@ class TransformersEngine:
             texts.extend(self.tokenizer.decode(ids) for ids in completions)
             truncated.extend(not done for done in finished)
             generated += steps
-        values = tuple(
+        parsed = [
             None if cut else _parse_json(text, request.json_schema)
             for text, cut in zip(texts, truncated, strict=True)
-        )
+        ]
+        invalid = [
+            not cut and not conforms(value, request.json_schema)
+            for value, cut in zip(parsed, truncated, strict=True)
+        ]
         return SampleResult(
             texts=tuple(texts),
-            values=values,
+            values=tuple(
+                None if bad else value for value, bad in zip(parsed, invalid, strict=True)
+            ),
             truncated=tuple(truncated),
+            invalid=tuple(invalid),
             generated_tokens=generated,
             prompt_tokens=len(tokens),
             reused_tokens=reused,

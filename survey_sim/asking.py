@@ -1,0 +1,397 @@
+"""How each kind of question is put to a model and how its answers are read back.
+
+For every question kind, an :class:`Asking` knows
+
+* the question's text as the respondent reads it (instructions, preamble, item, listed
+  options, and how to answer);
+* for the **exact** method, the score requests whose exact probabilities give the answer
+  distribution, and how to read them;
+* for the **sample** method, the JSON schema answers are drawn under
+  (:func:`survey_sim.schemas.value_schema`), and how to tally the draws.
+
+Both methods report a probability per *outcome*: the options of choice and multi-select
+questions, the bins of numeric questions. Free-text questions have no outcomes: their
+answers are the draws themselves.
+
+============== =================================== =========================================
+kind           exact                               sample
+============== =================================== =========================================
+single choice  one request, every option scored    enum of labels; option frequencies
+multi-select   one yes/no request per option:      array of distinct labels; how often
+               P(selected) = P(Yes) / P(Yes, No)   each option is in the selection
+numeric        integers only: every value scored,  integer/number within bounds; bin
+               probabilities summed per bin        frequencies
+free text      (cannot apply)                      bounded string; draws only
+============== =================================== =========================================
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from survey_sim.engines.base import SampleResult, ScoreRequest, ScoreResult
+from survey_sim.errors import MethodError, ScoringError
+from survey_sim.prompts import ChatRenderer, PromptFormat
+from survey_sim.questionnaire import (
+    ChoiceQuestion,
+    FreeTextQuestion,
+    MultiSelectQuestion,
+    NumericQuestion,
+    Option,
+    OptionsQuestion,
+    Question,
+)
+from survey_sim.schemas import (
+    JsonSchema,
+    answer_texts,
+    answer_values,
+    option_for_value,
+    value_schema,
+)
+
+MAX_EXACT_VALUES = 1000
+"""Most integer values a numeric question may have for the exact method."""
+
+NUMBER_CHARS = 24
+"""Characters allowed for a sampled non-integer number (the grammar has no length bound)."""
+
+YES, NO = "Yes", "No"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One prompt's answer distribution over the question's outcomes, in outcome order.
+
+    Attributes:
+        logprobs: Exact log-probability per outcome (``None`` when sampled).
+        probs: Probability per outcome: renormalised over the outcomes for single-choice
+            and numeric questions; the probability of being selected for multi-select.
+        coverage: Probability mass the scored answers held, per outcome (``None`` when
+            sampled).
+        samples: Valid draws behind ``probs`` (sampling only).
+        truncated: Draws cut off by the token limit (sampling only).
+        invalid: Complete draws that broke the schema (sampling only; see
+            :mod:`survey_sim.engines.validation`).
+    """
+
+    logprobs: Sequence[float | None]
+    probs: Sequence[float]
+    coverage: Sequence[float | None]
+    samples: int | None = None
+    truncated: int | None = None
+    invalid: int | None = None
+
+
+class Asking(Protocol):
+    """A question of one kind, in one prompt format: what to ask and how to read answers."""
+
+    @property
+    def outcomes(self) -> tuple[Option, ...]:
+        """What probabilities are reported for (empty for free text)."""
+        ...
+
+    def exact_requests(
+        self, *, description: str, instructions: str | None, chat: ChatRenderer
+    ) -> list[ScoreRequest]:
+        """Score requests whose exact probabilities make the distribution.
+
+        Raises:
+            MethodError: when the question cannot be read exactly.
+        """
+        ...
+
+    def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
+        """The distribution from the results of :meth:`exact_requests`."""
+        ...
+
+    def sample_prompt(
+        self, *, description: str, instructions: str | None, chat: ChatRenderer
+    ) -> str:
+        """The prompt sampled answers follow."""
+        ...
+
+    def schema(self) -> JsonSchema:
+        """The JSON schema every sampled answer satisfies."""
+        ...
+
+    def read_draws(self, draws: SampleResult) -> Distribution | None:
+        """Outcome frequencies among the valid draws (``None`` without outcomes)."""
+        ...
+
+    def token_limit(self) -> int:
+        """Tokens enough for any valid answer (a token is at least one character)."""
+        ...
+
+
+def ask(question: Question, format: PromptFormat) -> Asking:
+    """The :class:`Asking` for ``question`` in ``format``."""
+    match question:
+        case ChoiceQuestion():
+            return _ChoiceAsking(question, format)
+        case MultiSelectQuestion():
+            return _MultiSelectAsking(question, format)
+        case NumericQuestion():
+            return _NumericAsking(question, format)
+        case FreeTextQuestion():
+            return _FreeTextAsking(question, format)
+    raise TypeError(f"not a question: {question!r}")
+
+
+def choice_request(
+    question: ChoiceQuestion,
+    format: PromptFormat,
+    *,
+    description: str,
+    chat: ChatRenderer,
+    instructions: str | None = None,
+) -> ScoreRequest:
+    """The one score request of a single-choice question: its prompt, one answer per option."""
+    (request,) = ask(question, format).exact_requests(
+        description=description, instructions=instructions, chat=chat
+    )
+    return request
+
+
+@dataclass(frozen=True)
+class _AskingBase:
+    question: Question
+    format: PromptFormat
+
+    @property
+    def outcomes(self) -> tuple[Option, ...]:
+        return self.question.outcomes
+
+    def _body(self, instructions: str | None, *parts: str | None) -> str:
+        """The question as read: instructions, preamble, item, then ``parts``."""
+        texts = [instructions, self.question.preamble, self.question.text, *parts]
+        return "\n\n".join(text.strip() for text in texts if text)
+
+    def _answer_instruction(self) -> str:
+        raise NotImplementedError
+
+    def sample_prompt(
+        self, *, description: str, instructions: str | None, chat: ChatRenderer
+    ) -> str:
+        body = self._sample_body(instructions)
+        return self.format.prompt(body, description=description, chat=chat)
+
+    def _sample_body(self, instructions: str | None) -> str:
+        return self._body(instructions, self._answer_instruction())
+
+    def schema(self) -> JsonSchema:
+        return value_schema(self.question, self.format.answer)
+
+    def token_limit(self) -> int:
+        return self._longest_answer() + 1  # + the end-of-sequence token
+
+    def _longest_answer(self) -> int:
+        """Characters in the longest valid JSON answer."""
+        raise NotImplementedError
+
+    def read_draws(self, draws: SampleResult) -> Distribution | None:
+        if not self.outcomes:
+            return None
+        values = [
+            value for value, cut in zip(draws.values, draws.truncated, strict=True) if not cut
+        ]
+        if not values:
+            raise ScoringError(
+                f"question {self.question.id!r}: every sampled answer hit the token limit; "
+                "raise max_new_tokens"
+            )
+        counts = Counter(code for value in values for code in self._outcome_codes(value))
+        return Distribution(
+            logprobs=[None] * len(self.outcomes),
+            probs=[counts[outcome.code] / len(values) for outcome in self.outcomes],
+            coverage=[None] * len(self.outcomes),
+            samples=len(values),
+            truncated=sum(draws.truncated),
+            invalid=sum(draws.invalid),
+        )
+
+    def _outcome_codes(self, value: object) -> list[str]:
+        """The codes of the outcomes a valid sampled value counts for."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class _OptionsAsking(_AskingBase):
+    question: OptionsQuestion
+
+    def _listing(self) -> str:
+        if self.format.answer == "label":
+            return "\n".join(f"{o.label}. {o.text}" for o in self.question.options)
+        return "\n".join(f"- {o.text}" for o in self.question.options)
+
+    def _label_name(self) -> str:
+        return "number" if self.question.label_style == "number" else "letter"
+
+    def _sample_body(self, instructions: str | None) -> str:
+        return self._body(instructions, self._listing(), self._answer_instruction())
+
+    def _longest_answer(self) -> int:
+        values = answer_values(self.question, self.format.answer)
+        if isinstance(self.question, MultiSelectQuestion):
+            return len(json.dumps(values, separators=(",", ":")))
+        return max(len(json.dumps(value)) for value in values)
+
+
+@dataclass(frozen=True)
+class _ChoiceAsking(_OptionsAsking):
+    question: ChoiceQuestion
+
+    def _answer_instruction(self) -> str:
+        if self.format.answer == "label":
+            return f"Answer with the {self._label_name()} of one option only."
+        return "Answer with one of the options, exactly as written."
+
+    def exact_requests(
+        self, *, description: str, instructions: str | None, chat: ChatRenderer
+    ) -> list[ScoreRequest]:
+        body = self._sample_body(instructions)
+        answers = answer_texts(self.question, self.format.answer)
+        return [self.format.render(body, answers, description=description, chat=chat)]
+
+    def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
+        (result,) = results
+        coverage = result.coverage
+        return Distribution(result.logprobs, result.probs, [coverage] * len(result.logprobs))
+
+    def _outcome_codes(self, value: object) -> list[str]:
+        return [option_for_value(self.question, value, self.format.answer).code]
+
+
+@dataclass(frozen=True)
+class _MultiSelectAsking(_OptionsAsking):
+    question: MultiSelectQuestion
+
+    def _answer_instruction(self) -> str:
+        question = self.question
+        if self.format.answer == "label":
+            how = f"Answer with the {self._label_name()}s of all options that apply, as a list."
+        else:
+            how = "Answer with all options that apply, exactly as written, as a list."
+        if question.min_selected > 0:
+            how += f" Choose at least {question.min_selected}."
+        if question.max_selected is not None:
+            how += f" Choose at most {question.max_selected}."
+        return how
+
+    def exact_requests(
+        self, *, description: str, instructions: str | None, chat: ChatRenderer
+    ) -> list[ScoreRequest]:
+        listing = self._listing()
+        requests = []
+        for option in self.question.options:
+            named = f'option {option.label}, "{option.text}"'
+            if self.format.answer == "text":
+                named = f'"{option.text}"'
+            judgement = f"Would you select {named}? Answer {YES} or {NO}."
+            body = self._body(instructions, listing, judgement)
+            requests.append(self.format.render(body, [YES, NO], description=description, chat=chat))
+        return requests
+
+    def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
+        return Distribution(
+            logprobs=[result.logprobs[0] for result in results],
+            probs=[result.probs[0] for result in results],
+            coverage=[result.coverage for result in results],
+        )
+
+    def _outcome_codes(self, value: object) -> list[str]:
+        assert isinstance(value, list)
+        return [option_for_value(self.question, item, self.format.answer).code for item in value]
+
+
+@dataclass(frozen=True)
+class _NumericAsking(_AskingBase):
+    question: NumericQuestion
+
+    def _answer_instruction(self) -> str:
+        question = self.question
+        number = "a whole number" if question.integer else "a number"
+        unit = f" ({question.unit})" if question.unit else ""
+        return f"Answer with {number} from {question.minimum:g} to {question.maximum:g}{unit}."
+
+    def _longest_answer(self) -> int:
+        if self.question.integer:
+            return max(
+                len(str(value)) for value in (self.question.values()[0], self.question.values()[-1])
+            )
+        return NUMBER_CHARS
+
+    def exact_requests(
+        self, *, description: str, instructions: str | None, chat: ChatRenderer
+    ) -> list[ScoreRequest]:
+        question = self.question
+        if not question.integer:
+            raise MethodError(
+                f"question {question.id!r} takes any number, which cannot be scored exactly; "
+                "make it an integer question or sample it (method='sample')"
+            )
+        if len(question.values()) > MAX_EXACT_VALUES:
+            raise MethodError(
+                f"question {question.id!r} has {len(question.values())} possible values; the "
+                f"exact method scores at most {MAX_EXACT_VALUES}: sample it (method='sample')"
+            )
+        if not self.outcomes:
+            raise MethodError(
+                f"question {question.id!r} has more than 101 values and no bins to report "
+                "them in; declare bins"
+            )
+        body = self._sample_body(instructions)
+        values = [str(value) for value in question.values()]
+        return [self.format.render(body, values, description=description, chat=chat)]
+
+    def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
+        (result,) = results
+        per_bin: dict[str, list[float]] = {outcome.code: [] for outcome in self.outcomes}
+        for value, logprob in zip(self.question.values(), result.logprobs, strict=True):
+            bin_ = self.question.bin_of(value)
+            assert bin_ is not None  # bins cover the range (checked on load)
+            per_bin[bin_.code].append(logprob)
+        logprobs = [_logsumexp(per_bin[outcome.code]) for outcome in self.outcomes]
+        total = _logsumexp(logprobs)
+        return Distribution(
+            logprobs=logprobs,
+            probs=[math.exp(logprob - total) for logprob in logprobs],
+            coverage=[result.coverage] * len(logprobs),
+        )
+
+    def _outcome_codes(self, value: object) -> list[str]:
+        assert isinstance(value, int | float)
+        bin_ = self.question.bin_of(value)
+        return [] if bin_ is None else [bin_.code]
+
+
+@dataclass(frozen=True)
+class _FreeTextAsking(_AskingBase):
+    question: FreeTextQuestion
+
+    def _answer_instruction(self) -> str:
+        return f"Answer in your own words, in at most {self.question.max_chars} characters."
+
+    def _longest_answer(self) -> int:
+        # Quotes around the text; escaped characters take more, and are flagged if cut.
+        return self.question.max_chars + 2
+
+    def exact_requests(
+        self, *, description: str, instructions: str | None, chat: ChatRenderer
+    ) -> list[ScoreRequest]:
+        raise MethodError(
+            f"question {self.question.id!r} is free text: its answers can only be sampled "
+            "(method='sample', or method={'free_text': 'sample'})"
+        )
+
+    def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
+        raise MethodError(f"question {self.question.id!r} is free text: nothing to score")
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(value - top) for value in values))
