@@ -215,6 +215,16 @@ class _Cell:
     order: str | None
     method: Method
 
+    def columns(self) -> dict[str, object]:
+        """What identifies this cell in the responses and draws frames."""
+        return {
+            "persona_id": self.persona.id,
+            "weight": self.persona.weight,
+            "question_id": self.question.id,
+            "kind": self.question.kind,
+            "order": self.order,
+        }
+
 
 def simulate(
     questionnaire: Questionnaire,
@@ -356,10 +366,7 @@ def _response_rows(
 ) -> list[dict[str, object]]:
     return [
         {
-            "persona_id": cell.persona.id,
-            "weight": cell.persona.weight,
-            "question_id": cell.question.id,
-            "kind": cell.question.kind,
+            **cell.columns(),
             "option_code": outcome.code,
             "option_label": outcome.label,
             "option_text": outcome.text,
@@ -368,7 +375,6 @@ def _response_rows(
             "logprob": logprob,
             "prob": prob,
             "coverage": coverage,
-            "order": cell.order,
             "shown_position": shown_position,
             "method": cell.method,
             "samples": distribution.samples,
@@ -394,11 +400,7 @@ def _draw_rows(
 ) -> list[dict[str, object]]:
     return [
         {
-            "persona_id": cell.persona.id,
-            "weight": cell.persona.weight,
-            "question_id": cell.question.id,
-            "kind": cell.question.kind,
-            "order": cell.order,
+            **cell.columns(),
             "draw": draw,
             "answer": None if value is None else json.dumps(value),
             "text": text,
