@@ -1,0 +1,387 @@
+"""Real human survey answers: data files, the mapping that ties them to a questionnaire, and
+weighted answer distributions.
+
+A mapping file (YAML) says which data column answers which question, how data codes
+become option codes, which codes mean "missing", and where weights and demographics are::
+
+    questionnaire: gss_spending_2018
+    respondent: id                 # optional: respondent id column (default: row number)
+    weight: wtssall                # optional: survey weights (default: 1 each)
+    missing: [8, 9]                # codes dropped in every question (nulls always are)
+    questions:
+      natfare: natfare             # column with the same codes as the options
+      natsoc:                      # or a column with its own codes
+        column: NATSOC_2018
+        codes: {1: "1", 2: "0", 3: "-1"}    # data code (or value label) -> option code
+        missing: [0]
+    attributes:                    # demographic columns kept beside the answers
+      party: partyid
+
+Data files: CSV and Parquet (polars), SPSS ``.sav`` and Stata ``.dta`` (pyreadstat; a code
+may be written as its value label too). A data code the mapping does not know is an error
+that lists every such code, so nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from survey_sim._yaml import load_yaml, validate_yaml
+from survey_sim.errors import InputError
+from survey_sim.questionnaire import OptionsQuestion, Questionnaire
+
+Code = str | int | float
+
+
+def code_text(value: Any) -> str:
+    """A data code as text: ``1.0`` and ``1`` are both ``"1"``."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnMapping(_Strict):
+    """How one data column answers one question."""
+
+    column: str
+    codes: dict[str, str] | None = None
+    missing: tuple[str, ...] = ()
+
+    @field_validator("codes", mode="before")
+    @classmethod
+    def _codes_as_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {code_text(k): code_text(v) for k, v in value.items()}
+        return value
+
+    @field_validator("missing", mode="before")
+    @classmethod
+    def _missing_as_text(cls, value: Any) -> Any:
+        return [code_text(v) for v in value] if isinstance(value, list) else value
+
+
+class DataMapping(_Strict):
+    """Ties a data file's columns to a questionnaire (see the module docstring)."""
+
+    questionnaire: str | None = None
+    respondent: str | None = None
+    weight: str | None = None
+    missing: tuple[str, ...] = ()
+    questions: dict[str, ColumnMapping] = Field(min_length=1)
+    attributes: dict[str, str] = {}
+
+    @field_validator("missing", mode="before")
+    @classmethod
+    def _missing_as_text(cls, value: Any) -> Any:
+        return [code_text(v) for v in value] if isinstance(value, list) else value
+
+    @field_validator("questions", mode="before")
+    @classmethod
+    def _column_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"column": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> DataMapping:
+        """Load and validate a mapping file."""
+        path = Path(path)
+        data, node = load_yaml(path)
+        if not isinstance(data, dict):
+            raise InputError(path, "expected a mapping with 'questions' at the top level")
+        return validate_yaml(cls, data, path, node, _describe)
+
+
+def _describe(loc: tuple[Any, ...]) -> str | None:
+    if len(loc) >= 2 and loc[0] == "questions":
+        rest = ".".join(str(part) for part in loc[2:])
+        return f"question {loc[1]!r}" + (f", field '{rest}'" if rest else "")
+    return "field " + ".".join(str(part) for part in loc) if loc else None
+
+
+HUMAN_COLUMNS = ["respondent_id", "weight", "question_id", "option_code"]
+
+
+class HumanResponses:
+    """Human answers in tidy form: one row per respondent × answered question.
+
+    Columns: ``respondent_id``, ``weight``, ``question_id``, ``option_code``, then one
+    column per mapped demographic attribute (as text).
+    """
+
+    def __init__(self, frame: pl.DataFrame, questionnaire: Questionnaire, source: str) -> None:
+        self.frame = frame
+        self.questionnaire = questionnaire
+        self.source = source
+
+    def __repr__(self) -> str:
+        respondents = self.frame["respondent_id"].n_unique()
+        return (
+            f"HumanResponses({self.source!r}: {respondents} respondents, "
+            f"{self.frame['question_id'].n_unique()} questions, {self.frame.height} answers)"
+        )
+
+    @property
+    def attributes(self) -> list[str]:
+        """The demographic attribute columns."""
+        return [c for c in self.frame.columns if c not in HUMAN_COLUMNS]
+
+    def distribution(self, by: Sequence[str] = ()) -> pl.DataFrame:
+        """Weighted answer distribution per question (and per ``by`` attribute group).
+
+        Columns: ``by``..., ``question_id``, ``option_code``, ``prob`` (weighted share),
+        ``respondents`` (unweighted count choosing the option), ``n`` (respondents who
+        answered the question in the group) and ``n_effective`` (Kish effective sample size,
+        (Σw)² / Σw², which is what the weights leave of ``n``).
+        """
+        return answer_distribution(self.frame, self.questionnaire, by=by)
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        mapping: DataMapping | str | Path,
+        questionnaire: Questionnaire,
+    ) -> HumanResponses:
+        """Load a CSV, Parquet, SPSS (``.sav``) or Stata (``.dta``) file through ``mapping``."""
+        path = Path(path)
+        if not isinstance(mapping, DataMapping):
+            mapping = DataMapping.from_yaml(mapping)
+        frame, labels = read_table(path)
+        return cls.from_frame(frame, mapping, questionnaire, source=str(path), labels=labels)
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pl.DataFrame,
+        mapping: DataMapping,
+        questionnaire: Questionnaire,
+        *,
+        source: str = "<frame>",
+        labels: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> HumanResponses:
+        """Tidy a wide data frame (one row per respondent) through ``mapping``.
+
+        Args:
+            labels: Value labels per column (code text -> label), as read from SPSS/Stata;
+                mapping codes may name either.
+        """
+        return cls(
+            _tidy(frame, mapping, questionnaire, source, labels or {}), questionnaire, source
+        )
+
+
+def read_table(path: Path) -> tuple[pl.DataFrame, dict[str, dict[str, str]]]:
+    """A data file as a polars frame plus value labels per column (SPSS/Stata only)."""
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pl.read_csv(path, infer_schema_length=None), {}
+    if suffix == ".parquet":
+        return pl.read_parquet(path), {}
+    if suffix in (".sav", ".dta"):
+        try:
+            import pyreadstat
+        except ImportError:
+            raise InputError(
+                path,
+                "reading SPSS/Stata files needs pyreadstat: pip install 'survey-sim[analysis]'",
+            ) from None
+        reader = pyreadstat.read_sav if suffix == ".sav" else pyreadstat.read_dta
+        try:
+            frame, meta = reader(str(path), output_format="polars")
+        except pyreadstat.ReadstatError as error:
+            raise InputError(path, f"cannot read: {error}") from None
+        labels = {
+            column: {code_text(code): str(label) for code, label in value_labels.items()}
+            for column, value_labels in meta.variable_value_labels.items()
+        }
+        return frame, labels
+    raise InputError(path, f"unknown data format {suffix!r}: use .csv, .parquet, .sav or .dta")
+
+
+def _tidy(
+    frame: pl.DataFrame,
+    mapping: DataMapping,
+    questionnaire: Questionnaire,
+    source: str,
+    labels: Mapping[str, Mapping[str, str]],
+) -> pl.DataFrame:
+    if mapping.questionnaire is not None and mapping.questionnaire != questionnaire.id:
+        raise InputError(
+            source,
+            f"the mapping is for questionnaire {mapping.questionnaire!r}, not {questionnaire.id!r}",
+        )
+    needed = [m.column for m in mapping.questions.values()]
+    needed += [c for c in (mapping.respondent, mapping.weight) if c is not None]
+    needed += list(mapping.attributes.values())
+    absent = sorted({c for c in needed if c not in frame.columns})
+    if absent:
+        raise InputError(source, f"columns not in the data: {', '.join(absent)}")
+    respondents = (
+        frame[mapping.respondent].map_elements(code_text, return_dtype=pl.String)
+        if mapping.respondent
+        else pl.Series([str(i + 1) for i in range(frame.height)])
+    )
+    if respondents.n_unique() != frame.height:
+        raise InputError(source, f"respondent ids in column {mapping.respondent!r} repeat")
+    weights = _weights(frame, mapping.weight, source)
+    base = pl.DataFrame({"respondent_id": respondents, "weight": weights})
+    for name, column in mapping.attributes.items():
+        values = [
+            None if _is_missing(v) else labels.get(column, {}).get(code_text(v), code_text(v))
+            for v in frame[column].to_list()
+        ]
+        base = base.with_columns(pl.Series(name, values, dtype=pl.String))
+    parts = []
+    for question_id, column_mapping in mapping.questions.items():
+        question = _mapped_question(questionnaire, question_id, source)
+        codes = _option_codes(
+            frame[column_mapping.column].to_list(),
+            question,
+            column_mapping,
+            mapping.missing,
+            labels.get(column_mapping.column, {}),
+            source,
+        )
+        parts.append(
+            base.with_columns(
+                question_id=pl.lit(question_id), option_code=pl.Series(codes, dtype=pl.String)
+            ).filter(pl.col("option_code").is_not_null())
+        )
+    return pl.concat(parts).select(*HUMAN_COLUMNS, *mapping.attributes)
+
+
+def _mapped_question(
+    questionnaire: Questionnaire, question_id: str, source: str
+) -> OptionsQuestion:
+    try:
+        question = questionnaire.question(question_id)
+    except KeyError:
+        known = ", ".join(q.id for q in questionnaire)
+        raise InputError(
+            source,
+            f"the mapping names question {question_id!r}, which is not in "
+            f"questionnaire {questionnaire.id!r} ({known})",
+        ) from None
+    if not isinstance(question, OptionsQuestion) or question.kind == "multi_select":
+        raise InputError(
+            source,
+            f"question {question_id!r} is {question.kind}: human data can be mapped to "
+            "single-choice and ordinal questions",
+        )
+    return question
+
+
+def _option_codes(
+    values: list[Any],
+    question: OptionsQuestion,
+    mapping: ColumnMapping,
+    missing: Sequence[str],
+    labels: Mapping[str, str],
+    source: str,
+) -> list[str | None]:
+    """Each respondent's option code (``None`` when missing); unknown codes are an error."""
+    known = {o.code for o in question.options}
+    translate = mapping.codes if mapping.codes is not None else {code: code for code in known}
+    skip = set(missing) | set(mapping.missing)
+    result: list[str | None] = []
+    unknown: set[str] = set()
+    for value in values:
+        if _is_missing(value):
+            result.append(None)
+            continue
+        code = code_text(value)
+        label = labels.get(code)
+        if code in skip or label in skip:
+            result.append(None)
+        elif code in translate:
+            result.append(translate[code])
+        elif label is not None and label in translate:
+            result.append(translate[label])
+        else:
+            unknown.add(code if label is None else f"{code} ({label})")
+            result.append(None)
+    if unknown:
+        raise InputError(
+            source,
+            f"column {mapping.column!r} has codes the mapping does not know: "
+            f"{', '.join(sorted(unknown))}; map them under 'codes' or list them as 'missing'",
+            location=f"question {question.id!r}",
+        )
+    bad_targets = sorted(set(translate.values()) - known)
+    if bad_targets:
+        raise InputError(
+            source,
+            f"codes map to options that question {question.id!r} does not have: "
+            f"{', '.join(bad_targets)} (options: {', '.join(sorted(known))})",
+        )
+    return result
+
+
+def _weights(frame: pl.DataFrame, column: str | None, source: str) -> pl.Series:
+    if column is None:
+        return pl.Series([1.0] * frame.height, dtype=pl.Float64)
+    weights = frame[column].cast(pl.Float64, strict=False)
+    bad = [
+        i + 1
+        for i, w in enumerate(weights.to_list())
+        if w is None or not math.isfinite(w) or w <= 0
+    ]
+    if bad:
+        rows = ", ".join(str(row) for row in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise InputError(
+            source,
+            f"weight column {column!r} must hold positive finite numbers; "
+            f"{len(bad)} rows do not (data rows {rows})",
+        )
+    return weights
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def answer_distribution(
+    frame: pl.DataFrame, questionnaire: Questionnaire, by: Sequence[str] = ()
+) -> pl.DataFrame:
+    """Weighted distribution of tidy answers over every option (zero where nobody chose it)."""
+    keys = [*by, "question_id"]
+    options = pl.DataFrame(
+        [
+            {"question_id": q.id, "option_code": o.code, "_order": index}
+            for index, (q, o) in enumerate(
+                (q, o) for q in questionnaire if isinstance(q, OptionsQuestion) for o in q.options
+            )
+        ]
+    )
+    groups = frame.select(keys).unique().join(options, on="question_id")
+    chosen = frame.group_by(*keys, "option_code").agg(
+        weight=pl.col("weight").sum(), respondents=pl.len()
+    )
+    totals = frame.group_by(keys).agg(
+        total=pl.col("weight").sum(),
+        n=pl.len(),
+        n_effective=pl.col("weight").sum() ** 2 / (pl.col("weight") ** 2).sum(),
+    )
+    return (
+        groups.join(chosen, on=[*keys, "option_code"], how="left")
+        .join(totals, on=keys)
+        .with_columns(
+            prob=pl.col("weight").fill_null(0) / pl.col("total"),
+            respondents=pl.col("respondents").fill_null(0),
+        )
+        .sort(*by, "_order")
+        .select(*keys, "option_code", "prob", "respondents", "n", "n_effective")
+    )

@@ -1,0 +1,259 @@
+"""Fidelity metrics: how close simulated answer distributions are to human ones.
+
+Per question, between a human distribution ``p`` and a simulated one ``q`` over the same
+options:
+
+* ``representativeness`` (OpinionQA): 1 − W₁(p, q) / (N − 1), with W₁ the Wasserstein
+  distance over the N ordinal positions (ordinal questions only, substantive options
+  renormalised). 1 is identical; 0 puts all mass at opposite ends.
+* ``jensen_shannon``: JS divergence in bits, in [0, 1] (0 is identical).
+* ``total_variation``: half the L1 distance, in [0, 1].
+* ``kl``: KL(p ‖ q) in nats, how surprised the simulation is by people (``q`` is floored at
+  1e-6 so that an option the simulation rules out costs a lot, not infinity).
+
+:func:`compare` puts every score beside three references, because a number alone says
+little: ``uniform`` (every option equally likely), ``human_marginal`` (the average human
+distribution of the *other* questions with the same options: what knowing the answer scale
+but not the question gives), and ``split_half`` (two random halves of the same human
+sample compared with each other: the noise floor; no simulation can be expected to beat
+it by much).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from survey_sim.human import HumanResponses, answer_distribution
+from survey_sim.questionnaire import OptionsQuestion
+
+KL_FLOOR = 1e-6
+METRICS = ("representativeness", "jensen_shannon", "total_variation", "kl")
+SOURCES = ("model", "uniform", "human_marginal", "split_half")
+
+
+def total_variation(p: Sequence[float], q: Sequence[float]) -> float:
+    """Half the L1 distance between two distributions."""
+    return 0.5 * sum(abs(a - b) for a, b in zip(p, q, strict=True))
+
+
+def kl_divergence(p: Sequence[float], q: Sequence[float]) -> float:
+    """KL(p ‖ q) in nats, with ``q`` floored at :data:`KL_FLOOR`."""
+    return sum(a * math.log(a / max(b, KL_FLOOR)) for a, b in zip(p, q, strict=True) if a > 0)
+
+
+def jensen_shannon(p: Sequence[float], q: Sequence[float]) -> float:
+    """Jensen-Shannon divergence in bits (0 identical, 1 disjoint)."""
+    middle = [(a + b) / 2 for a, b in zip(p, q, strict=True)]
+
+    def half(x: Sequence[float]) -> float:
+        return sum(a * math.log2(a / m) for a, m in zip(x, middle, strict=True) if a > 0)
+
+    return 0.5 * half(p) + 0.5 * half(q)
+
+
+def wasserstein_ordinal(p: Sequence[float], q: Sequence[float]) -> float:
+    """Wasserstein-1 distance between distributions over positions 1..N (unit spacing)."""
+    cumulative_p = cumulative_q = distance = 0.0
+    for a, b in zip(p, q, strict=True):
+        cumulative_p += a
+        cumulative_q += b
+        distance += abs(cumulative_p - cumulative_q)
+    return distance
+
+
+def representativeness(p: Sequence[float], q: Sequence[float]) -> float:
+    """OpinionQA representativeness: 1 − W₁ / (N − 1) over ordinal positions."""
+    return 1 - wasserstein_ordinal(p, q) / (len(p) - 1)
+
+
+def scores(
+    question: OptionsQuestion, human: Sequence[float], simulated: Sequence[float]
+) -> dict[str, float | None]:
+    """Every metric for one question (``human``/``simulated`` in option order)."""
+    ordinal = _ordinal_indices(question)
+    repr_score = None
+    if ordinal is not None:
+        repr_score = representativeness(
+            _renormalised([human[i] for i in ordinal]),
+            _renormalised([simulated[i] for i in ordinal]),
+        )
+    return {
+        "representativeness": repr_score,
+        "jensen_shannon": jensen_shannon(human, simulated),
+        "total_variation": total_variation(human, simulated),
+        "kl": kl_divergence(human, simulated),
+    }
+
+
+def compare(
+    simulated: pl.DataFrame,
+    human: HumanResponses,
+    *,
+    splits: int = 20,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Score a simulated population distribution against human answers, with references.
+
+    Args:
+        simulated: Per question × option probabilities (``question_id``, ``option_code``,
+            ``prob``; e.g. ``SimulationResult.population``). Questions the human data does
+            not cover are left out.
+        human: The human answers (weighted if they carry weights).
+        splits: Random split-halves averaged for the noise floor.
+        seed: Seed of the split-halves.
+
+    Returns:
+        One row per question × source (``model``, ``uniform``, ``human_marginal``,
+        ``split_half``) with the metrics; ``coverage`` (mean, model rows) and ``n``
+        (respondents who answered).
+    """
+    questionnaire = human.questionnaire
+    people = human.distribution()
+    model = simulated.group_by("question_id", "option_code").agg(
+        pl.col("prob").mean(),
+        pl.col("coverage").mean()
+        if "coverage" in simulated.columns
+        else pl.lit(None).alias("coverage"),
+    )
+    halves = _split_half_distributions(human, splits=splits, seed=seed)
+    shared = [
+        q
+        for q in questionnaire
+        if isinstance(q, OptionsQuestion)
+        and q.id in set(model["question_id"])
+        and q.id in set(people["question_id"])
+    ]
+    if not shared:
+        raise ValueError("the simulation and the human data have no question in common")
+    human_probs = {q.id: _probs(people, q) for q in shared}
+    rows = []
+    for question in shared:
+        p = human_probs[question.id]
+        n = int(people.filter(pl.col("question_id") == question.id)["n"][0])
+        simulated_probs = _probs(model, question)
+        coverage = model.filter(pl.col("question_id") == question.id)["coverage"].mean()
+        references: dict[str, list[float] | None] = {
+            "model": simulated_probs,
+            "uniform": [1 / len(p)] * len(p),
+            "human_marginal": _leave_one_out(question, shared, human_probs),
+        }
+        for source, q in references.items():
+            if q is not None:
+                rows.append(
+                    {
+                        "question_id": question.id,
+                        "source": source,
+                        **scores(question, p, q),
+                        "coverage": coverage if source == "model" else None,
+                        "n": n,
+                    }
+                )
+        half_scores = [
+            scores(question, a[question.id], b[question.id])
+            for a, b in halves
+            if question.id in a and question.id in b
+        ]
+        rows.append(
+            {
+                "question_id": question.id,
+                "source": "split_half",
+                **{m: _mean([s[m] for s in half_scores]) for m in METRICS},
+                "coverage": None,
+                "n": n,
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "question_id": pl.String,
+            "source": pl.String,
+            **{m: pl.Float64 for m in METRICS},
+            "coverage": pl.Float64,
+            "n": pl.Int64,
+        },
+    )
+
+
+def summarise(comparison: pl.DataFrame) -> pl.DataFrame:
+    """Mean of every metric per source over questions (the headline table)."""
+    return (
+        comparison.group_by("source", maintain_order=True)
+        .agg(pl.col(*METRICS).mean(), questions=pl.len())
+        .sort(
+            pl.col("source").replace_strict(
+                {s: i for i, s in enumerate(SOURCES)}, return_dtype=pl.Int32
+            )
+        )
+    )
+
+
+def _probs(frame: pl.DataFrame, question: OptionsQuestion) -> list[float]:
+    by_code = dict(
+        frame.filter(pl.col("question_id") == question.id).select("option_code", "prob").iter_rows()
+    )
+    missing = [o.code for o in question.options if o.code not in by_code]
+    if missing:
+        raise ValueError(
+            f"question {question.id!r}: no probability for options {', '.join(missing)}"
+        )
+    return _renormalised([by_code[o.code] for o in question.options])
+
+
+def _leave_one_out(
+    question: OptionsQuestion, questions: Sequence[OptionsQuestion], probs: dict[str, list[float]]
+) -> list[float] | None:
+    codes = [o.code for o in question.options]
+    others = [
+        probs[q.id]
+        for q in questions
+        if q.id != question.id and [o.code for o in q.options] == codes
+    ]
+    if not others:
+        return None
+    return [sum(column) / len(others) for column in zip(*others, strict=True)]
+
+
+def _split_half_distributions(
+    human: HumanResponses, *, splits: int, seed: int
+) -> list[tuple[dict[str, list[float]], dict[str, list[float]]]]:
+    respondents = human.frame["respondent_id"].unique().sort()
+    rng = np.random.default_rng(seed)
+    result = []
+    for _ in range(splits):
+        first = set(rng.permutation(respondents.to_numpy())[: len(respondents) // 2].tolist())
+        halves = []
+        for in_first in (True, False):
+            part = human.frame.filter(pl.col("respondent_id").is_in(first) == in_first)
+            distribution = answer_distribution(part, human.questionnaire)
+            halves.append(
+                {
+                    q.id: _probs(distribution, q)
+                    for q in human.questionnaire
+                    if isinstance(q, OptionsQuestion) and q.id in set(distribution["question_id"])
+                }
+            )
+        result.append((halves[0], halves[1]))
+    return result
+
+
+def _ordinal_indices(question: OptionsQuestion) -> list[int] | None:
+    if question.kind != "ordinal":
+        return None
+    ranked = sorted(
+        (o.position, i) for i, o in enumerate(question.options) if o.position is not None
+    )
+    return [i for _, i in ranked] if len(ranked) >= 2 else None
+
+
+def _renormalised(values: Sequence[float]) -> list[float]:
+    total = sum(values)
+    return [v / total for v in values] if total > 0 else [1 / len(values)] * len(values)
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None

