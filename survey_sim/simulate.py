@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from survey_sim._io import write_parquet_atomic
 from survey_sim.asking import Asking, Distribution, ask
 from survey_sim.engines.base import Engine, SampleRequest, SampleResult, ScoreRequest
-from survey_sim.errors import MethodError
+from survey_sim.errors import InputError, MethodError
 from survey_sim.permutations import option_orders, order_name, reorder
 from survey_sim.population import Persona, Population
 from survey_sim.prompts import AnswerMode, PromptFormat, Termination, get_format
@@ -128,9 +128,26 @@ class SimulationResult:
         """Read the files written by :meth:`write_parquet` (``path`` is the responses file)."""
         path = Path(path)
         draws_path = _beside(path, "draws")
+        responses = _read_checked(path, RESPONSE_SCHEMA)
         if draws_path.exists():
-            return cls(pl.read_parquet(path), pl.read_parquet(draws_path))
-        return cls(pl.read_parquet(path))
+            return cls(responses, _read_checked(draws_path, DRAW_SCHEMA))
+        return cls(responses)
+
+
+def _read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """A results file, with a clear error when it is not one (or from another version)."""
+    try:
+        frame = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise InputError(path, f"cannot read as Parquet: {error}") from None
+    absent = [column for column in schema if column not in frame.columns]
+    if absent:
+        raise InputError(
+            path,
+            f"not a survey-sim results file of this version: no column {', '.join(absent)} "
+            "(rerun the simulation)",
+        )
+    return frame
 
 
 def _beside(path: Path, part: str) -> Path:

@@ -112,3 +112,22 @@ def test_run_every_question_kind(tiny_model_dir, tmp_path):
     assert sorted(responses["kind"].unique()) == ["multi_select", "numeric", "ordinal"]
     draws = pl.read_parquet(tmp_path / "kinds.draws.parquet")
     assert draws.height == 8 * 4 and draws["question_id"].unique().to_list() == ["mip"]
+
+
+def test_compare_with_real_gss_answers(tiny_model_dir, tmp_path):
+    out = tmp_path / "gss.parquet"
+    ran = run_bundled("--model", str(tiny_model_dir), "--quiet", "--out", str(out))
+    assert ran.returncode == 0, ran.stderr
+    metrics = tmp_path / "metrics.parquet"
+    result = run_cli("compare", str(out), "--human", "gss_spending_2018", "--out", str(metrics))
+    assert result.returncode == 0, result.stderr
+    for source in ("model", "uniform", "human_marginal", "split_half"):
+        assert source in result.stdout
+    assert (tmp_path / "gss.png").stat().st_size > 10_000
+    assert pl.read_parquet(metrics).height == 18 * 4
+    stale = tmp_path / "stale.parquet"
+    pl.read_parquet(out).drop("kind").write_parquet(stale)
+    refused = run_cli("compare", str(stale), "--human", "gss_spending_2018")
+    assert refused.returncode == 2 and "no column kind" in refused.stderr
+    no_mapping = run_cli("compare", str(out), "--human", str(out))
+    assert no_mapping.returncode == 2 and "needs --mapping and --questionnaire" in no_mapping.stderr
