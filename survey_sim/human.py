@@ -46,6 +46,11 @@ def code_text(value: Any) -> str:
     return str(value)
 
 
+def _codes_list(value: Any) -> Any:
+    """A YAML list of codes as text (other values are left for validation to reject)."""
+    return [code_text(v) for v in value] if isinstance(value, list) else value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,10 +69,7 @@ class ColumnMapping(_Strict):
             return {code_text(k): code_text(v) for k, v in value.items()}
         return value
 
-    @field_validator("missing", mode="before")
-    @classmethod
-    def _missing_as_text(cls, value: Any) -> Any:
-        return [code_text(v) for v in value] if isinstance(value, list) else value
+    _missing_as_text = field_validator("missing", mode="before")(_codes_list)
 
 
 class DataMapping(_Strict):
@@ -80,10 +82,7 @@ class DataMapping(_Strict):
     questions: dict[str, ColumnMapping] = Field(min_length=1)
     attributes: dict[str, str] = {}
 
-    @field_validator("missing", mode="before")
-    @classmethod
-    def _missing_as_text(cls, value: Any) -> Any:
-        return [code_text(v) for v in value] if isinstance(value, list) else value
+    _missing_as_text = field_validator("missing", mode="before")(_codes_list)
 
     @field_validator("questions", mode="before")
     @classmethod
