@@ -9,7 +9,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from survey_sim.analysis import DiagnosticWarning, alignment_data, fit_alignment
+from survey_sim.analysis import (
+    DiagnosticWarning,
+    alignment_data,
+    fit_alignment,
+    fit_calibration,
+    predict_calibrated,
+)
 from survey_sim.datasets import gss_spending_2018
 from survey_sim.human import HumanResponses
 
@@ -70,3 +76,40 @@ def test_diagnostics_are_hard_to_miss():
     simulated, human = synthetic(kappa=20.0, seed=2)
     with pytest.warns(DiagnosticWarning, match="bulk ESS"):
         fit_alignment(simulated, human, draws=20, tune=20, chains=2)
+
+
+def calibrated_people(alpha: float, beta: list[float], sigma: float, seed: int = 3):
+    """Human answers drawn from softmax(alpha * log s + beta + u) around random s."""
+    rng = np.random.default_rng(seed)
+    questionnaire = gss_spending_2018().questionnaire
+    simulated, rows = [], []
+    for question in questionnaire:
+        codes = [o.code for o in question.options]
+        s = rng.dirichlet([2.0] * len(codes))
+        u = rng.normal(0, sigma, len(codes))
+        logits = alpha * np.log(s) + np.array(beta) + u - u.mean()
+        p = np.exp(logits) / np.exp(logits).sum()
+        answers = rng.choice(codes, size=300, p=p)
+        simulated += [
+            {"question_id": question.id, "option_code": c, "prob": v}
+            for c, v in zip(codes, s, strict=True)
+        ]
+        rows += [
+            {"respondent_id": str(i), "weight": 1.0, "question_id": question.id, "option_code": a}
+            for i, a in enumerate(answers)
+        ]
+    return pl.DataFrame(simulated), HumanResponses(pl.DataFrame(rows), questionnaire, "synthetic")
+
+
+def test_calibration_recovers_its_parameters_and_predicts_held_out_questions():
+    simulated, human = calibrated_people(alpha=1.5, beta=[0.4, 0.0, -0.4], sigma=0.3)
+    ids = [q.id for q in human.questionnaire]
+    idata = fit_calibration(simulated, human, questions=ids[:14])
+    hdi = az.hdi(idata, var_names=["alpha", "sigma"], hdi_prob=0.95)
+    assert hdi["alpha"].values[0] < 1.5 < hdi["alpha"].values[1]
+    assert hdi["sigma"].values[0] < 0.3 < hdi["sigma"].values[1]
+    predictions = predict_calibrated(idata, simulated, human, ids[14:])
+    assert predictions.height == 4 * 3
+    assert (predictions["lower"] <= predictions["predicted"]).all()
+    assert (predictions["predicted"] <= predictions["upper"]).all()
+    assert predictions["covered"].mean() >= 0.5  # 90% intervals, 12 cells: a loose floor
