@@ -111,15 +111,26 @@ def fit_alignment(
             observed=counts,
             dims=("question", "option"),
         )
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=seed,
-            progressbar=progress,
-            compute_convergence_checks=False,
+        return _sample(
+            ["log_kappa"], draws=draws, tune=tune, chains=chains, seed=seed, progress=progress
         )
-    check_diagnostics(idata, ["log_kappa"])
+
+
+def _sample(
+    variables: list[str], *, draws: int, tune: int, chains: int, seed: int, progress: bool
+) -> az.InferenceData:
+    """NUTS on the model in context, then the diagnostics of ``variables`` checked."""
+    import pymc as pm
+
+    idata = pm.sample(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=seed,
+        progressbar=progress,
+        compute_convergence_checks=False,
+    )
+    check_diagnostics(idata, variables)
     return idata
 
 
@@ -190,16 +201,14 @@ def fit_calibration(
             observed=counts[keep],
             dims=("question", "option"),
         )
-        idata = pm.sample(
+        return _sample(
+            ["alpha", "beta", "sigma"],
             draws=draws,
             tune=tune,
             chains=chains,
-            random_seed=seed,
-            progressbar=progress,
-            compute_convergence_checks=False,
+            seed=seed,
+            progress=progress,
         )
-    check_diagnostics(idata, ["alpha", "beta", "sigma"])
-    return idata
 
 
 def predict_calibrated(

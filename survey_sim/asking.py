@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -158,7 +159,7 @@ def choice_request(
 
 
 @dataclass(frozen=True)
-class _AskingBase:
+class _AskingBase(ABC):
     question: Question
     format: PromptFormat
 
@@ -171,8 +172,9 @@ class _AskingBase:
         texts = [instructions, self.question.preamble, self.question.text, *parts]
         return "\n\n".join(text.strip() for text in texts if text)
 
+    @abstractmethod
     def _answer_instruction(self) -> str:
-        raise NotImplementedError
+        """How to answer, as the last line of the question."""
 
     def sample_prompt(
         self, *, description: str, instructions: str | None, chat: ChatRenderer
@@ -189,9 +191,9 @@ class _AskingBase:
     def token_limit(self) -> int:
         return self._longest_answer() + 1  # + the end-of-sequence token
 
+    @abstractmethod
     def _longest_answer(self) -> int:
         """Characters in the longest valid JSON answer."""
-        raise NotImplementedError
 
     def read_draws(self, draws: SampleResult) -> Distribution | None:
         if not self.outcomes:
@@ -214,9 +216,9 @@ class _AskingBase:
             invalid=sum(draws.invalid),
         )
 
+    @abstractmethod
     def _outcome_codes(self, value: object) -> list[str]:
         """The codes of the outcomes a valid sampled value counts for."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -390,6 +392,9 @@ class _FreeTextAsking(_AskingBase):
 
     def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
         raise MethodError(f"question {self.question.id!r} is free text: nothing to score")
+
+    def _outcome_codes(self, value: object) -> list[str]:
+        return []  # free-text answers count for no outcome: they are reported as draws
 
 
 def _logsumexp(values: Sequence[float]) -> float:
