@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from survey_sim.human import HumanResponses
-from survey_sim.questionnaire import OptionsQuestion
+from survey_sim.metrics import option_probs, shared_questions, simulated_distribution
 
 if TYPE_CHECKING:
     import arviz as az
@@ -46,26 +46,15 @@ def alignment_data(
     weights change the evidence a question carries the way they change its precision.
     """
     people = human.distribution()
-    model = simulated.group_by("question_id", "option_code").agg(pl.col("prob").mean())
-    ids, probabilities, counts = [], [], []
-    for question in human.questionnaire:
-        if not isinstance(question, OptionsQuestion):
-            continue
-        codes = pl.DataFrame({"option_code": [o.code for o in question.options]})
-        simulated_q = codes.join(
-            model.filter(pl.col("question_id") == question.id), on="option_code", how="left"
-        )
-        human_q = codes.join(
-            people.filter(pl.col("question_id") == question.id), on="option_code", how="left"
-        )
-        if simulated_q["prob"].null_count() or human_q["prob"].null_count():
-            continue
-        s = np.maximum(simulated_q["prob"].to_numpy(), PROBABILITY_FLOOR)
-        ids.append(question.id)
+    model = simulated_distribution(simulated)
+    questions = shared_questions(model, people, human)
+    probabilities, counts = [], []
+    for question in questions:
+        s = np.maximum(option_probs(model, question), PROBABILITY_FLOOR)
         probabilities.append(s / s.sum())
-        counts.append(np.rint(human_q["prob"].to_numpy() * human_q["n_effective"][0]))
-    if not ids:
-        raise ValueError("the simulation and the human data have no question in common")
+        n_effective = people.filter(pl.col("question_id") == question.id)["n_effective"][0]
+        counts.append(np.rint(np.array(option_probs(people, question)) * n_effective))
+    ids = [question.id for question in questions]
     sizes = {len(p) for p in probabilities}
     if len(sizes) > 1:
         raise ValueError(

@@ -209,7 +209,9 @@ def _compare(args: argparse.Namespace) -> int:
         raise SurveySimError(f"{args.results}: no such results file")
     simulated = SimulationResult.read_parquet(args.results).population
     comparison = compare(simulated, human)
-    plot = plot_distributions(simulated, human, args.plot or args.results.with_suffix(".png"))
+    plot = plot_distributions(
+        simulated, human, comparison, args.plot or args.results.with_suffix(".png")
+    )
     with pl.Config(tbl_rows=-1, float_precision=3, tbl_hide_dataframe_shape=True):
         print(f"{human!r}\n\nMean over questions (split_half: two halves of the same people):")
         print(summarise(comparison))

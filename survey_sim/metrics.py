@@ -111,30 +111,16 @@ def compare(
         ``split_half``) with the metrics; ``coverage`` (mean, model rows) and ``n``
         (respondents who answered).
     """
-    questionnaire = human.questionnaire
     people = human.distribution()
-    model = simulated.group_by("question_id", "option_code").agg(
-        pl.col("prob").mean(),
-        pl.col("coverage").mean()
-        if "coverage" in simulated.columns
-        else pl.lit(None).alias("coverage"),
-    )
+    model = simulated_distribution(simulated)
     halves = _split_half_distributions(human, splits=splits, seed=seed)
-    shared = [
-        q
-        for q in questionnaire
-        if isinstance(q, OptionsQuestion)
-        and q.id in set(model["question_id"])
-        and q.id in set(people["question_id"])
-    ]
-    if not shared:
-        raise ValueError("the simulation and the human data have no question in common")
-    human_probs = {q.id: _probs(people, q) for q in shared}
+    shared = shared_questions(model, people, human)
+    human_probs = {q.id: option_probs(people, q) for q in shared}
     rows = []
     for question in shared:
         p = human_probs[question.id]
         n = int(people.filter(pl.col("question_id") == question.id)["n"][0])
-        simulated_probs = _probs(model, question)
+        simulated_probs = option_probs(model, question)
         coverage = model.filter(pl.col("question_id") == question.id)["coverage"].mean()
         references: dict[str, list[float] | None] = {
             "model": simulated_probs,
@@ -191,7 +177,35 @@ def summarise(comparison: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _probs(frame: pl.DataFrame, question: OptionsQuestion) -> list[float]:
+def simulated_distribution(simulated: pl.DataFrame) -> pl.DataFrame:
+    """One probability (and mean coverage) per question × option code.
+
+    Rows that repeat a question and option (several methods, models or formats in one
+    frame) are averaged; ``coverage`` is null where the frame has none.
+    """
+    coverage = pl.col("coverage") if "coverage" in simulated.columns else pl.lit(None)
+    return simulated.group_by("question_id", "option_code", maintain_order=True).agg(
+        pl.col("prob").mean(), coverage.cast(pl.Float64).mean().alias("coverage")
+    )
+
+
+def shared_questions(
+    model: pl.DataFrame, people: pl.DataFrame, human: HumanResponses
+) -> list[OptionsQuestion]:
+    """The questions with options that both distributions cover, in questionnaire order."""
+    simulated_ids, human_ids = set(model["question_id"]), set(people["question_id"])
+    shared = [
+        q
+        for q in human.questionnaire
+        if isinstance(q, OptionsQuestion) and q.id in simulated_ids and q.id in human_ids
+    ]
+    if not shared:
+        raise ValueError("the simulation and the human data have no question in common")
+    return shared
+
+
+def option_probs(frame: pl.DataFrame, question: OptionsQuestion) -> list[float]:
+    """A question's probabilities in option order (renormalised), from a distribution frame."""
     by_code = dict(
         frame.filter(pl.col("question_id") == question.id).select("option_code", "prob").iter_rows()
     )
@@ -229,11 +243,12 @@ def _split_half_distributions(
         for in_first in (True, False):
             part = human.frame.filter(pl.col("respondent_id").is_in(first) == in_first)
             distribution = answer_distribution(part, human.questionnaire)
+            answered = set(distribution["question_id"])
             halves.append(
                 {
-                    q.id: _probs(distribution, q)
+                    q.id: option_probs(distribution, q)
                     for q in human.questionnaire
-                    if isinstance(q, OptionsQuestion) and q.id in set(distribution["question_id"])
+                    if isinstance(q, OptionsQuestion) and q.id in answered
                 }
             )
         result.append((halves[0], halves[1]))
