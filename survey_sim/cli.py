@@ -81,21 +81,45 @@ def build_parser() -> argparse.ArgumentParser:
         "split-half references, and a PNG of the distributions.",
     )
     comparing.add_argument("results", type=Path, help="results file (.parquet) from run/demo")
+    _add_human_arguments(comparing)
     comparing.add_argument(
+        "--plot", type=Path, default=None, help="PNG of the distributions (default: RESULTS.png)"
+    )
+    comparing.add_argument("--out", type=Path, default=None, help="metrics as Parquet")
+
+    building = commands.add_parser(
+        "population",
+        help="build persona cells, weighted like a real sample, from respondents' demographics",
+        description="Group the respondents of --human by demographic attributes into persona "
+        "cells weighted by their share of the sample, and write them as a persona CSV for "
+        "run --personas. Simulating that population gives a post-stratified zero-shot "
+        "distribution to compare with the same data.",
+    )
+    _add_human_arguments(building)
+    building.add_argument(
+        "--by",
+        default=None,
+        help="comma-separated attributes (default: the mapping's population.by)",
+    )
+    building.add_argument(
+        "--min-respondents",
+        type=int,
+        default=None,
+        help="drop cells with fewer respondents (default: the mapping's, else 1)",
+    )
+    building.add_argument("--out", type=Path, required=True, help="persona table (.csv)")
+    return parser
+
+
+def _add_human_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--human",
         required=True,
         help=f"a bundled dataset ({', '.join(sorted(HUMAN_DATASETS))}) or a data file "
         "(.csv, .parquet, .sav, .dta)",
     )
-    comparing.add_argument("--mapping", type=Path, help="mapping YAML (with a data file)")
-    comparing.add_argument(
-        "--questionnaire", type=Path, help="questionnaire YAML (with a data file)"
-    )
-    comparing.add_argument(
-        "--plot", type=Path, default=None, help="PNG of the distributions (default: RESULTS.png)"
-    )
-    comparing.add_argument("--out", type=Path, default=None, help="metrics as Parquet")
-    return parser
+    parser.add_argument("--mapping", type=Path, help="mapping YAML (with a data file)")
+    parser.add_argument("--questionnaire", type=Path, help="questionnaire YAML (with a data file)")
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -147,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "compare":
             return _compare(args)
+        if args.command == "population":
+            return _population(args)
         if args.command == "demo":
             questionnaire_path = bundled_file("questionnaires", DEMO_QUESTIONNAIRE)
             personas_path = bundled_file("personas", DEMO_PERSONAS)
@@ -198,13 +224,7 @@ def _compare(args: argparse.Namespace) -> int:
     from survey_sim.metrics import compare, summarise
     from survey_sim.report import plot_distributions
 
-    if args.human in HUMAN_DATASETS:
-        human = HUMAN_DATASETS[args.human]()
-    else:
-        if args.mapping is None or args.questionnaire is None:
-            raise SurveySimError("a data file needs --mapping and --questionnaire")
-        questionnaire = load_questionnaire(args.questionnaire)
-        human = HumanResponses.from_file(args.human, args.mapping, questionnaire)
+    human = _human(args)
     if not args.results.is_file():
         raise SurveySimError(f"{args.results}: no such results file")
     simulated = SimulationResult.read_parquet(args.results).population
@@ -220,6 +240,33 @@ def _compare(args: argparse.Namespace) -> int:
     if args.out is not None:
         write_parquet_atomic(comparison, args.out)
     print(f"Wrote {plot}" + (f" and {args.out}" if args.out else "") + ".")
+    return 0
+
+
+def _human(args: argparse.Namespace) -> HumanResponses:
+    if args.human in HUMAN_DATASETS:
+        return HUMAN_DATASETS[args.human]()
+    if args.mapping is None or args.questionnaire is None:
+        raise SurveySimError("a data file needs --mapping and --questionnaire")
+    questionnaire = load_questionnaire(args.questionnaire)
+    return HumanResponses.from_file(args.human, args.mapping, questionnaire)
+
+
+def _population(args: argparse.Namespace) -> int:
+    human = _human(args)
+    by = None if args.by is None else [name.strip() for name in args.by.split(",")]
+    cells = human.cells(by, args.min_respondents)
+    population = human.population(by, min_respondents=args.min_respondents)
+    population.write_csv(args.out)
+    kept = cells["respondents"].sum()
+    everyone = human.frame["respondent_id"].n_unique()
+    with pl.Config(tbl_rows=-1, float_precision=3, tbl_hide_dataframe_shape=True):
+        print(cells)
+    print(
+        f"{len(population)} persona cells cover {kept} of {everyone} respondents (the rest "
+        f"lack an attribute or fall in cells below the minimum). Example description:\n"
+        f"  {next(iter(population)).description}\nWrote {args.out}."
+    )
     return 0
 
 

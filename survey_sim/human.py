@@ -14,8 +14,22 @@ become option codes, which codes mean "missing", and where weights and demograph
         column: NATSOC_2018
         codes: {1: "1", 2: "0", 3: "-1"}    # data code (or value label) -> option code
         missing: [0]
-    attributes:                    # demographic columns kept beside the answers
-      party: partyid
+    attributes:                    # demographic columns kept beside the answers, as text
+      sex: sex                     # the data's value labels or codes
+      party:                       # or labels of your own (several codes may share one)
+        column: partyid
+        labels: {0: Democrat, 1: Democrat, 2: independent, 3: independent, 4: independent,
+                 5: Republican, 6: Republican, 7: another party}
+      age:                         # or numeric ranges
+        column: age
+        bins: [{label: 18-29, max: 29}, {label: 30-49, min: 30, max: 49}, {label: 50+, min: 50}]
+    population:                    # optional: persona cells built from the attributes
+      by: [party, age]
+      template: "You are {age} years old and identify as {party}."
+
+With ``labels`` or ``bins``, a value the mapping does not cover is an error listing every such
+value (list it under the attribute's ``missing`` to drop it); the respondent keeps their
+answers with that attribute empty.
 
 Data files: CSV and Parquet (polars), SPSS ``.sav`` and Stata ``.dta`` (pyreadstat; a code
 may be written as its value label too). A data code the mapping does not know is an error
@@ -25,15 +39,16 @@ that lists every such code, so nothing is silently dropped.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from survey_sim._yaml import load_yaml, validate_yaml
 from survey_sim.errors import InputError
+from survey_sim.population import Population
 from survey_sim.questionnaire import OptionsQuestion, Questionnaire
 
 Code = str | int | float
@@ -72,6 +87,61 @@ class ColumnMapping(_Strict):
     _missing_as_text = field_validator("missing", mode="before")(_codes_list)
 
 
+class AttributeBin(_Strict):
+    """A numeric range (inclusive bounds; either may be open) that becomes one label."""
+
+    label: str
+    min: float = -math.inf
+    max: float = math.inf
+
+    def contains(self, value: float) -> bool:
+        return self.min <= value <= self.max
+
+
+class AttributeMapping(_Strict):
+    """How one data column becomes a demographic attribute (text)."""
+
+    column: str
+    labels: dict[str, str] | None = None
+    bins: tuple[AttributeBin, ...] | None = None
+    missing: tuple[str, ...] = ()
+
+    _missing_as_text = field_validator("missing", mode="before")(_codes_list)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {code_text(k): str(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _labels_or_bins(self) -> AttributeMapping:
+        if self.labels is not None and self.bins is not None:
+            raise ValueError("give 'labels' or 'bins', not both")
+        return self
+
+    def value_of(self, code: str, data_label: str | None) -> str | None:
+        """The attribute text for one data value (``None``: the mapping does not cover it)."""
+        if self.labels is not None:
+            return self.labels.get(code, self.labels.get(data_label or ""))
+        if self.bins is not None:
+            try:
+                number = float(code)
+            except ValueError:
+                return None
+            return next((b.label for b in self.bins if b.contains(number)), None)
+        return data_label if data_label is not None else code
+
+
+class PopulationRecipe(_Strict):
+    """How respondents' attributes become persona cells (see :meth:`HumanResponses.population`)."""
+
+    by: tuple[str, ...] = Field(min_length=1)
+    template: str | None = None
+    min_respondents: int = Field(default=1, ge=1)
+
+
 class DataMapping(_Strict):
     """Ties a data file's columns to a questionnaire (see the module docstring)."""
 
@@ -80,16 +150,29 @@ class DataMapping(_Strict):
     weight: str | None = None
     missing: tuple[str, ...] = ()
     questions: dict[str, ColumnMapping] = Field(min_length=1)
-    attributes: dict[str, str] = {}
+    attributes: dict[str, AttributeMapping] = {}
+    population: PopulationRecipe | None = None
 
     _missing_as_text = field_validator("missing", mode="before")(_codes_list)
 
-    @field_validator("questions", mode="before")
+    @field_validator("questions", "attributes", mode="before")
     @classmethod
     def _column_shorthand(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {k: {"column": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
+
+    @model_validator(mode="after")
+    def _cells_from_known_attributes(self) -> DataMapping:
+        if self.population is not None:
+            unknown = [name for name in self.population.by if name not in self.attributes]
+            if unknown:
+                raise ValueError(
+                    f"population.by names {', '.join(unknown)}, which "
+                    f"{'is' if len(unknown) == 1 else 'are'} not under 'attributes' "
+                    f"({', '.join(self.attributes) or 'none'})"
+                )
+        return self
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> DataMapping:
@@ -102,9 +185,9 @@ class DataMapping(_Strict):
 
 
 def _describe(loc: tuple[Any, ...]) -> str | None:
-    if len(loc) >= 2 and loc[0] == "questions":
+    if len(loc) >= 2 and loc[0] in ("questions", "attributes"):
         rest = ".".join(str(part) for part in loc[2:])
-        return f"question {loc[1]!r}" + (f", field '{rest}'" if rest else "")
+        return f"{loc[0][:-1]} {loc[1]!r}" + (f", field '{rest}'" if rest else "")
     return "field " + ".".join(str(part) for part in loc) if loc else None
 
 
@@ -118,10 +201,17 @@ class HumanResponses:
     column per mapped demographic attribute (as text).
     """
 
-    def __init__(self, frame: pl.DataFrame, questionnaire: Questionnaire, source: str) -> None:
+    def __init__(
+        self,
+        frame: pl.DataFrame,
+        questionnaire: Questionnaire,
+        source: str,
+        recipe: PopulationRecipe | None = None,
+    ) -> None:
         self.frame = frame
         self.questionnaire = questionnaire
         self.source = source
+        self.recipe = recipe
 
     def __repr__(self) -> str:
         respondents = self.frame["respondent_id"].n_unique()
@@ -144,6 +234,82 @@ class HumanResponses:
         (Σw)² / Σw², which is what the weights leave of ``n``).
         """
         return answer_distribution(self.frame, self.questionnaire, by=by)
+
+    def cells(
+        self, by: Sequence[str] | None = None, min_respondents: int | None = None
+    ) -> pl.DataFrame:
+        """Respondents grouped into demographic cells: ``by``..., ``weight`` (the cell's
+        share of the respondents' total weight, over the cells kept) and ``respondents``.
+
+        Respondents with an empty ``by`` attribute are left out, and so are cells with fewer
+        than ``min_respondents`` people. Defaults come from the mapping's ``population``.
+        """
+        by, min_respondents = self._recipe(by, min_respondents)
+        people = self.frame.unique("respondent_id").drop_nulls(by)
+        cells = (
+            people.group_by(by)
+            .agg(weight=pl.col("weight").sum(), respondents=pl.len())
+            .filter(pl.col("respondents") >= min_respondents)
+            .sort(by)
+        )
+        if cells.is_empty():
+            raise InputError(
+                self.source,
+                f"no cell of {', '.join(by)} has {min_respondents} respondents with those "
+                "attributes",
+            )
+        return cells.with_columns(pl.col("weight") / pl.col("weight").sum())
+
+    def population(
+        self,
+        by: Sequence[str] | None = None,
+        *,
+        template: str | None = None,
+        min_respondents: int | None = None,
+        id: str | None = None,
+    ) -> Population:
+        """Persona cells post-stratified to these respondents (see :meth:`cells`).
+
+        Each persona is one combination of the ``by`` attributes, weighted by its share of
+        the sample, and described by ``template`` (or the mapping's). Simulating this
+        population gives a zero-shot distribution weighted like the real sample, so it can
+        be compared with :meth:`distribution` overall and per cell.
+        """
+        cells = self.cells(by, min_respondents)
+        names = [c for c in cells.columns if c not in ("weight", "respondents")]
+        if template is None and self.recipe is not None:
+            template = self.recipe.template
+        records = [
+            {
+                "id": ", ".join(f"{name}={row[name]}" for name in names),
+                "weight": row["weight"],
+                **{name: row[name] for name in names},
+            }
+            for row in cells.iter_rows(named=True)
+        ]
+        return Population.from_records(
+            records, template=template, id=id or f"{self.questionnaire.id}_cells"
+        )
+
+    def _recipe(
+        self, by: Sequence[str] | None, min_respondents: int | None
+    ) -> tuple[list[str], int]:
+        if by is None:
+            if self.recipe is None:
+                raise InputError(
+                    self.source, "name the attributes to group by (the mapping has no population)"
+                )
+            by = self.recipe.by
+        unknown = [name for name in by if name not in self.attributes]
+        if unknown or not by:
+            raise InputError(
+                self.source,
+                f"cannot group by {', '.join(unknown) or 'nothing'}: the attributes are "
+                f"{', '.join(self.attributes) or 'none'}",
+            )
+        if min_respondents is None:
+            min_respondents = self.recipe.min_respondents if self.recipe else 1
+        return list(by), min_respondents
 
     @classmethod
     def from_file(
@@ -176,7 +342,10 @@ class HumanResponses:
                 mapping codes may name either.
         """
         return cls(
-            _tidy(frame, mapping, questionnaire, source, labels or {}), questionnaire, source
+            _tidy(frame, mapping, questionnaire, source, labels or {}),
+            questionnaire,
+            source,
+            mapping.population,
         )
 
 
@@ -224,7 +393,7 @@ def _tidy(
         )
     needed = [m.column for m in mapping.questions.values()]
     needed += [c for c in (mapping.respondent, mapping.weight) if c is not None]
-    needed += list(mapping.attributes.values())
+    needed += [a.column for a in mapping.attributes.values()]
     absent = sorted({c for c in needed if c not in frame.columns})
     if absent:
         raise InputError(source, f"columns not in the data: {', '.join(absent)}")
@@ -237,11 +406,14 @@ def _tidy(
         raise InputError(source, f"respondent ids in column {mapping.respondent!r} repeat")
     weights = _weights(frame, mapping.weight, source)
     base = pl.DataFrame({"respondent_id": respondents, "weight": weights})
-    for name, column in mapping.attributes.items():
-        values = [
-            None if _is_missing(v) else labels.get(column, {}).get(code_text(v), code_text(v))
-            for v in frame[column].to_list()
-        ]
+    for name, attribute in mapping.attributes.items():
+        values = _attribute_values(
+            frame[attribute.column].to_list(),
+            name,
+            attribute,
+            labels.get(attribute.column, {}),
+            source,
+        )
         base = base.with_columns(pl.Series(name, values, dtype=pl.String))
     parts = []
     for question_id, column_mapping in mapping.questions.items():
@@ -294,7 +466,59 @@ def _option_codes(
     """Each respondent's option code (``None`` when missing); unknown codes are an error."""
     known = {o.code for o in question.options}
     translate = mapping.codes if mapping.codes is not None else {code: code for code in known}
-    skip = set(missing) | set(mapping.missing)
+    bad_targets = sorted(set(translate.values()) - known)
+    if bad_targets:
+        raise InputError(
+            source,
+            f"codes map to options that question {question.id!r} does not have: "
+            f"{', '.join(bad_targets)} (options: {', '.join(sorted(known))})",
+        )
+    return _recode(
+        values,
+        lambda code, label: translate.get(code, translate.get(label or "")),
+        {*missing, *mapping.missing},
+        labels,
+        source,
+        column=mapping.column,
+        where=f"question {question.id!r}",
+        remedy="map them under 'codes' or list them as 'missing'",
+    )
+
+
+def _attribute_values(
+    values: list[Any],
+    name: str,
+    mapping: AttributeMapping,
+    labels: Mapping[str, str],
+    source: str,
+) -> list[str | None]:
+    """Each respondent's attribute text (``None`` when missing); uncovered values are an error."""
+    remedy = "add them to 'labels'" if mapping.labels is not None else "widen the 'bins'"
+    return _recode(
+        values,
+        mapping.value_of,
+        set(mapping.missing),
+        labels,
+        source,
+        column=mapping.column,
+        where=f"attribute {name!r}",
+        remedy=f"{remedy} or list them as 'missing'",
+    )
+
+
+def _recode(
+    values: list[Any],
+    lookup: Callable[[str, str | None], str | None],
+    missing: set[str],
+    labels: Mapping[str, str],
+    source: str,
+    *,
+    column: str,
+    where: str,
+    remedy: str,
+) -> list[str | None]:
+    """``lookup(code, value label)`` for every value that is not missing; one error lists
+    every value the lookup does not know."""
     result: list[str | None] = []
     unknown: set[str] = set()
     for value in values:
@@ -303,28 +527,19 @@ def _option_codes(
             continue
         code = code_text(value)
         label = labels.get(code)
-        if code in skip or label in skip:
+        if code in missing or label in missing:
             result.append(None)
-        elif code in translate:
-            result.append(translate[code])
-        elif label is not None and label in translate:
-            result.append(translate[label])
-        else:
+            continue
+        mapped = lookup(code, label)
+        if mapped is None:
             unknown.add(code if label is None else f"{code} ({label})")
-            result.append(None)
+        result.append(mapped)
     if unknown:
         raise InputError(
             source,
-            f"column {mapping.column!r} has codes the mapping does not know: "
-            f"{', '.join(sorted(unknown))}; map them under 'codes' or list them as 'missing'",
-            location=f"question {question.id!r}",
-        )
-    bad_targets = sorted(set(translate.values()) - known)
-    if bad_targets:
-        raise InputError(
-            source,
-            f"codes map to options that question {question.id!r} does not have: "
-            f"{', '.join(bad_targets)} (options: {', '.join(sorted(known))})",
+            f"column {column!r} has codes the mapping does not know: "
+            f"{', '.join(sorted(unknown))}; {remedy}",
+            location=where,
         )
     return result
 

@@ -29,6 +29,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from survey_sim._io import write_atomic
 from survey_sim._yaml import line_of, load_yaml, read_text, validate_yaml
 from survey_sim.errors import InputError
 
@@ -95,6 +96,11 @@ class Population:
             for p in self._personas
         ]
         return pl.from_dicts(rows, infer_schema_length=None, strict=False)
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Write the personas as a CSV table that :meth:`from_csv` reads back."""
+        table = self.frame.rename({"persona_id": "id"})
+        return write_atomic(Path(path), table.write_csv)
 
     @classmethod
     def from_records(

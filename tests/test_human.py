@@ -10,7 +10,7 @@ import polars as pl
 import pyreadstat
 import pytest
 
-from survey_sim import InputError, load_questionnaire
+from survey_sim import InputError, Population, load_questionnaire
 from survey_sim.human import DataMapping, HumanResponses
 
 QUESTIONNAIRE = """\
@@ -177,3 +177,77 @@ def test_grouped_distribution(tmp_path, mini, mapping_path):
     assert democrats["prob"].to_list() == [1.0, 0.0]  # only 101 answered, a cat
     sums = by_party.group_by("party").agg(pl.col("prob").sum())["prob"]
     assert all(math.isclose(total, 1.0) for total in sums)
+
+
+AGE_AND_PARTY = """\
+  age:
+    column: age
+    bins: [{label: young, min: 18, max: 39}, {label: old, min: 40}]
+  side:
+    column: party
+    labels: {D: left, R: right}
+    missing: [I]
+population:
+  by: [side, age]
+  template: "You are {age} and lean {side}."
+"""
+
+
+def test_attribute_labels_bins_and_population(tmp_path, mini, mapping_path):
+    mapping_path.write_text(MAPPING + AGE_AND_PARTY)
+    rows = dict(ROWS, age=[25, 60, 41, 39, 30])
+    pl.DataFrame(rows).write_csv(tmp_path / "data.csv")
+    human = HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
+    people = human.frame.unique("respondent_id").sort("respondent_id")
+    assert people["age"].to_list() == ["young", "old", "old", "young", "young"]
+    assert people["side"].to_list() == ["left", "right", "right", "left", None]  # I is missing
+
+    cells = human.cells()  # 105 (no side) is left out; weights are shares of the rest
+    assert cells.select("side", "age", "respondents").rows() == [
+        ("left", "young", 2),
+        ("right", "old", 2),
+    ]
+    assert cells["weight"].to_list() == pytest.approx([1.5 / 4.5, 3.0 / 4.5])
+    population = human.population()
+    assert [p.id for p in population] == ["side=left, age=young", "side=right, age=old"]
+    assert [p.description for p in population] == [
+        "You are young and lean left.",
+        "You are old and lean right.",
+    ]
+    assert len(human.cells(min_respondents=3, by=["age"])) == 1  # young: 101, 104, 105
+    written = population.write_csv(tmp_path / "cells.csv")
+    assert Population.from_csv(written).frame.equals(population.frame)
+
+
+@pytest.mark.parametrize(
+    ("rows", "text", "message"),
+    [
+        ({"age": [25, 60, 41, 39, -3]}, AGE_AND_PARTY, "column 'age' has codes the mapping"),
+        (
+            {"age": [25, 60, 41, 39, 30], "party": ["D", "R", "R", "G", "I"]},
+            AGE_AND_PARTY,
+            "does not know: G; add them to 'labels' or list them as 'missing'",
+        ),
+        (
+            {"age": [25, 60, 41, 39, 30]},
+            AGE_AND_PARTY.replace("by: [side, age]", "by: [side, income]"),
+            "population.by names income, which is not under 'attributes'",
+        ),
+    ],
+)
+def test_attribute_errors(tmp_path, mini, mapping_path, rows, text, message):
+    mapping_path.write_text(MAPPING + text)
+    pl.DataFrame(dict(ROWS, **rows)).write_csv(tmp_path / "data.csv")
+    with pytest.raises(InputError, match=re.escape(message)):
+        HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
+
+
+def test_cells_need_known_attributes(tmp_path, mini, mapping_path):
+    pl.DataFrame(ROWS).write_csv(tmp_path / "data.csv")
+    human = HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
+    with pytest.raises(InputError, match="the mapping has no population"):
+        human.population()
+    with pytest.raises(InputError, match="cannot group by income: the attributes are party"):
+        human.cells(["income"])
+    with pytest.raises(InputError, match="no cell of party has 9 respondents"):
+        human.cells(["party"], min_respondents=9)
