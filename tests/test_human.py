@@ -251,3 +251,11 @@ def test_cells_need_known_attributes(tmp_path, mini, mapping_path):
         human.cells(["income"])
     with pytest.raises(InputError, match="no cell of party has 9 respondents"):
         human.cells(["party"], min_respondents=9)
+
+
+def test_unquoted_yaml_booleans_are_refused(tmp_path):
+    path = tmp_path / "mapping.yaml"
+    path.write_text("questions:\n  q: {column: c, codes: {Yes: y, No: n}}\n")
+    with pytest.raises(InputError, match='quote codes such as "ON", "Yes"') as error:
+        DataMapping.from_yaml(path)
+    assert str(error.value).startswith(f"{path}:2: question 'q', field 'codes'")
