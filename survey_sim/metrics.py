@@ -177,14 +177,14 @@ def summarise(comparison: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def simulated_distribution(simulated: pl.DataFrame) -> pl.DataFrame:
-    """One probability (and mean coverage) per question × option code.
+def simulated_distribution(simulated: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
+    """One probability (and mean coverage) per question × option code (and ``by`` group).
 
     Rows that repeat a question and option (several methods, models or formats in one
     frame) are averaged; ``coverage`` is null where the frame has none.
     """
     coverage = pl.col("coverage") if "coverage" in simulated.columns else pl.lit(None)
-    return simulated.group_by("question_id", "option_code", maintain_order=True).agg(
+    return simulated.group_by(*by, "question_id", "option_code", maintain_order=True).agg(
         pl.col("prob").mean(), coverage.cast(pl.Float64).mean().alias("coverage")
     )
 

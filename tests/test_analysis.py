@@ -9,12 +9,16 @@ import numpy as np
 import polars as pl
 import pytest
 
+from survey_sim import Population
 from survey_sim.analysis import (
     DiagnosticWarning,
     alignment_data,
     fit_alignment,
     fit_calibration,
+    fit_subgroups,
+    log_odds,
     predict_calibrated,
+    subgroup_distributions,
 )
 from survey_sim.datasets import gss_spending_2018
 from survey_sim.human import HumanResponses
@@ -79,16 +83,16 @@ def test_diagnostics_are_hard_to_miss():
 
 
 def calibrated_people(alpha: float, beta: list[float], sigma: float, seed: int = 3):
-    """Human answers drawn from softmax(alpha * log s + beta + u) around random s."""
+    """Human answers whose log-odds against the last option are alpha * (log-odds of s) + beta
+    + u, u ~ Normal(0, sigma), around random s."""
     rng = np.random.default_rng(seed)
     questionnaire = gss_spending_2018().questionnaire
     simulated, rows = [], []
     for question in questionnaire:
         codes = [o.code for o in question.options]
         s = rng.dirichlet([2.0] * len(codes))
-        u = rng.normal(0, sigma, len(codes))
-        logits = alpha * np.log(s) + np.array(beta) + u - u.mean()
-        p = np.exp(logits) / np.exp(logits).sum()
+        eta = alpha * log_odds(s) + np.array(beta) + rng.normal(0, sigma, len(codes) - 1)
+        p = np.exp(np.append(eta, 0.0)) / np.exp(np.append(eta, 0.0)).sum()
         answers = rng.choice(codes, size=300, p=p)
         simulated += [
             {"question_id": question.id, "option_code": c, "prob": v}
@@ -102,7 +106,7 @@ def calibrated_people(alpha: float, beta: list[float], sigma: float, seed: int =
 
 
 def test_calibration_recovers_its_parameters_and_predicts_held_out_questions():
-    simulated, human = calibrated_people(alpha=1.5, beta=[0.4, 0.0, -0.4], sigma=0.3)
+    simulated, human = calibrated_people(alpha=1.5, beta=[0.8, 0.4], sigma=0.3)
     ids = [q.id for q in human.questionnaire]
     idata = fit_calibration(simulated, human, questions=ids[:14])
     hdi = az.hdi(idata, var_names=["alpha", "sigma"], hdi_prob=0.95)
@@ -113,3 +117,72 @@ def test_calibration_recovers_its_parameters_and_predicts_held_out_questions():
     assert (predictions["lower"] <= predictions["predicted"]).all()
     assert (predictions["predicted"] <= predictions["upper"]).all()
     assert predictions["covered"].mean() >= 0.5  # 90% intervals, 12 cells: a loose floor
+
+
+def test_subgroups_recover_each_groups_alpha():
+    rng = np.random.default_rng(5)
+    questionnaire = gss_spending_2018().questionnaire
+    questions = list(questionnaire)[:10]
+    alphas = {"young": 0.4, "middle": 1.0, "old": 1.6}
+    simulated, rows = [], []
+    for group, alpha in alphas.items():
+        for question in questions:
+            codes = [o.code for o in question.options]
+            s = rng.dirichlet([2.0] * len(codes))
+            eta = alpha * log_odds(s) + np.array([0.5, 0.2]) + rng.normal(0, 0.2, 2)
+            p = np.exp(np.append(eta, 0.0)) / np.exp(np.append(eta, 0.0)).sum()
+            simulated += [
+                {"age": group, "question_id": question.id, "option_code": c, "prob": v}
+                for c, v in zip(codes, s, strict=True)
+            ]
+            rows += [
+                {
+                    "respondent_id": f"{group}{i}",
+                    "weight": 1.0,
+                    "question_id": question.id,
+                    "option_code": answer,
+                    "age": group,
+                }
+                for i, answer in enumerate(rng.choice(codes, size=200, p=p))
+            ]
+    human = HumanResponses(pl.DataFrame(rows), questionnaire, "synthetic")
+    idata = fit_subgroups(pl.DataFrame(simulated), human, ["age"], draws=600, tune=600)
+    assert list(idata.posterior["alpha"].coords["subgroup"].values) == ["middle", "old", "young"]
+    hdi = az.hdi(idata, var_names=["alpha"], hdi_prob=0.95)["alpha"]
+    for group, alpha in alphas.items():
+        low, high = hdi.sel(subgroup=group).values
+        assert low < alpha < high, (group, low, high)
+    means = idata.posterior["alpha"].mean(("chain", "draw"))
+    assert means.sel(subgroup="young") < means.sel(subgroup="middle") < means.sel(subgroup="old")
+
+
+def test_subgroup_distributions_average_personas_by_weight():
+    population = Population.from_records(
+        [
+            {"id": "a", "weight": 1.0, "party": "D"},
+            {"id": "b", "weight": 3.0, "party": "D"},
+            {"id": "c", "weight": 1.0, "party": "R"},
+        ]
+    )
+    responses = pl.DataFrame(
+        {
+            "persona_id": ["a", "a", "b", "b", "c", "c"],
+            "weight": [1.0, 1.0, 3.0, 3.0, 1.0, 1.0],
+            "question_id": ["q"] * 6,
+            "option_code": ["yes", "no"] * 3,
+            "prob": [0.8, 0.2, 0.4, 0.6, 0.1, 0.9],
+        }
+    )
+    grouped = subgroup_distributions(responses, population, ["party"]).sort("party")
+    assert grouped["prob"].to_list() == pytest.approx([0.5, 0.5, 0.1, 0.9])
+    with pytest.raises(ValueError, match="no attribute age"):
+        subgroup_distributions(responses, population, ["age"])
+
+
+def test_nutpie_samples_the_same_posterior():
+    simulated, human = synthetic(kappa=20.0, seed=4)
+    by_pymc = fit_alignment(simulated, human, draws=500, tune=500)
+    by_nutpie = fit_alignment(simulated, human, draws=500, tune=500, sampler="nutpie")
+    means = [float(i.posterior["log_kappa"].mean()) for i in (by_pymc, by_nutpie)]
+    sd = float(by_pymc.posterior["log_kappa"].std())
+    assert abs(means[0] - means[1]) < sd / 2
