@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -86,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", type=Path, default=None, help="PNG of the distributions (default: RESULTS.png)"
     )
     comparing.add_argument("--out", type=Path, default=None, help="metrics as Parquet")
+    comparing.add_argument(
+        "--calibrate",
+        type=int,
+        metavar="FOLDS",
+        default=None,
+        help="also fit the PyMC calibration model, with held-out interval coverage over FOLDS "
+        "folds of questions, and plot both (RESULTS.calibration.png); needs questions with "
+        "the same number of options",
+    )
+    comparing.add_argument(
+        "--sampler",
+        choices=["pymc", "nutpie"],
+        default="pymc",
+        help="NUTS implementation for --calibrate (nutpie: the fast extra)",
+    )
 
     building = commands.add_parser(
         "population",
@@ -237,10 +253,39 @@ def _compare(args: argparse.Namespace) -> int:
         print(summarise(comparison))
         print("\nPer question:")
         print(comparison.drop("coverage"))
+    written = [plot]
     if args.out is not None:
-        write_parquet_atomic(comparison, args.out)
-    print(f"Wrote {plot}" + (f" and {args.out}" if args.out else "") + ".")
+        written.append(write_parquet_atomic(comparison, args.out))
+    if args.calibrate is not None:
+        written.append(_calibrate(simulated, human, args))
+    print(f"Wrote {', '.join(str(path) for path in written)}.")
     return 0
+
+
+def _calibrate(simulated: pl.DataFrame, human: HumanResponses, args: argparse.Namespace) -> Path:
+    import arviz as az
+
+    from survey_sim.analysis import fit_calibration, held_out_coverage
+    from survey_sim.report import plot_calibration
+
+    if args.calibrate < 2:
+        raise SurveySimError("--calibrate needs at least 2 folds")
+    logging.getLogger("pymc").setLevel(logging.WARNING)  # one line per fit is enough here
+    print(f"\nCalibration model: full fit, then {args.calibrate} held-out folds ...")
+    try:
+        idata = fit_calibration(simulated, human, sampler=args.sampler)
+    except ValueError as error:
+        raise SurveySimError(f"cannot calibrate: {error}") from None
+    predictions = held_out_coverage(simulated, human, folds=args.calibrate, sampler=args.sampler)
+    summary = az.summary(idata, var_names=["alpha", "beta", "sigma"], kind="stats")
+    print(summary.to_string(float_format="{:.3f}".format))
+    covered = predictions["covered"]
+    print(
+        f"Held-out 90% intervals cover {covered.sum()} of {len(covered)} human shares "
+        f"({covered.mean():.2f}); mean width "
+        f"{(predictions['upper'] - predictions['lower']).mean():.2f}."
+    )
+    return plot_calibration(idata, predictions, args.results.with_suffix(".calibration.png"))
 
 
 def _human(args: argparse.Namespace) -> HumanResponses:

@@ -39,6 +39,7 @@ that lists every such code, so nothing is silently dropped.
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -281,14 +282,17 @@ class HumanResponses:
         """Persona cells post-stratified to these respondents (see :meth:`cells`).
 
         Each persona is one combination of the ``by`` attributes, weighted by its share of
-        the sample, and described by ``template`` (or the mapping's). Simulating this
+        the sample, and described by ``template``, else the mapping's template when its
+        fields are among ``by``, else a plain profile listing. Simulating this
         population gives a zero-shot distribution weighted like the real sample, so it can
         be compared with :meth:`distribution` overall and per cell.
         """
         cells = self.cells(by, min_respondents)
         names = [c for c in cells.columns if c not in ("weight", "respondents")]
-        if template is None and self.recipe is not None:
-            template = self.recipe.template
+        if template is None and self.recipe is not None and self.recipe.template is not None:
+            fields = {field for _, field, _, _ in string.Formatter().parse(self.recipe.template)}
+            if fields - {None} <= set(names):  # other cells get the default profile listing
+                template = self.recipe.template
         records = [
             {
                 "id": ", ".join(f"{name}={row[name]}" for name in names),

@@ -1,14 +1,21 @@
-"""Plots of simulated against human answer distributions (PNG, via matplotlib)."""
+"""Plots of simulated against human answer distributions and of the calibration model
+(PNG, via matplotlib)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
+from survey_sim._io import write_atomic
 from survey_sim.human import HumanResponses
 from survey_sim.metrics import option_probs, shared_questions, simulated_distribution
+
+if TYPE_CHECKING:
+    import arviz as az
 
 
 def plot_distributions(
@@ -22,11 +29,7 @@ def plot_distributions(
     """One small bar chart per compared question: human shares beside simulated
     probabilities, titled with the question's representativeness (or total variation when
     not ordinal) from ``comparison`` (:func:`survey_sim.metrics.compare`)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     people = human.distribution()
     model = simulated_distribution(simulated)
     questions = shared_questions(model, people, human)
@@ -53,9 +56,64 @@ def plot_distributions(
     for axis in list(axes.flat)[len(questions) :]:
         axis.set_visible(False)
     axes.flat[0].legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_calibration(idata: az.InferenceData, predictions: pl.DataFrame, path: str | Path) -> Path:
+    """The calibration posterior and its held-out interval coverage, side by side.
+
+    Left: the posterior of ``alpha`` (0: the simulated probabilities carry no signal about
+    people, 1: they are right as they are). Right: every held-out question x option, the
+    calibrated prediction and its interval against the observed human share; intervals
+    that miss the diagonal are drawn in red.
+
+    Args:
+        idata: A :func:`survey_sim.analysis.fit_calibration` posterior.
+        predictions: :func:`~survey_sim.analysis.predict_calibrated` or
+            :func:`~survey_sim.analysis.held_out_coverage` rows.
+    """
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    alpha = idata.posterior["alpha"].values.reshape(-1)
+    sigma = float(idata.posterior["sigma"].mean())
+    left.hist(alpha, bins=40, color="tab:blue", alpha=0.8)
+    for reference, label in [(0, "no signal"), (1, "as simulated")]:
+        left.axvline(reference, color="grey", linestyle="--", linewidth=1)
+        left.text(reference, left.get_ylim()[1] * 0.95, f" {label}", fontsize=8, va="top")
+    left.set_title(f"alpha posterior (mean {alpha.mean():.2f}); sigma {sigma:.2f}", fontsize=10)
+    left.set_xlabel("alpha: how far human log-odds follow the simulated ones")
+    left.set_yticks([])
+
+    covered = predictions["covered"].to_numpy()
+    for mask, colour in [(covered, "tab:blue"), (~covered, "tab:red")]:
+        rows = predictions.filter(pl.Series(mask))
+        middle = rows["predicted"].to_numpy()
+        spans = np.vstack([middle - rows["lower"].to_numpy(), rows["upper"].to_numpy() - middle])
+        right.errorbar(rows["human"], middle, yerr=spans, fmt="o", color=colour, markersize=3)
+    right.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    right.set_xlabel("human share (held out)")
+    right.set_ylabel("calibrated prediction and interval")
+    right.set_title(
+        f"held-out intervals cover {int(covered.sum())} of {len(covered)} shares", fontsize=10
+    )
+    return _save(figure, path)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure: Any, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    written = write_atomic(
+        Path(path), lambda temporary: figure.savefig(temporary, format="png", dpi=110)
+    )
     plt.close(figure)
-    return path
+    return written

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
+from survey_sim import Population
 from survey_sim.bundled import bundled_file
 
 SCRIPT = str(Path(sys.executable).with_name("survey-sim"))
@@ -131,3 +134,20 @@ def test_compare_with_real_gss_answers(tiny_model_dir, tmp_path):
     assert refused.returncode == 2 and "no column kind" in refused.stderr
     no_mapping = run_cli("compare", str(out), "--human", str(out))
     assert no_mapping.returncode == 2 and "needs --mapping and --questionnaire" in no_mapping.stderr
+    calibrated = run_cli("compare", str(out), "--human", "gss_spending_2018", "--calibrate", "2")
+    assert calibrated.returncode == 0, calibrated.stderr
+    assert re.search(r"Held-out 90% intervals cover \d+ of 54 human shares", calibrated.stdout)
+    assert "alpha" in calibrated.stdout and "sigma" in calibrated.stdout
+    assert (tmp_path / "gss.calibration.png").stat().st_size > 10_000
+
+
+def test_population_cells_from_a_weighted_survey(tmp_path):
+    out = tmp_path / "cells.csv"
+    result = run_cli("population", "--human", "ces_2011", "--by", "gender,urban", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "4 persona cells cover 2231 of 2231 respondents" in result.stdout
+    population = Population.from_csv(out)
+    assert sorted(p.id for p in population)[0] == "gender=a man, urban=a rural"
+    assert sum(p.weight for p in population) == pytest.approx(1.0)
+    unknown = run_cli("population", "--human", "ces_2011", "--by", "income", "--out", str(out))
+    assert unknown.returncode == 2 and "cannot group by income" in unknown.stderr

@@ -1,0 +1,95 @@
+"""Fit times of the three PyMC models on real data, with pymc's NUTS and with nutpie,
+cold (empty compile caches, as on a fresh machine) and warm (the same model fitted again in
+the same process).
+
+    python benchmarks/fit_times.py RESULTS.parquet PERSONAS.csv
+
+RESULTS is a simulation of the GSS 2018 spending questionnaire by the persona cells in
+PERSONAS (``survey-sim population --human gss_spending_2018 --out cells.csv``, then
+``survey-sim run questionnaires/gss_spending_2018.yaml --personas cells.csv --out
+cells.parquet``). Each sampler runs in its own subprocess with an empty pytensor compile
+directory, so the first fit of each model includes its compilation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+MODELS = ("alignment", "calibration", "subgroups")
+SAMPLERS = ("pymc", "nutpie")
+
+
+def fit_all(results: str, personas: str, sampler: str) -> dict[str, list[float]]:
+    """Each model fitted twice in this process; seconds per fit."""
+    from survey_sim import Population
+    from survey_sim.analysis import (
+        DiagnosticWarning,
+        fit_alignment,
+        fit_calibration,
+        fit_subgroups,
+        subgroup_distributions,
+    )
+    from survey_sim.datasets import gss_spending_2018
+    from survey_sim.simulate import SimulationResult
+
+    human = gss_spending_2018()
+    result = SimulationResult.read_parquet(results)
+    by_party = subgroup_distributions(result.responses, Population.from_csv(personas), ["party"])
+    fits = {
+        "alignment": lambda: fit_alignment(result.population, human, sampler=sampler),
+        "calibration": lambda: fit_calibration(result.population, human, sampler=sampler),
+        "subgroups": lambda: fit_subgroups(by_party, human, ["party"], sampler=sampler),
+    }
+    seconds: dict[str, list[float]] = {}
+    for name in MODELS:
+        seconds[name] = []
+        for _ in range(2):
+            started = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DiagnosticWarning)
+                fits[name]()
+            seconds[name].append(time.perf_counter() - started)
+            for warning in caught:
+                if issubclass(warning.category, DiagnosticWarning):
+                    print(f"{sampler} {name}: {warning.message}", file=sys.stderr)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results")
+    parser.add_argument("personas")
+    parser.add_argument("--child", choices=SAMPLERS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(fit_all(args.results, args.personas, args.child)))
+        return
+    times = {}
+    for sampler in SAMPLERS:
+        with tempfile.TemporaryDirectory() as compiledir:
+            env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={compiledir}")
+            child = [sys.executable, __file__, args.results, args.personas, "--child", sampler]
+            output = subprocess.run(child, env=env, capture_output=True, text=True, check=True)
+            sys.stderr.write(
+                "".join(line + "\n" for line in output.stderr.splitlines() if ": " in line)
+            )
+            times[sampler] = json.loads(output.stdout.strip().splitlines()[-1])
+    print("model        pymc cold  pymc warm  nutpie cold  nutpie warm  warm pymc/nutpie")
+    for name in MODELS:
+        pymc_cold, pymc_warm = times["pymc"][name]
+        nutpie_cold, nutpie_warm = times["nutpie"][name]
+        print(
+            f"{name:<12} {pymc_cold:>8.1f}s {pymc_warm:>9.1f}s {nutpie_cold:>11.1f}s "
+            f"{nutpie_warm:>11.1f}s {pymc_warm / nutpie_warm:>16.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
