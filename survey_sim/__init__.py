@@ -15,6 +15,15 @@ Typical use::
 from typing import TYPE_CHECKING
 
 from survey_sim._lazy import lazy_getattr
+from survey_sim.analysis import (
+    DiagnosticWarning,
+    fit_alignment,
+    fit_calibration,
+    fit_subgroups,
+    held_out_coverage,
+    predict_calibrated,
+    subgroup_distributions,
+)
 from survey_sim.asking import Asking, ask
 from survey_sim.bundled import bundled_file
 from survey_sim.engines.base import (
@@ -32,6 +41,8 @@ from survey_sim.errors import (
     ScoringError,
     SurveySimError,
 )
+from survey_sim.human import DataMapping, HumanResponses
+from survey_sim.metrics import compare
 from survey_sim.population import Persona, Population
 from survey_sim.prompts import ChatFormat, PlainFormat, PromptFormat, SpectrumFormat, get_format
 from survey_sim.questionnaire import (
@@ -71,9 +82,12 @@ __all__ = [
     "ChatFormat",
     "ChatMessage",
     "ChoiceQuestion",
+    "DataMapping",
+    "DiagnosticWarning",
     "Engine",
     "EngineSettings",
     "FreeTextQuestion",
+    "HumanResponses",
     "InputError",
     "MethodError",
     "ModelNotFoundError",
@@ -98,8 +112,15 @@ __all__ = [
     "answer_schema",
     "ask",
     "bundled_file",
+    "compare",
+    "fit_alignment",
+    "fit_calibration",
+    "fit_subgroups",
     "get_format",
+    "held_out_coverage",
     "load_questionnaire",
     "position_bias",
+    "predict_calibrated",
     "simulate",
+    "subgroup_distributions",
 ]

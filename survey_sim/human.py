@@ -63,18 +63,25 @@ def code_text(value: Any) -> str:
 
 
 def _mapping_code(value: Any) -> str:
-    """A code written as a key in a mapping file; YAML booleans are refused."""
+    """A code or label written in a mapping file, as text; YAML booleans are refused."""
     if isinstance(value, bool):
         raise ValueError(
-            f"a code reads as the YAML boolean {str(value).lower()}: quote codes such as "
+            f"a code or label reads as the YAML boolean {str(value).lower()}: quote values such as "
             '"ON", "Yes", "No" or "off"'
         )
     return code_text(value)
 
 
+def _codes_dict(value: Any) -> Any:
+    """A YAML mapping of codes (to codes or labels) as text; YAML booleans are refused."""
+    if isinstance(value, dict):
+        return {_mapping_code(k): _mapping_code(v) for k, v in value.items()}
+    return value
+
+
 def _codes_list(value: Any) -> Any:
     """A YAML list of codes as text (other values are left for validation to reject)."""
-    return [code_text(v) for v in value] if isinstance(value, list) else value
+    return [_mapping_code(v) for v in value] if isinstance(value, list) else value
 
 
 class _Strict(BaseModel):
@@ -88,13 +95,7 @@ class ColumnMapping(_Strict):
     codes: dict[str, str] | None = None
     missing: tuple[str, ...] = ()
 
-    @field_validator("codes", mode="before")
-    @classmethod
-    def _codes_as_text(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {_mapping_code(k): _mapping_code(v) for k, v in value.items()}
-        return value
-
+    _codes_as_text = field_validator("codes", mode="before")(_codes_dict)
     _missing_as_text = field_validator("missing", mode="before")(_codes_list)
 
 
@@ -118,13 +119,7 @@ class AttributeMapping(_Strict):
     missing: tuple[str, ...] = ()
 
     _missing_as_text = field_validator("missing", mode="before")(_codes_list)
-
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _labels_as_text(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {_mapping_code(k): str(v) for k, v in value.items()}
-        return value
+    _labels_as_text = field_validator("labels", mode="before")(_codes_dict)
 
     @model_validator(mode="after")
     def _labels_or_bins(self) -> AttributeMapping:

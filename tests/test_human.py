@@ -256,6 +256,6 @@ def test_cells_need_known_attributes(tmp_path, mini, mapping_path):
 def test_unquoted_yaml_booleans_are_refused(tmp_path):
     path = tmp_path / "mapping.yaml"
     path.write_text("questions:\n  q: {column: c, codes: {Yes: y, No: n}}\n")
-    with pytest.raises(InputError, match='quote codes such as "ON", "Yes"') as error:
+    with pytest.raises(InputError, match='quote values such as "ON", "Yes"') as error:
         DataMapping.from_yaml(path)
     assert str(error.value).startswith(f"{path}:2: question 'q', field 'codes'")
