@@ -13,6 +13,7 @@ import polars as pl
 
 from survey_sim._io import write_parquet_atomic
 from survey_sim.bundled import bundled_file
+from survey_sim.cache import ResultsCache
 from survey_sim.datasets import HUMAN_DATASETS
 from survey_sim.errors import SurveySimError
 from survey_sim.human import HumanResponses
@@ -124,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop cells with fewer respondents (default: the mapping's, else 1)",
     )
     building.add_argument("--out", type=Path, required=True, help="persona table (.csv)")
+
+    caching = commands.add_parser(
+        "cache",
+        help="show or clear the results cache",
+        description="The results cache keeps every model result under a hash of the model "
+        "weights, settings, prompt and options (and seed when sampling), so reruns and "
+        "resumed runs skip finished work. Location: SURVEY_SIM_RESULTS_CACHE, else "
+        "results.sqlite in the survey-sim cache folder.",
+    )
+    caching.add_argument("action", choices=["info", "clear"], help="show size, or delete all")
     return parser
 
 
@@ -178,6 +189,12 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default="float32",
         help="model dtype (default: float32)",
     )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="recompute everything instead of answering from the results cache "
+        "(results are still stored)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
 
 
@@ -189,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.command == "population":
             return _population(args)
+        if args.command == "cache":
+            return _cache(args)
         if args.command == "demo":
             questionnaire_path = bundled_file("questionnaires", DEMO_QUESTIONNAIRE)
             personas_path = bundled_file("personas", DEMO_PERSONAS)
@@ -220,17 +239,20 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
         samples=args.samples,
         seed=args.seed,
         progress=not args.quiet,
+        cache=ResultsCache(fresh=args.fresh),
     )
     finished = time.perf_counter()
     written = result.write_parquet(args.out)
     if not args.quiet:
         _print_tables(result, permuted=args.permute)
     stats = engine.stats
+    cached = result.manifest["cache"]
     print(
         f"{len(population)} personas x {len(questionnaire)} questions on {engine.model_id} "
         f"({result.responses['format'][0]} format): model loaded in {loaded - started:.1f} s, "
-        f"answered in {finished - loaded:.1f} s; {stats.computed_tokens} tokens computed, "
-        f"{stats.reused_tokens} reused from the prefix cache.\n"
+        f"answered in {finished - loaded:.1f} s; {cached['hits']} requests from the results "
+        f"cache, {cached['misses']} computed ({stats.computed_tokens} tokens computed, "
+        f"{stats.reused_tokens} reused from the prefix cache).\n"
         f"Wrote {', '.join(str(path) for path in written)}."
     )
     return 0
@@ -286,6 +308,16 @@ def _calibrate(simulated: pl.DataFrame, human: HumanResponses, args: argparse.Na
         f"{(predictions['upper'] - predictions['lower']).mean():.2f}."
     )
     return plot_calibration(idata, predictions, args.results.with_suffix(".calibration.png"))
+
+
+def _cache(args: argparse.Namespace) -> int:
+    cache = ResultsCache()
+    if args.action == "clear":
+        print(f"Deleted {cache.clear()} entries from {cache.path}.")
+    else:
+        info = cache.info()
+        print(f"{info['path']}: {info['entries']} entries, {info['bytes'] / 2**20:.1f} MiB.")
+    return 0
 
 
 def _human(args: argparse.Namespace) -> HumanResponses:

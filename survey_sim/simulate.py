@@ -9,19 +9,22 @@ population distribution (persona weights applied), and the sampled draws.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from tqdm.auto import tqdm
 
-from survey_sim._io import write_parquet_atomic
+from survey_sim._io import write_atomic, write_parquet_atomic
 from survey_sim.asking import Asking, Distribution, ask
+from survey_sim.cache import CachedEngine, ResultsCache
 from survey_sim.engines.base import Engine, SampleRequest, SampleResult, ScoreRequest
 from survey_sim.errors import InputError, MethodError
+from survey_sim.manifest import run_manifest
 from survey_sim.permutations import option_orders, order_name, reorder
 from survey_sim.population import Persona, Population
 from survey_sim.prompts import AnswerMode, PromptFormat, Termination, get_format
@@ -94,10 +97,14 @@ class SimulationResult:
             ``weight``, ``question_id``, ``kind``, ``order``, ``draw`` (index), ``answer``
             (the parsed value as JSON, null when truncated or invalid), ``text`` (what the
             model wrote), ``truncated``, ``invalid``, ``seed``, ``model``, ``format``.
+        manifest: How the results were made (:func:`survey_sim.manifest.run_manifest`):
+            package versions, model identity and weights fingerprint, questionnaire and
+            population hashes, settings and seeds, timing, cache hits and misses.
     """
 
     responses: pl.DataFrame
     draws: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DRAW_SCHEMA))
+    manifest: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def population(self) -> pl.DataFrame:
@@ -111,8 +118,9 @@ class SimulationResult:
         return population_distribution(self.responses)
 
     def write_parquet(self, path: str | Path) -> list[Path]:
-        """Write ``responses`` to ``path``, ``population`` beside it (``*.population.parquet``)
-        and, when answers were sampled, ``draws`` (``*.draws.parquet``).
+        """Write ``responses`` to ``path``, ``population`` beside it (``*.population.parquet``),
+        ``draws`` when answers were sampled (``*.draws.parquet``) and the manifest
+        (``*.manifest.json``).
 
         Files appear complete or not at all (written to a temporary file, then renamed).
         Returns the paths written.
@@ -121,7 +129,14 @@ class SimulationResult:
         frames = {path: self.responses, _beside(path, "population"): self.population}
         if not self.draws.is_empty():
             frames[_beside(path, "draws")] = self.draws
-        return [write_parquet_atomic(frame, target) for target, frame in frames.items()]
+        written = [write_parquet_atomic(frame, target) for target, frame in frames.items()]
+        if self.manifest:
+            text = json.dumps(self.manifest, indent=2, default=str)
+            manifest = _beside(path, "manifest", ".json")
+            written.append(
+                write_atomic(manifest, lambda temporary: Path(temporary).write_text(text))
+            )
+        return written
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> SimulationResult:
@@ -129,9 +144,12 @@ class SimulationResult:
         path = Path(path)
         draws_path = _beside(path, "draws")
         responses = _read_checked(path, RESPONSE_SCHEMA)
-        if draws_path.exists():
-            return cls(responses, _read_checked(draws_path, DRAW_SCHEMA))
-        return cls(responses)
+        draws = _read_checked(draws_path, DRAW_SCHEMA) if draws_path.exists() else None
+        manifest_path = _beside(path, "manifest", ".json")
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        return cls(
+            responses, pl.DataFrame(schema=DRAW_SCHEMA) if draws is None else draws, manifest
+        )
 
 
 def _read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -150,9 +168,9 @@ def _read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return frame
 
 
-def _beside(path: Path, part: str) -> Path:
-    """``results.parquet`` -> ``results.PART.parquet``."""
-    return path.with_name(f"{path.stem}.{part}{path.suffix or '.parquet'}")
+def _beside(path: Path, part: str, suffix: str | None = None) -> Path:
+    """``results.parquet`` -> ``results.PART.parquet`` (or ``results.PART.SUFFIX``)."""
+    return path.with_name(f"{path.stem}.{part}{suffix or path.suffix or '.parquet'}")
 
 
 def position_bias(responses: pl.DataFrame) -> pl.DataFrame:
@@ -259,6 +277,7 @@ def simulate(
     seed: int = 0,
     max_new_tokens: int | None = None,
     progress: bool = True,
+    cache: ResultsCache | bool = True,
 ) -> SimulationResult:
     """Answer distributions of every persona for every question (zero-shot).
 
@@ -285,16 +304,23 @@ def simulate(
         max_new_tokens: Token limit per sampled answer; by default the most a valid
             answer can need (draws that hit it are counted as truncated, never dropped).
         progress: Show a progress bar.
+        cache: Answer from and store into the results cache (:mod:`survey_sim.cache`): the
+            default store (``True``), another :class:`ResultsCache`, or none (``False``).
+            With it, a rerun of an unchanged study does no model work, and a run that was
+            killed recomputes only what it had not stored.
 
     Returns:
-        The per-persona responses frame, the sampled draws, and, via ``.population``, the
-        weighted distribution.
+        The per-persona responses frame, the sampled draws, the run's manifest, and, via
+        ``.population``, the weighted distribution.
 
     Raises:
         MethodError: before any model work, when a method cannot apply to a question.
     """
+    started = time.time()
     prompt_format = get_format(format, answer=answer, terminated=terminated)
     methods = _methods_by_kind(method)
+    if cache is not False:
+        engine = CachedEngine(engine, cache if isinstance(cache, ResultsCache) else ResultsCache())
     # Persona-major order: consecutive prompts share the persona and preamble tokens.
     cells = [
         _Cell(persona, shown, ask(shown, prompt_format), order, methods[question.kind])
@@ -343,8 +369,22 @@ def simulate(
             if distribution is not None:
                 responses.extend(_response_rows(cell, distribution, common))
             bar.update(1)
+    settings = {
+        "format": prompt_format.name,
+        "answer": answer,
+        "terminated": terminated,
+        "permute": permute,
+        "relabel": relabel,
+        "methods": methods,
+        "samples": samples,
+        "temperature": temperature,
+        "seed": seed,
+        "max_new_tokens": max_new_tokens,
+    }
     return SimulationResult(
-        pl.DataFrame(responses, schema=RESPONSE_SCHEMA), pl.DataFrame(draws, schema=DRAW_SCHEMA)
+        pl.DataFrame(responses, schema=RESPONSE_SCHEMA),
+        pl.DataFrame(draws, schema=DRAW_SCHEMA),
+        run_manifest(questionnaire, population, engine, settings, started),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,14 @@ def build_tiny_model(directory: Path) -> Path:
     LlamaForCausalLM(config).save_pretrained(directory)
     fast.save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def results_cache_of_this_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Simulations in tests (and the CLI runs they start) cache into a fresh store."""
+    path = tmp_path_factory.mktemp("results-cache") / "results.sqlite"
+    os.environ["SURVEY_SIM_RESULTS_CACHE"] = str(path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,8 @@ the tests check it against an independent full forward pass.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -141,6 +143,22 @@ class TransformersEngine:
 
     def __repr__(self) -> str:
         return f"TransformersEngine(model_id={self.model_id!r}, settings={self.settings!r})"
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of everything the results depend on: every weight tensor (names, dtypes,
+        shapes, bytes), the tokenizer and chat template, and the settings that change
+        numbers (not threads or the cache budget). The results cache keys on it."""
+        digest = hashlib.blake2b(digest_size=20)
+        for name, tensor in self.model.state_dict().items():
+            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        vocabulary = backend.to_str() if backend is not None else repr(self.tokenizer.get_vocab())
+        digest.update(vocabulary.encode())
+        digest.update(str(getattr(self.tokenizer, "chat_template", None)).encode())
+        digest.update(self.settings.model_dump_json(exclude={"threads", "cache_mb"}).encode())
+        return digest.hexdigest()
 
     def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool) -> str:
         """Render messages with the tokenizer's chat template."""
