@@ -262,7 +262,12 @@ def test_simulate_every_kind_exact_and_sampled(tiny_engine, kinds, two_personas,
             assert row["prob"] == pytest.approx(hits / len(values))
 
     written = sampled.write_parquet(tmp_path / "r.parquet")
-    assert [p.name for p in written] == ["r.parquet", "r.population.parquet", "r.draws.parquet"]
+    assert [p.name for p in written] == [
+        "r.parquet",
+        "r.population.parquet",
+        "r.draws.parquet",
+        "r.manifest.json",
+    ]
     again = SimulationResult.read_parquet(tmp_path / "r.parquet")
     assert again.draws.equals(sampled.draws) and again.responses.equals(sampled.responses)
 

@@ -87,9 +87,17 @@ def test_unknown_method_is_a_clear_error(tiny_engine, gss, demo_population):
 
 
 def test_parquet_round_trip(small_result, tmp_path):
-    responses_path, population_path = small_result.write_parquet(tmp_path / "run.parquet")
+    responses_path, population_path, manifest_path = small_result.write_parquet(
+        tmp_path / "run.parquet"
+    )
     assert population_path.name == "run.population.parquet"
+    assert manifest_path.name == "run.manifest.json"
     again = SimulationResult.read_parquet(responses_path)
     assert again.responses.equals(small_result.responses)
+    assert again.manifest == small_result.manifest
     assert pl.read_parquet(population_path).equals(small_result.population)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.parquet", "run.population.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "run.manifest.json",
+        "run.parquet",
+        "run.population.parquet",
+    ]
