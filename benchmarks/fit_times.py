@@ -78,7 +78,11 @@ def main() -> None:
             child = [sys.executable, __file__, args.results, args.personas, "--child", sampler]
             output = subprocess.run(child, env=env, capture_output=True, text=True, check=True)
             sys.stderr.write(
-                "".join(line + "\n" for line in output.stderr.splitlines() if ": " in line)
+                "".join(
+                    line + "\n"
+                    for line in output.stderr.splitlines()
+                    if line.startswith(f"{sampler} ")  # the diagnostics fit_all reports
+                )
             )
             times[sampler] = json.loads(output.stdout.strip().splitlines()[-1])
     print("model        pymc cold  pymc warm  nutpie cold  nutpie warm  warm pymc/nutpie")

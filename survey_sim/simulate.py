@@ -20,6 +20,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from survey_sim._io import write_atomic, write_parquet_atomic
+from survey_sim._yaml import read_text
 from survey_sim.asking import Asking, Distribution, ask
 from survey_sim.cache import CachedEngine, ResultsCache
 from survey_sim.engines.base import Engine, SampleRequest, SampleResult, ScoreRequest
@@ -146,10 +147,22 @@ class SimulationResult:
         responses = _read_checked(path, RESPONSE_SCHEMA)
         draws = _read_checked(draws_path, DRAW_SCHEMA) if draws_path.exists() else None
         manifest_path = _beside(path, "manifest", ".json")
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        manifest = _read_manifest(manifest_path) if manifest_path.exists() else {}
         return cls(
             responses, pl.DataFrame(schema=DRAW_SCHEMA) if draws is None else draws, manifest
         )
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        raise InputError(
+            path, f"not a run manifest: invalid JSON ({error.msg})", line=error.lineno
+        ) from None
+    if not isinstance(manifest, dict):
+        raise InputError(path, "not a run manifest: expected a JSON object")
+    return manifest
 
 
 def _read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:

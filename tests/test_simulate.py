@@ -1,7 +1,7 @@
 import polars as pl
 import pytest
 
-from survey_sim import Population, SimulationResult, simulate
+from survey_sim import InputError, Population, SimulationResult, simulate
 from survey_sim.simulate import RESPONSE_SCHEMA
 
 
@@ -101,3 +101,10 @@ def test_parquet_round_trip(small_result, tmp_path):
         "run.parquet",
         "run.population.parquet",
     ]
+
+
+def test_a_broken_manifest_is_named(small_result, tmp_path):
+    small_result.write_parquet(tmp_path / "run.parquet")
+    (tmp_path / "run.manifest.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"run\.manifest\.json:1: not a run manifest"):
+        SimulationResult.read_parquet(tmp_path / "run.parquet")
