@@ -27,11 +27,11 @@ import time
 from collections import Counter
 
 from survey_sim import TransformersEngine
-from survey_sim.asking import choice_request
+from survey_sim.asking.formats import get_format
+from survey_sim.asking.kinds import choice_request
+from survey_sim.asking.schemas import answer_schema, option_for_value
 from survey_sim.engines.base import SampleRequest
-from survey_sim.prompts import get_format
 from survey_sim.questionnaire import ChoiceQuestion
-from survey_sim.schemas import answer_schema, option_for_value
 
 TARGET_TV = 0.02
 # Text answers may never get there: grammar-constrained draws can spell an option in

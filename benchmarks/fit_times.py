@@ -29,15 +29,15 @@ SAMPLERS = ("pymc", "nutpie")
 def fit_all(results: str, personas: str, sampler: str) -> dict[str, list[float]]:
     """Each model fitted twice in this process; seconds per fit."""
     from survey_sim import Population
-    from survey_sim.analysis import (
+    from survey_sim.analysis.models import (
         DiagnosticWarning,
         fit_alignment,
         fit_calibration,
         fit_subgroups,
         subgroup_distributions,
     )
-    from survey_sim.datasets import gss_spending_2018
-    from survey_sim.simulate import SimulationResult
+    from survey_sim.data.bundled import gss_spending_2018
+    from survey_sim.runs.run import SimulationResult
 
     human = gss_spending_2018()
     result = SimulationResult.read_parquet(results)

@@ -30,8 +30,8 @@ from survey_sim import (
     bundled_file,
     load_questionnaire,
 )
-from survey_sim.asking import choice_request
-from survey_sim.prompts import get_format
+from survey_sim.asking.formats import get_format
+from survey_sim.asking.kinds import choice_request
 
 TEMPLATE = (
     "You are a {age}-year-old {sex} living in {region} of the United States. Your highest "

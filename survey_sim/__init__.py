@@ -15,7 +15,7 @@ Typical use::
 from typing import TYPE_CHECKING
 
 from survey_sim._lazy import lazy_getattr
-from survey_sim.analysis import (
+from survey_sim.analysis.models import (
     DiagnosticWarning,
     fit_alignment,
     fit_calibration,
@@ -24,8 +24,18 @@ from survey_sim.analysis import (
     predict_calibrated,
     subgroup_distributions,
 )
-from survey_sim.asking import Asking, ask
-from survey_sim.bundled import bundled_file
+from survey_sim.asking.formats import (
+    ChatFormat,
+    PlainFormat,
+    PromptFormat,
+    SpectrumFormat,
+    get_format,
+)
+from survey_sim.asking.kinds import Asking, ask
+from survey_sim.asking.schemas import answer_schema
+from survey_sim.data.bundled import bundled_file
+from survey_sim.data.mapping import DataMapping
+from survey_sim.data.responses import HumanResponses
 from survey_sim.engines.base import (
     ChatMessage,
     Engine,
@@ -41,10 +51,8 @@ from survey_sim.errors import (
     ScoringError,
     SurveySimError,
 )
-from survey_sim.human import DataMapping, HumanResponses
-from survey_sim.metrics import compare
+from survey_sim.evaluate.metrics import compare
 from survey_sim.population import Persona, Population
-from survey_sim.prompts import ChatFormat, PlainFormat, PromptFormat, SpectrumFormat, get_format
 from survey_sim.questionnaire import (
     Bin,
     ChoiceQuestion,
@@ -56,8 +64,7 @@ from survey_sim.questionnaire import (
     Questionnaire,
     load_questionnaire,
 )
-from survey_sim.schemas import answer_schema
-from survey_sim.simulate import SimulationResult, position_bias, simulate
+from survey_sim.runs.run import SimulationResult, position_bias, simulate
 
 if TYPE_CHECKING:
     from survey_sim.engines.registry import DEFAULT_MODEL

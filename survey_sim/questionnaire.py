@@ -34,6 +34,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from survey_sim._codes import declared_code
 from survey_sim._yaml import load_yaml, validate_yaml
 from survey_sim.errors import InputError
 
@@ -63,14 +64,7 @@ class Option(_Strict):
     position: int | None = None
     substantive: bool = True
 
-    @field_validator("code", mode="before")
-    @classmethod
-    def _code_as_text(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("option code must be a string or a number, not true/false")
-        if isinstance(value, int | float):
-            return str(value)
-        return value
+    _code_as_text = field_validator("code", mode="before")(declared_code)
 
     @field_validator("code", "label")
     @classmethod
@@ -172,10 +166,7 @@ class Bin(_Strict):
     max: float
     text: str | None = None
 
-    @field_validator("code", mode="before")
-    @classmethod
-    def _code_as_text(cls, value: Any) -> Any:
-        return Option._code_as_text(value)
+    _code_as_text = field_validator("code", mode="before")(declared_code)
 
     @model_validator(mode="after")
     def _ordered(self) -> Bin:

@@ -11,7 +11,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from survey_sim import Population, TransformersEngine, load_questionnaire
-from survey_sim.bundled import bundled_file
+from survey_sim.data.bundled import bundled_file
 
 REPO = Path(__file__).resolve().parents[1]
 CHAT_TEMPLATE = (

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from survey_sim import Population
-from survey_sim.analysis import (
+from survey_sim.analysis.models import (
     DiagnosticWarning,
     alignment_data,
     fit_alignment,
@@ -20,8 +20,8 @@ from survey_sim.analysis import (
     predict_calibrated,
     subgroup_distributions,
 )
-from survey_sim.datasets import gss_spending_2018
-from survey_sim.human import HumanResponses
+from survey_sim.data.bundled import gss_spending_2018
+from survey_sim.data.responses import HumanResponses
 
 
 def synthetic(kappa: float, respondents: int = 400, seed: int = 1):

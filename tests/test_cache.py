@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from survey_sim import EngineSettings, Population, TransformersEngine, simulate
-from survey_sim.bundled import bundled_file
-from survey_sim.cache import ResultsCache
-from survey_sim.simulate import SimulationResult
+from survey_sim.data.bundled import bundled_file
+from survey_sim.runs.run import SimulationResult
+from survey_sim.runs.store import ResultsCache
 
 SCRIPT = str(Path(sys.executable).with_name("survey-sim"))
 
@@ -85,7 +85,7 @@ def test_fingerprint_covers_weights_tokenizer_and_settings(tiny_engine):
 
 WRITER = """
 import sys
-from survey_sim.cache import ResultsCache
+from survey_sim.runs.store import ResultsCache
 cache = ResultsCache(sys.argv[1])
 name = sys.argv[2]
 for batch in range(40):

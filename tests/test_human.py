@@ -11,7 +11,8 @@ import pyreadstat
 import pytest
 
 from survey_sim import InputError, Population, load_questionnaire
-from survey_sim.human import DataMapping, HumanResponses
+from survey_sim.data.mapping import DataMapping
+from survey_sim.data.responses import HumanResponses
 
 QUESTIONNAIRE = """\
 id: mini

@@ -7,8 +7,8 @@ import math
 import polars as pl
 import pytest
 
-from survey_sim.datasets import gss_spending_2018
-from survey_sim.metrics import (
+from survey_sim.data.bundled import gss_spending_2018
+from survey_sim.evaluate.metrics import (
     compare,
     jensen_shannon,
     kl_divergence,

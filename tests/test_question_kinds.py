@@ -10,12 +10,12 @@ import polars as pl
 import pytest
 
 from survey_sim import InputError, Population, SimulationResult, get_format, simulate
-from survey_sim.asking import ask
-from survey_sim.bundled import bundled_file
+from survey_sim.asking.kinds import ask
+from survey_sim.asking.schemas import MAX_SELECTIONS, answer_schema, value_schema
+from survey_sim.data.bundled import bundled_file
 from survey_sim.engines.base import SampleRequest
 from survey_sim.errors import MethodError
 from survey_sim.questionnaire import load_questionnaire
-from survey_sim.schemas import MAX_SELECTIONS, answer_schema, value_schema
 
 DESCRIPTION = "You are a 52-year-old farmer from Iowa."
 

@@ -150,7 +150,7 @@ def test_error_points_at_the_line_of_the_bad_field(tmp_path):
     with pytest.raises(InputError) as caught:
         load_questionnaire(path)
     assert caught.value.line == 8
-    assert "true/false" in caught.value.problem
+    assert "YAML boolean true: quote" in caught.value.problem
 
 
 def test_non_utf8_and_missing_files(tmp_path):
@@ -167,3 +167,17 @@ def test_select_keeps_requested_questions(gss):
     assert [q.id for q in subset] == ["natfare", "natsoc"]
     with pytest.raises(KeyError):
         gss.select(["nope"])
+
+
+def test_codes_are_normalised_as_the_data_loader_does(tmp_path):
+    """1, 1.0 and "1" are one code everywhere: questionnaire, mapping and data file."""
+    from survey_sim._codes import code_text
+
+    path = write(
+        tmp_path,
+        "id: t\nquestions:\n  - id: q\n    kind: single_choice\n    text: T\n"
+        "    options: [{code: 1.0, text: One}, {code: 2, text: Two}, {code: '3.5', text: X}]\n",
+    )
+    codes = [o.code for o in load_questionnaire(path).question("q").options]
+    assert codes == ["1", "2", "3.5"]
+    assert [code_text(value) for value in (1.0, 1, "1", 3.5)] == ["1", "1", "1", "3.5"]

@@ -9,11 +9,11 @@ from collections import Counter
 import pytest
 
 from survey_sim import EngineSettings, ScoringError, TransformersEngine
-from survey_sim.asking import choice_request
+from survey_sim.asking.formats import get_format
+from survey_sim.asking.kinds import choice_request
+from survey_sim.asking.schemas import answer_schema, answer_values, option_for_value
 from survey_sim.engines.base import SampleRequest
-from survey_sim.prompts import get_format
 from survey_sim.questionnaire import ChoiceQuestion
-from survey_sim.schemas import answer_schema, answer_values, option_for_value
 
 DESCRIPTION = "You are a 52-year-old teacher from Ohio."
 

@@ -2,7 +2,7 @@ import polars as pl
 import pytest
 
 from survey_sim import InputError, Population, SimulationResult, simulate
-from survey_sim.simulate import RESPONSE_SCHEMA
+from survey_sim.runs.run import RESPONSE_SCHEMA
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -32,6 +30,7 @@ from transformers import (
 )
 from transformers.utils import logging as transformers_logging
 
+from survey_sim._paths import cache_dir
 from survey_sim.errors import ModelNotFoundError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -51,12 +50,6 @@ class LocalModel:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     model_id: str
-
-
-def cache_dir() -> Path:
-    """Where survey-sim keeps converted weights and other caches."""
-    override = os.environ.get("SURVEY_SIM_CACHE_DIR")
-    return Path(override) if override else Path(platformdirs.user_cache_dir("survey-sim"))
 
 
 def default_model_gguf() -> Path:

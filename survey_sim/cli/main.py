@@ -12,15 +12,14 @@ from pathlib import Path
 import polars as pl
 
 from survey_sim._io import write_parquet_atomic
-from survey_sim.bundled import bundled_file
-from survey_sim.cache import ResultsCache
-from survey_sim.datasets import HUMAN_DATASETS
+from survey_sim.asking.formats import FORMATS
+from survey_sim.data.bundled import HUMAN_DATASETS, bundled_file
+from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import SurveySimError
-from survey_sim.human import HumanResponses
 from survey_sim.population import Population
-from survey_sim.prompts import FORMATS
 from survey_sim.questionnaire import load_questionnaire
-from survey_sim.simulate import SimulationResult, position_bias, simulate
+from survey_sim.runs.run import SimulationResult, position_bias, simulate
+from survey_sim.runs.store import ResultsCache
 
 DEMO_QUESTIONNAIRE = "gss_spending_2018.yaml"
 DEMO_PERSONAS = "us_adults_demo.yaml"
@@ -259,8 +258,8 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from survey_sim.metrics import compare, summarise
-    from survey_sim.report import plot_distributions
+    from survey_sim.analysis.plots import plot_distributions
+    from survey_sim.evaluate.metrics import compare, summarise
 
     human = _human(args)
     if not args.results.is_file():
@@ -287,8 +286,8 @@ def _compare(args: argparse.Namespace) -> int:
 def _calibrate(simulated: pl.DataFrame, human: HumanResponses, args: argparse.Namespace) -> Path:
     import arviz as az
 
-    from survey_sim.analysis import fit_calibration, held_out_coverage
-    from survey_sim.report import plot_calibration
+    from survey_sim.analysis.models import fit_calibration, held_out_coverage
+    from survey_sim.analysis.plots import plot_calibration
 
     if args.calibrate < 2:
         raise SurveySimError("--calibrate needs at least 2 folds")

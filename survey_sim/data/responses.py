@@ -1,40 +1,5 @@
-"""Real human survey answers: data files, the mapping that ties them to a questionnaire, and
-weighted answer distributions.
-
-A mapping file (YAML) says which data column answers which question, how data codes
-become option codes, which codes mean "missing", and where weights and demographics are::
-
-    questionnaire: gss_spending_2018
-    respondent: id                 # optional: respondent id column (default: row number)
-    weight: wtssall                # optional: survey weights (default: 1 each)
-    missing: [8, 9]                # codes dropped in every question (nulls always are)
-    questions:
-      natfare: natfare             # column with the same codes as the options
-      natsoc:                      # or a column with its own codes
-        column: NATSOC_2018
-        codes: {1: "1", 2: "0", 3: "-1"}    # data code (or value label) -> option code
-        missing: [0]
-    attributes:                    # demographic columns kept beside the answers, as text
-      sex: sex                     # the data's value labels or codes
-      party:                       # or labels of your own (several codes may share one)
-        column: partyid
-        labels: {0: Democrat, 1: Democrat, 2: independent, 3: independent, 4: independent,
-                 5: Republican, 6: Republican, 7: another party}
-      age:                         # or numeric ranges
-        column: age
-        bins: [{label: 18-29, max: 29}, {label: 30-49, min: 30, max: 49}, {label: 50+, min: 50}]
-    population:                    # optional: persona cells built from the attributes
-      by: [party, age]
-      template: "You are {age} years old and identify as {party}."
-
-With ``labels`` or ``bins``, a value the mapping does not cover is an error listing every such
-value (list it under the attribute's ``missing`` to drop it); the respondent keeps their
-answers with that attribute empty.
-
-Data files: CSV and Parquet (polars), SPSS ``.sav`` and Stata ``.dta`` (pyreadstat; a code
-may be written as its value label too). A data code the mapping does not know is an error
-that lists every such code, so nothing is silently dropped.
-"""
+"""Real human survey answers in tidy form, read from a data file through a mapping
+(:mod:`survey_sim.data.mapping`), with weighted answer distributions and persona cells."""
 
 from __future__ import annotations
 
@@ -45,157 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from survey_sim._yaml import load_yaml, validate_yaml
+from survey_sim._codes import code_text
+from survey_sim.data.mapping import AttributeMapping, ColumnMapping, DataMapping, PopulationRecipe
+from survey_sim.data.readers import read_table
 from survey_sim.errors import InputError
 from survey_sim.population import Population
 from survey_sim.questionnaire import OptionsQuestion, Questionnaire
-
-Code = str | int | float
-
-
-def code_text(value: Any) -> str:
-    """A data code as text: ``1.0`` and ``1`` are both ``"1"``."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _mapping_code(value: Any) -> str:
-    """A code or label written in a mapping file, as text; YAML booleans are refused."""
-    if isinstance(value, bool):
-        raise ValueError(
-            f"a code or label reads as the YAML boolean {str(value).lower()}: quote values such as "
-            '"ON", "Yes", "No" or "off"'
-        )
-    return code_text(value)
-
-
-def _codes_dict(value: Any) -> Any:
-    """A YAML mapping of codes (to codes or labels) as text; YAML booleans are refused."""
-    if isinstance(value, dict):
-        return {_mapping_code(k): _mapping_code(v) for k, v in value.items()}
-    return value
-
-
-def _codes_list(value: Any) -> Any:
-    """A YAML list of codes as text (other values are left for validation to reject)."""
-    return [_mapping_code(v) for v in value] if isinstance(value, list) else value
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ColumnMapping(_Strict):
-    """How one data column answers one question."""
-
-    column: str
-    codes: dict[str, str] | None = None
-    missing: tuple[str, ...] = ()
-
-    _codes_as_text = field_validator("codes", mode="before")(_codes_dict)
-    _missing_as_text = field_validator("missing", mode="before")(_codes_list)
-
-
-class AttributeBin(_Strict):
-    """A numeric range (inclusive bounds; either may be open) that becomes one label."""
-
-    label: str
-    min: float = -math.inf
-    max: float = math.inf
-
-    def contains(self, value: float) -> bool:
-        return self.min <= value <= self.max
-
-
-class AttributeMapping(_Strict):
-    """How one data column becomes a demographic attribute (text)."""
-
-    column: str
-    labels: dict[str, str] | None = None
-    bins: tuple[AttributeBin, ...] | None = None
-    missing: tuple[str, ...] = ()
-
-    _missing_as_text = field_validator("missing", mode="before")(_codes_list)
-    _labels_as_text = field_validator("labels", mode="before")(_codes_dict)
-
-    @model_validator(mode="after")
-    def _labels_or_bins(self) -> AttributeMapping:
-        if self.labels is not None and self.bins is not None:
-            raise ValueError("give 'labels' or 'bins', not both")
-        return self
-
-    def value_of(self, code: str, data_label: str | None) -> str | None:
-        """The attribute text for one data value (``None``: the mapping does not cover it)."""
-        if self.labels is not None:
-            return self.labels.get(code, self.labels.get(data_label or ""))
-        if self.bins is not None:
-            try:
-                number = float(code)
-            except ValueError:
-                return None
-            return next((b.label for b in self.bins if b.contains(number)), None)
-        return data_label if data_label is not None else code
-
-
-class PopulationRecipe(_Strict):
-    """How respondents' attributes become persona cells (see :meth:`HumanResponses.population`)."""
-
-    by: tuple[str, ...] = Field(min_length=1)
-    template: str | None = None
-    min_respondents: int = Field(default=1, ge=1)
-
-
-class DataMapping(_Strict):
-    """Ties a data file's columns to a questionnaire (see the module docstring)."""
-
-    questionnaire: str | None = None
-    respondent: str | None = None
-    weight: str | None = None
-    missing: tuple[str, ...] = ()
-    questions: dict[str, ColumnMapping] = Field(min_length=1)
-    attributes: dict[str, AttributeMapping] = {}
-    population: PopulationRecipe | None = None
-
-    _missing_as_text = field_validator("missing", mode="before")(_codes_list)
-
-    @field_validator("questions", "attributes", mode="before")
-    @classmethod
-    def _column_shorthand(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: {"column": v} if isinstance(v, str) else v for k, v in value.items()}
-        return value
-
-    @model_validator(mode="after")
-    def _cells_from_known_attributes(self) -> DataMapping:
-        if self.population is not None:
-            unknown = [name for name in self.population.by if name not in self.attributes]
-            if unknown:
-                raise ValueError(
-                    f"population.by names {', '.join(unknown)}, which "
-                    f"{'is' if len(unknown) == 1 else 'are'} not under 'attributes' "
-                    f"({', '.join(self.attributes) or 'none'})"
-                )
-        return self
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> DataMapping:
-        """Load and validate a mapping file."""
-        path = Path(path)
-        data, node = load_yaml(path)
-        if not isinstance(data, dict):
-            raise InputError(path, "expected a mapping with 'questions' at the top level")
-        return validate_yaml(cls, data, path, node, _describe)
-
-
-def _describe(loc: tuple[Any, ...]) -> str | None:
-    if len(loc) >= 2 and loc[0] in ("questions", "attributes"):
-        rest = ".".join(str(part) for part in loc[2:])
-        return f"{loc[0][:-1]} {loc[1]!r}" + (f", field '{rest}'" if rest else "")
-    return "field " + ".".join(str(part) for part in loc) if loc else None
-
 
 HUMAN_COLUMNS = ["respondent_id", "weight", "question_id", "option_code"]
 
@@ -356,36 +177,6 @@ class HumanResponses:
             source,
             mapping.population,
         )
-
-
-def read_table(path: Path) -> tuple[pl.DataFrame, dict[str, dict[str, str]]]:
-    """A data file as a polars frame plus value labels per column (SPSS/Stata only)."""
-    if not path.is_file():
-        raise InputError(path, "no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pl.read_csv(path, infer_schema_length=None), {}
-    if suffix == ".parquet":
-        return pl.read_parquet(path), {}
-    if suffix in (".sav", ".dta"):
-        try:
-            import pyreadstat
-        except ImportError:
-            raise InputError(
-                path,
-                "reading SPSS/Stata files needs pyreadstat: pip install 'survey-sim[analysis]'",
-            ) from None
-        reader = pyreadstat.read_sav if suffix == ".sav" else pyreadstat.read_dta
-        try:
-            frame, meta = reader(str(path), output_format="polars")
-        except pyreadstat.ReadstatError as error:
-            raise InputError(path, f"cannot read: {error}") from None
-        labels = {
-            column: {code_text(code): str(label) for code, label in value_labels.items()}
-            for column, value_labels in meta.variable_value_labels.items()
-        }
-        return frame, labels
-    raise InputError(path, f"unknown data format {suffix!r}: use .csv, .parquet, .sav or .dta")
 
 
 def _tidy(

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from survey_sim.human import HumanResponses, answer_distribution
+from survey_sim.data.responses import HumanResponses, answer_distribution
 from survey_sim.questionnaire import OptionsQuestion
 
 KL_FLOOR = 1e-6

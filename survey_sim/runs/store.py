@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from survey_sim._paths import cache_dir
 from survey_sim.engines.base import (
     ChatMessage,
     Engine,
@@ -47,8 +48,6 @@ def default_cache_path() -> Path:
     override = os.environ.get("SURVEY_SIM_RESULTS_CACHE")
     if override:
         return Path(override)
-    from survey_sim.engines.registry import cache_dir
-
     return cache_dir() / "results.sqlite"
 
 

@@ -22,7 +22,7 @@ import itertools
 import math
 from typing import Any
 
-from survey_sim.prompts import AnswerMode
+from survey_sim.asking.formats import AnswerMode
 from survey_sim.questionnaire import (
     ChoiceQuestion,
     FreeTextQuestion,

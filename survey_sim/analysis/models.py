@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 import numpy as np
 import polars as pl
 
+from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import SurveySimError
-from survey_sim.human import HumanResponses
-from survey_sim.metrics import option_probs, shared_questions, simulated_distribution
+from survey_sim.evaluate.metrics import option_probs, shared_questions, simulated_distribution
 from survey_sim.population import Population
 
 if TYPE_CHECKING:

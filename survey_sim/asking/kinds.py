@@ -7,7 +7,7 @@ For every question kind, an :class:`Asking` knows
 * for the **exact** method, the score requests whose exact probabilities give the answer
   distribution, and how to read them;
 * for the **sample** method, the JSON schema answers are drawn under
-  (:func:`survey_sim.schemas.value_schema`), and how to tally the draws.
+  (:func:`survey_sim.asking.schemas.value_schema`), and how to tally the draws.
 
 Both methods report a probability per *outcome*: the options of choice and multi-select
 questions, the bins of numeric questions. Free-text questions have no outcomes: their
@@ -35,9 +35,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from survey_sim.asking.formats import ChatRenderer, PromptFormat
+from survey_sim.asking.schemas import (
+    JsonSchema,
+    answer_texts,
+    answer_values,
+    option_for_value,
+    value_schema,
+)
 from survey_sim.engines.base import SampleResult, ScoreRequest, ScoreResult
 from survey_sim.errors import MethodError, ScoringError
-from survey_sim.prompts import ChatRenderer, PromptFormat
 from survey_sim.questionnaire import (
     ChoiceQuestion,
     FreeTextQuestion,
@@ -46,13 +53,6 @@ from survey_sim.questionnaire import (
     Option,
     OptionsQuestion,
     Question,
-)
-from survey_sim.schemas import (
-    JsonSchema,
-    answer_texts,
-    answer_values,
-    option_for_value,
-    value_schema,
 )
 
 MAX_EXACT_VALUES = 1000

@@ -21,15 +21,15 @@ from tqdm.auto import tqdm
 
 from survey_sim._io import write_atomic, write_parquet_atomic
 from survey_sim._yaml import read_text
-from survey_sim.asking import Asking, Distribution, ask
-from survey_sim.cache import CachedEngine, ResultsCache
+from survey_sim.asking.formats import AnswerMode, PromptFormat, Termination, get_format
+from survey_sim.asking.kinds import Asking, Distribution, ask
+from survey_sim.asking.orders import option_orders, order_name, reorder
 from survey_sim.engines.base import Engine, SampleRequest, SampleResult, ScoreRequest
 from survey_sim.errors import InputError, MethodError
-from survey_sim.manifest import run_manifest
-from survey_sim.permutations import option_orders, order_name, reorder
 from survey_sim.population import Persona, Population
-from survey_sim.prompts import AnswerMode, PromptFormat, Termination, get_format
 from survey_sim.questionnaire import QUESTION_KINDS, OptionsQuestion, Question, Questionnaire
+from survey_sim.runs.manifest import run_manifest
+from survey_sim.runs.store import CachedEngine, ResultsCache
 
 # What identifies an option whatever order it was shown in (its label may follow the order).
 OPTION_COLUMNS = ["option_code", "option_text", "position", "substantive"]
@@ -98,7 +98,7 @@ class SimulationResult:
             ``weight``, ``question_id``, ``kind``, ``order``, ``draw`` (index), ``answer``
             (the parsed value as JSON, null when truncated or invalid), ``text`` (what the
             model wrote), ``truncated``, ``invalid``, ``seed``, ``model``, ``format``.
-        manifest: How the results were made (:func:`survey_sim.manifest.run_manifest`):
+        manifest: How the results were made (:func:`survey_sim.runs.manifest.run_manifest`):
             package versions, model identity and weights fingerprint, questionnaire and
             population hashes, settings and seeds, timing, cache hits and misses.
     """
@@ -300,9 +300,9 @@ def simulate(
         engine: The model (e.g. ``TransformersEngine.from_pretrained()``).
         format: ``"chat"``, ``"spectrum"``, ``"plain"`` or a PromptFormat instance.
         answer: Answer with the option ``"label"`` (letter/number) or its ``"text"``.
-        terminated: Score the end-of-answer marker (see :mod:`survey_sim.prompts`).
+        terminated: Score the end-of-answer marker (see :mod:`survey_sim.asking.formats`).
         permute: Ask every question with options in balanced option orders (all orders up
-            to 4 options, cyclic shifts above; see :mod:`survey_sim.permutations`). Each
+            to 4 options, cyclic shifts above; see :mod:`survey_sim.asking.orders`). Each
             order is a row set of its own; ``population`` averages over them,
             :func:`position_bias` measures how much order mattered.
         relabel: With ``permute``, labels follow screen position (the first shown is "A").
@@ -317,7 +317,7 @@ def simulate(
         max_new_tokens: Token limit per sampled answer; by default the most a valid
             answer can need (draws that hit it are counted as truncated, never dropped).
         progress: Show a progress bar.
-        cache: Answer from and store into the results cache (:mod:`survey_sim.cache`): the
+        cache: Answer from and store into the results cache (:mod:`survey_sim.runs.store`): the
             default store (``True``), another :class:`ResultsCache`, or none (``False``).
             With it, a rerun of an unchanged study does no model work, and a run that was
             killed recomputes only what it had not stored.

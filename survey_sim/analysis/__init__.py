@@ -1,0 +1,1 @@
+"""Bayesian analysis of simulated against human distributions (PyMC, ArviZ), and plots."""

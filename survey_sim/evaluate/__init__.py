@@ -1,0 +1,1 @@
+"""Evaluation: how close simulated answers are to real people's."""
