@@ -84,7 +84,7 @@ def measure(
         engine.clear_cache()
         prefilled, decoded = engine.stats.computed_tokens, engine.stats.decode_tokens
         started = time.perf_counter()
-        draws = engine.sample(
+        draws = engine.sample_one(
             SampleRequest(request.prefix, schema, n=max_draws, seed=replicate, max_new_tokens=48)
         )
         seconds = time.perf_counter() - started

@@ -37,7 +37,7 @@ def fit_all(results: str, personas: str, sampler: str) -> dict[str, list[float]]
         subgroup_distributions,
     )
     from survey_sim.data.bundled import gss_spending_2018
-    from survey_sim.runs.run import SimulationResult
+    from survey_sim.runs import SimulationResult
 
     human = gss_spending_2018()
     result = SimulationResult.read_parquet(results)

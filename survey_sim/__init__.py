@@ -64,7 +64,7 @@ from survey_sim.questionnaire import (
     Questionnaire,
     load_questionnaire,
 )
-from survey_sim.runs.run import SimulationResult, position_bias, simulate
+from survey_sim.runs import SimulationResult, position_bias, simulate
 
 if TYPE_CHECKING:
     from survey_sim.engines.registry import DEFAULT_MODEL

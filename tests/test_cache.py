@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -19,8 +20,7 @@ import torch
 
 from survey_sim import EngineSettings, Population, TransformersEngine, simulate
 from survey_sim.data.bundled import bundled_file
-from survey_sim.runs.run import SimulationResult
-from survey_sim.runs.store import ResultsCache
+from survey_sim.runs import ResultsCache, SimulationResult
 
 SCRIPT = str(Path(sys.executable).with_name("survey-sim"))
 
@@ -65,27 +65,34 @@ def copy_of(engine: TransformersEngine) -> torch.nn.Module:
     return model
 
 
-def test_fingerprint_covers_weights_tokenizer_and_settings(tiny_engine):
+def test_fingerprint_covers_weights_tokenizer_and_settings(tiny_engine, tiny_model_dir, tmp_path):
     tokenizer = tiny_engine.tokenizer
     renamed = TransformersEngine(tiny_engine.model, tokenizer, model_id="renamed")
     threads = TransformersEngine(
         tiny_engine.model, tokenizer, model_id="x", settings=EngineSettings(threads=1)
     )
-    assert renamed.fingerprint == threads.fingerprint == tiny_engine.fingerprint
+    assert renamed.fingerprint == threads.fingerprint  # in memory: every tensor hashed
     bf16 = TransformersEngine(
         copy_of(tiny_engine), tokenizer, model_id="x", settings=EngineSettings(dtype="bfloat16")
     )
-    assert bf16.fingerprint != tiny_engine.fingerprint
+    assert bf16.fingerprint != renamed.fingerprint
     altered = copy_of(tiny_engine)
     with torch.no_grad():
         next(altered.parameters()).view(-1)[0] += 1e-3
     changed = TransformersEngine(altered, tokenizer, model_id="x")
-    assert changed.fingerprint != tiny_engine.fingerprint
+    assert changed.fingerprint != renamed.fingerprint
+
+    # Loaded from files: the files' contents are hashed, wherever they are.
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_model_dir, moved)
+    assert TransformersEngine.from_pretrained(moved).fingerprint == tiny_engine.fingerprint
+    altered.save_pretrained(moved)
+    assert TransformersEngine.from_pretrained(moved).fingerprint != tiny_engine.fingerprint
 
 
 WRITER = """
 import sys
-from survey_sim.runs.store import ResultsCache
+from survey_sim.runs import ResultsCache
 cache = ResultsCache(sys.argv[1])
 name = sys.argv[2]
 for batch in range(40):

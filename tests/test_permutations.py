@@ -7,7 +7,7 @@ from survey_sim import simulate
 from survey_sim.asking.formats import get_format
 from survey_sim.asking.kinds import choice_request
 from survey_sim.asking.orders import option_orders, order_name, reorder
-from survey_sim.runs.run import position_bias
+from survey_sim.runs import position_bias
 
 
 def test_all_orders_up_to_four_options_then_a_latin_square():

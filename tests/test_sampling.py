@@ -67,7 +67,7 @@ def test_every_sample_is_valid_and_seeds_reproduce(tiny_engine, gss):
         settings=EngineSettings(sample_batch=16),
     )
     request = SampleRequest(prefix, schema, n=40, seed=7, max_new_tokens=48)
-    result = engine.sample(request)
+    result = engine.sample_one(request)
     assert len(result.texts) == len(result.values) == len(result.truncated) == 40
     # The grammar can let a byte-level string overrun maxLength (xgrammar 0.2.8); such draws
     # are flagged invalid and carry no value. The tiny model's tokenizer is trained on the
@@ -85,8 +85,8 @@ def test_every_sample_is_valid_and_seeds_reproduce(tiny_engine, gss):
             assert set(value) == {"answer", "reason"}
             assert value["answer"] in {"A", "B", "C"}
             assert 1 <= len(value["reason"]) <= 30
-    assert engine.sample(request).texts == result.texts
-    other = engine.sample(SampleRequest(prefix, schema, n=40, seed=8, max_new_tokens=48))
+    assert engine.sample_one(request).texts == result.texts
+    other = engine.sample_one(SampleRequest(prefix, schema, n=40, seed=8, max_new_tokens=48))
     assert other.texts != result.texts
 
 
@@ -96,7 +96,7 @@ def test_truncated_samples_are_reported_not_dropped(tiny_engine):
         "properties": {"story": {"type": "string", "minLength": 50}},
         "required": ["story"],
     }
-    result = tiny_engine.sample(
+    result = tiny_engine.sample_one(
         SampleRequest("Tell a story.", schema, n=5, seed=0, max_new_tokens=4)
     )
     assert result.truncated == (True,) * 5
@@ -130,7 +130,7 @@ def test_sampling_agrees_with_exact_scoring_on_the_default_model(default_engine,
     )
     exact = default_engine.score([request])[0].probs
     n = 2000
-    sampled = default_engine.sample(
+    sampled = default_engine.sample_one(
         SampleRequest(request.prefix, answer_schema(question, wrap=False), n=n, seed=11)
     )
     assert not any(sampled.truncated)

@@ -2,7 +2,7 @@ import polars as pl
 import pytest
 
 from survey_sim import InputError, Population, SimulationResult, simulate
-from survey_sim.runs.run import RESPONSE_SCHEMA
+from survey_sim.runs.results import RESPONSE_SCHEMA
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,15 @@ def test_a_broken_manifest_is_named(small_result, tmp_path):
     (tmp_path / "run.manifest.json").write_text("{not json")
     with pytest.raises(InputError, match=r"run\.manifest\.json:1: not a run manifest"):
         SimulationResult.read_parquet(tmp_path / "run.parquet")
+
+
+def test_sampling_seeds_come_from_content(tiny_engine, gss, demo_population):
+    """Adding a persona changes no other persona's draws (and misses no stored result)."""
+    questionnaire = gss.select(["natfare"])
+    personas = list(demo_population)
+    options = {"method": "sample", "samples": 6, "progress": False, "cache": False}
+    fewer = simulate(questionnaire, Population(personas[1:3]), tiny_engine, **options)
+    more = simulate(questionnaire, Population(personas[:3]), tiny_engine, **options)
+    kept = more.draws.filter(pl.col("persona_id") != personas[0].id)
+    assert kept.equals(fewer.draws)
+    assert more.draws["seed"].n_unique() == 3

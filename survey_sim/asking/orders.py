@@ -9,6 +9,7 @@ removes the effect of order on the average; the spread between orders measures i
 * ``reorder(question, order, relabel=True)``: the question with its options shown in that
   order. With ``relabel`` the labels follow the screen position (the first option shown is
   always "A"); without, each option keeps its own label.
+* ``displays(question, permute=...)``: the question as shown, once per order it is asked in.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import itertools
 from typing import TypeVar
 
-from survey_sim.questionnaire import OptionsQuestion
+from survey_sim.questionnaire import OptionsQuestion, Question
 
 Q = TypeVar("Q", bound=OptionsQuestion)
 Order = tuple[int, ...]
@@ -47,3 +48,19 @@ def reorder(question: Q, order: Order, *, relabel: bool = True) -> Q:
 def order_name(question: OptionsQuestion, order: Order) -> str:
     """A readable record of an order: the option codes as shown, e.g. ``"0|-1|1"``."""
     return "|".join(question.options[index].code for index in order)
+
+
+def displays(
+    question: Question, *, permute: bool, relabel: bool = True
+) -> list[tuple[Question, str | None]]:
+    """The question as shown, with the record of its order, once per order it is asked in:
+    every balanced order with ``permute``, else its own order (questions without options:
+    once, with no order)."""
+    if not isinstance(question, OptionsQuestion):
+        return [(question, None)]
+    if not permute:
+        return [(question, order_name(question, tuple(range(len(question.options)))))]
+    return [
+        (reorder(question, order, relabel=relabel), order_name(question, order))
+        for order in option_orders(len(question.options))
+    ]

@@ -18,8 +18,7 @@ from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import SurveySimError
 from survey_sim.population import Population
 from survey_sim.questionnaire import load_questionnaire
-from survey_sim.runs.run import SimulationResult, position_bias, simulate
-from survey_sim.runs.store import ResultsCache
+from survey_sim.runs import ResultsCache, SimulationResult, position_bias, simulate
 
 DEMO_QUESTIONNAIRE = "gss_spending_2018.yaml"
 DEMO_PERSONAS = "us_adults_demo.yaml"
@@ -244,14 +243,14 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
     written = result.write_parquet(args.out)
     if not args.quiet:
         _print_tables(result, permuted=args.permute)
-    stats = engine.stats
-    cached = result.manifest["cache"]
+    work, cached = result.manifest["work"], result.manifest["cache"]
+    reuse = "" if work["hit_rate"] is None else f", {work['hit_rate']:.0%} of prompt tokens"
     print(
         f"{len(population)} personas x {len(questionnaire)} questions on {engine.model_id} "
-        f"({result.responses['format'][0]} format): model loaded in {loaded - started:.1f} s, "
-        f"answered in {finished - loaded:.1f} s; {cached['hits']} requests from the results "
-        f"cache, {cached['misses']} computed ({stats.computed_tokens} tokens computed, "
-        f"{stats.reused_tokens} reused from the prefix cache).\n"
+        f"({result.manifest['settings']['format']} format): model loaded in "
+        f"{loaded - started:.1f} s, answered in {finished - loaded:.1f} s; {cached['hits']} "
+        f"requests from the results cache, {cached['misses']} computed "
+        f"({work['computed_tokens']} tokens computed, {work['reused_tokens']} reused{reuse}).\n"
         f"Wrote {', '.join(str(path) for path in written)}."
     )
     return 0

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from survey_sim._codes import code_text
+from survey_sim._distribution import weighted_distribution
 from survey_sim.data.mapping import AttributeMapping, ColumnMapping, DataMapping, PopulationRecipe
 from survey_sim.data.readers import read_table
 from survey_sim.errors import InputError
@@ -73,19 +74,21 @@ class HumanResponses:
         """
         by, min_respondents = self._recipe(by, min_respondents)
         people = self.frame.unique("respondent_id").drop_nulls(by)
-        cells = (
-            people.group_by(by)
-            .agg(weight=pl.col("weight").sum(), respondents=pl.len())
-            .filter(pl.col("respondents") >= min_respondents)
-            .sort(by)
-        )
-        if cells.is_empty():
+        sizes = people.group_by(by).agg(respondents=pl.len())
+        kept = sizes.filter(pl.col("respondents") >= min_respondents)
+        if kept.is_empty():
             raise InputError(
                 self.source,
                 f"no cell of {', '.join(by)} has {min_respondents} respondents with those "
                 "attributes",
             )
-        return cells.with_columns(pl.col("weight") / pl.col("weight").sum())
+        members = people.join(kept, on=by).with_columns(question_id=pl.lit("cell"), prob=1.0)
+        shares = weighted_distribution(members, unit="respondent_id", outcome=by)
+        return (
+            shares.join(kept, on=by)
+            .select(*by, pl.col("prob").alias("weight"), "respondents")
+            .sort(by)
+        )
 
     def population(
         self,
@@ -370,32 +373,28 @@ def _is_missing(value: Any) -> bool:
 def answer_distribution(
     frame: pl.DataFrame, questionnaire: Questionnaire, by: Sequence[str] = ()
 ) -> pl.DataFrame:
-    """Weighted distribution of tidy answers over every option (zero where nobody chose it)."""
-    keys = [*by, "question_id"]
+    """Weighted distribution of tidy answers over every option (zero where nobody chose it):
+    each respondent is a unit whose distribution puts 1 on their answer."""
     options = pl.DataFrame(
         [
-            {"question_id": q.id, "option_code": o.code, "_order": index}
-            for index, (q, o) in enumerate(
-                (q, o) for q in questionnaire if isinstance(q, OptionsQuestion) for o in q.options
-            )
+            {"question_id": question.id, "option_code": option.code}
+            for question in questionnaire
+            if isinstance(question, OptionsQuestion)
+            for option in question.options
         ]
     )
-    groups = frame.select(keys).unique().join(options, on="question_id")
-    chosen = frame.group_by(*keys, "option_code").agg(
-        weight=pl.col("weight").sum(), respondents=pl.len()
+    shares = weighted_distribution(
+        frame.with_columns(prob=pl.lit(1.0)),
+        unit="respondent_id",
+        outcome=["option_code"],
+        by=by,
+        outcomes=options,
     )
-    totals = frame.group_by(keys).agg(
-        total=pl.col("weight").sum(),
-        n=pl.len(),
-        n_effective=pl.col("weight").sum() ** 2 / (pl.col("weight") ** 2).sum(),
-    )
+    chosen = frame.group_by(*by, "question_id", "option_code").agg(respondents=pl.len())
     return (
-        groups.join(chosen, on=[*keys, "option_code"], how="left")
-        .join(totals, on=keys)
-        .with_columns(
-            prob=pl.col("weight").fill_null(0) / pl.col("total"),
-            respondents=pl.col("respondents").fill_null(0),
+        shares.join(
+            chosen, on=[*by, "question_id", "option_code"], how="left", maintain_order="left"
         )
-        .sort(*by, "_order")
-        .select(*keys, "option_code", "prob", "respondents", "n", "n_effective")
+        .with_columns(pl.col("respondents").fill_null(0), n=pl.col("units"))
+        .select(*by, "question_id", "option_code", "prob", "respondents", "n", "n_effective")
     )

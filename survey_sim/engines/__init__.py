@@ -1,19 +1,27 @@
-"""Engines: language models that score answer options exactly."""
+"""Engines: language models that score answer options exactly and sample under a schema.
+
+:class:`~survey_sim.engines.base.Engine` is the protocol; the embedded
+:class:`~survey_sim.engines.transformers.TransformersEngine` implements it in-process.
+"""
 
 from typing import TYPE_CHECKING
 
 from survey_sim._lazy import lazy_getattr
+from survey_sim.engines._hf import split_shared_tokens
 from survey_sim.engines.base import (
     ChatMessage,
     Engine,
+    EngineStats,
+    ResultCallback,
+    SampleRequest,
+    SampleResult,
     ScoreRequest,
     ScoreResult,
-    split_shared_tokens,
 )
 
 if TYPE_CHECKING:
     from survey_sim.engines.registry import DEFAULT_MODEL, resolve_model
-    from survey_sim.engines.transformers import EngineSettings, EngineStats, TransformersEngine
+    from survey_sim.engines.transformers import EngineSettings, TransformersEngine
 
 __getattr__ = lazy_getattr(
     __name__,
@@ -21,7 +29,6 @@ __getattr__ = lazy_getattr(
         "DEFAULT_MODEL": "survey_sim.engines.registry",
         "resolve_model": "survey_sim.engines.registry",
         "EngineSettings": "survey_sim.engines.transformers",
-        "EngineStats": "survey_sim.engines.transformers",
         "TransformersEngine": "survey_sim.engines.transformers",
     },
 )
@@ -32,6 +39,9 @@ __all__ = [
     "Engine",
     "EngineSettings",
     "EngineStats",
+    "ResultCallback",
+    "SampleRequest",
+    "SampleResult",
     "ScoreRequest",
     "ScoreResult",
     "TransformersEngine",

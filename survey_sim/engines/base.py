@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypedDict, runtime_checkable
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Protocol, TypedDict, TypeVar, runtime_checkable
 
 from survey_sim.errors import ScoringError
+
+ResultT = TypeVar("ResultT", contravariant=True)
 
 
 class ChatMessage(TypedDict):
@@ -126,8 +128,49 @@ class SampleResult:
     reused_tokens: int
 
 
-ProgressCallback = Callable[[int], None]
-"""Called with the number of requests just finished (for progress bars)."""
+ResultCallback = Callable[[int, ResultT], None]
+"""Called with a request's index and its result as soon as the result is finished, so that
+a run can store it (and move a progress bar) before the rest of the batch is done."""
+
+
+@dataclass
+class EngineStats:
+    """Running totals of the work an engine has done (benchmarks, run summaries, manifests).
+
+    Attributes:
+        requests: Score and sample requests finished.
+        prompt_tokens: Tokens of the prompts read (shared prompt part of score requests,
+            whole prompt of sample requests).
+        reused_tokens: Prompt tokens whose key/values were not computed again: taken from
+            a prefix cache, or shared with an earlier request in the same pass.
+        computed_tokens: Tokens run through the model (prompt and option tokens).
+        decode_tokens: Tokens generated one step at a time while sampling.
+        retries: Requests sent again after a transient failure (remote engines).
+        forward_passes: Model invocations: forward passes, or batched server calls.
+    """
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    computed_tokens: int = 0
+    decode_tokens: int = 0
+    retries: int = 0
+    forward_passes: int = 0
+
+    @property
+    def hit_rate(self) -> float | None:
+        """Share of prompt tokens reused (``None`` before any prompt was read)."""
+        return self.reused_tokens / self.prompt_tokens if self.prompt_tokens else None
+
+    def since(self, earlier: EngineStats) -> EngineStats:
+        """The work done between ``earlier`` (a :func:`dataclasses.replace` copy) and now."""
+        return EngineStats(
+            **{f.name: getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)}
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The totals and the hit rate, for a manifest."""
+        return {**asdict(self), "hit_rate": self.hit_rate}
 
 
 @runtime_checkable
@@ -135,12 +178,29 @@ class Engine(Protocol):
     """A language model that scores continuations exactly and samples under a JSON schema.
 
     Implementations: :class:`~survey_sim.engines.transformers.TransformersEngine` (embedded,
-    CPU or GPU). A user's own engine only needs these members.
+    CPU or GPU). A user's own engine needs exactly these members; :func:`survey_sim.simulate`
+    uses nothing else, so it caches, resumes and records it like a built-in one.
     """
 
     @property
     def model_id(self) -> str:
-        """Identity of the model (a name, path or weights fingerprint), recorded in results."""
+        """A readable name of the model (a name or path), recorded in results."""
+        ...
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of everything an engine's numbers depend on (weights, tokenizer, the
+        settings that change results). The results store keys on it: two engines with one
+        fingerprint must return the same results for the same requests."""
+        ...
+
+    @property
+    def stats(self) -> EngineStats:
+        """Running totals of the work done."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What a run manifest records about the engine (JSON-serialisable)."""
         ...
 
     def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool) -> str:
@@ -148,41 +208,24 @@ class Engine(Protocol):
         ...
 
     def score(
-        self, requests: Sequence[ScoreRequest], *, progress: ProgressCallback | None = None
+        self,
+        requests: Sequence[ScoreRequest],
+        *,
+        on_result: ResultCallback[ScoreResult] | None = None,
     ) -> list[ScoreResult]:
-        """Exact log-probability of every continuation of every request, in order."""
+        """Exact log-probability of every continuation of every request, in request order.
+
+        ``on_result(index, result)`` is called for each request as soon as it is finished
+        (in any order), before this method returns.
+        """
         ...
 
-    def sample(self, request: SampleRequest) -> SampleResult:
-        """Draw completions under the request's JSON schema; invalid output is impossible."""
+    def sample(
+        self,
+        requests: Sequence[SampleRequest],
+        *,
+        on_result: ResultCallback[SampleResult] | None = None,
+    ) -> list[SampleResult]:
+        """Draw completions under each request's JSON schema, in request order;
+        ``on_result`` as for :meth:`score`."""
         ...
-
-
-def split_shared_tokens(
-    prefix_ids: Sequence[int], full_ids: Sequence[Sequence[int]]
-) -> tuple[list[int], list[list[int]]]:
-    """Split tokenised ``prefix + continuation`` sequences into a shared part and the rest.
-
-    BPE tokenisers may merge characters across the prefix/continuation boundary (a prompt
-    ending in ``"Answer: "`` followed by ``"A"`` tokenises as ``"Answer", ":", " A"``). Scoring
-    must use the tokens the model would really see, so the shared part is the longest run of
-    leading tokens that the prefix's own tokenisation and every full sequence agree on; the
-    boundary tokens that differ are scored as part of each continuation.
-
-    Returns:
-        The shared token ids and, for each full sequence, its remaining (scored) token ids.
-    """
-    shared_length = len(prefix_ids)
-    for ids in full_ids:
-        common = 0
-        for a, b in zip(prefix_ids, ids, strict=False):
-            if a != b:
-                break
-            common += 1
-        shared_length = min(shared_length, common)
-    rest = [list(ids[shared_length:]) for ids in full_ids]
-    if shared_length == 0:
-        raise ScoringError("the prompt prefix tokenises to nothing; it must not be empty")
-    if any(not tokens for tokens in rest):
-        raise ScoringError("a continuation tokenises to nothing after the shared prefix")
-    return list(prefix_ids[:shared_length]), rest

@@ -15,7 +15,9 @@ GGUF weights are dequantised once and saved as safetensors in the user cache dir
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -30,6 +32,7 @@ from transformers import (
 )
 from transformers.utils import logging as transformers_logging
 
+from survey_sim._io import write_atomic
 from survey_sim._paths import cache_dir
 from survey_sim.errors import ModelNotFoundError
 
@@ -50,6 +53,7 @@ class LocalModel:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     model_id: str
+    weights_fingerprint: str
 
 
 def default_model_gguf() -> Path:
@@ -131,7 +135,60 @@ def load_local_model(model: str | Path | None) -> LocalModel:
     with _quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         loaded = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-    return LocalModel(model=loaded, tokenizer=tokenizer, model_id=model_id)
+    return LocalModel(
+        model=loaded,
+        tokenizer=tokenizer,
+        model_id=model_id,
+        weights_fingerprint=weights_fingerprint(path),
+    )
+
+
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "config.json", "generation_config.json")
+
+
+def weights_fingerprint(directory: Path) -> str:
+    """A hash of a model directory's weight and config files (names and contents).
+
+    Each file's content hash is kept in the cache folder under its path, size and
+    modification time, so a model is read in full once, not on every load.
+    """
+    files = sorted({f for pattern in WEIGHT_FILES for f in directory.glob(pattern) if f.is_file()})
+    if not any(f.suffix != ".json" for f in files):
+        raise ModelNotFoundError(f"{directory} holds no weight files ({', '.join(WEIGHT_FILES)})")
+    known = _read_file_hashes()
+    digest = hashlib.blake2b(digest_size=20)
+    changed = False
+    for file in files:
+        stat = file.stat()
+        key = f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        if key not in known:
+            known[key] = _file_hash(file)
+            changed = True
+        digest.update(f"{file.name}|{known[key]}".encode())
+    if changed:
+        text = json.dumps(known, indent=0)
+        write_atomic(_file_hashes_path(), lambda temporary: Path(temporary).write_text(text))
+    return digest.hexdigest()
+
+
+def _file_hashes_path() -> Path:
+    return cache_dir() / "file-hashes.json"
+
+
+def _read_file_hashes() -> dict[str, str]:
+    try:
+        known = json.loads(_file_hashes_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 24):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -32,14 +32,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
+from survey_sim.engines._hf import HFTokenizer, TokenizedRequest, read_completions
 from survey_sim.engines.base import (
     ChatMessage,
-    ProgressCallback,
+    EngineStats,
+    ResultCallback,
     SampleRequest,
     SampleResult,
     ScoreRequest,
     ScoreResult,
-    split_shared_tokens,
 )
 from survey_sim.engines.prefix_cache import (
     KeyValues,
@@ -47,7 +48,6 @@ from survey_sim.engines.prefix_cache import (
     PrefixState,
     common_prefix_length,
 )
-from survey_sim.engines.validation import conforms
 from survey_sim.errors import ScoringError
 
 PrefixReuse = Literal["cache", "request", "none"]
@@ -82,22 +82,19 @@ class EngineSettings(BaseModel):
     sample_batch: int = Field(default=256, ge=1)
 
 
-@dataclass
-class EngineStats:
-    """Running totals of the work an engine has done (for benchmarks and manifests)."""
-
-    requests: int = 0
-    computed_tokens: int = 0
-    reused_tokens: int = 0
-    decode_tokens: int = 0
-    forward_passes: int = 0
-
-
 class TransformersEngine:
     """Exact option scoring with a local transformers model (see the module docstring).
 
     Build it from a model name or path with :meth:`from_pretrained`, or wrap an already
     loaded model and tokenizer.
+
+    Args:
+        model, tokenizer: The loaded model and its tokenizer.
+        model_id: A readable name recorded in results.
+        settings: Engine settings (threads, dtype, prefix reuse...).
+        weights_fingerprint: A hash of the weight files the model was loaded from, unchanged
+            since (:meth:`from_pretrained` passes it). Without it the fingerprint hashes every
+            weight tensor in memory: slower, but right for a model changed after loading.
     """
 
     def __init__(
@@ -107,6 +104,7 @@ class TransformersEngine:
         *,
         model_id: str,
         settings: EngineSettings | None = None,
+        weights_fingerprint: str | None = None,
     ) -> None:
         self.settings = settings or EngineSettings()
         if self.settings.threads is not None:
@@ -114,13 +112,14 @@ class TransformersEngine:
         self.model = model.to(device=self.settings.device, dtype=DTYPES[self.settings.dtype])
         self.model.eval()
         self.tokenizer = tokenizer
+        self.text = HFTokenizer(tokenizer, model_id=model_id)
         self._model_id = model_id
+        self._weights_fingerprint = weights_fingerprint
         self._device = torch.device(self.settings.device)
         self.prefix_cache = PrefixCache(int(self.settings.cache_mb * 2**20))
-        self._bos = self._bos_to_prepend(tokenizer)
         self._grammars: dict[str, Any] = {}
         self._grammar_compiler: Any = None
-        self.stats = EngineStats()
+        self._stats = EngineStats()
 
     @classmethod
     def from_pretrained(
@@ -134,49 +133,60 @@ class TransformersEngine:
         from survey_sim.engines.registry import load_local_model
 
         loaded = load_local_model(model)
-        return cls(loaded.model, loaded.tokenizer, model_id=loaded.model_id, settings=settings)
+        return cls(
+            loaded.model,
+            loaded.tokenizer,
+            model_id=loaded.model_id,
+            settings=settings,
+            weights_fingerprint=loaded.weights_fingerprint,
+        )
 
     @property
     def model_id(self) -> str:
-        """The model's identity, recorded in results."""
+        """The model's readable name, recorded in results."""
         return self._model_id
+
+    @property
+    def stats(self) -> EngineStats:
+        """Running totals of the work done."""
+        return self._stats
+
+    def describe(self) -> dict[str, Any]:
+        """Engine type, model name and fingerprint, and settings (for run manifests)."""
+        return {
+            "engine": type(self).__name__,
+            "model_id": self.model_id,
+            "fingerprint": self.fingerprint,
+            "settings": self.settings.model_dump(),
+        }
 
     def __repr__(self) -> str:
         return f"TransformersEngine(model_id={self.model_id!r}, settings={self.settings!r})"
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """A hash of everything the results depend on: every weight tensor (names, dtypes,
-        shapes, bytes), the tokenizer and chat template, and the settings that change
-        numbers (not threads or the cache budget). The results cache keys on it."""
+        """A hash of everything the results depend on: the weights (their files' hash, or
+        every tensor when the model did not come straight from files), the tokenizer and
+        chat template, and the settings that change numbers (not threads or the cache
+        budget). The results store keys on it."""
         digest = hashlib.blake2b(digest_size=20)
-        for name, tensor in self.model.state_dict().items():
-            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
-            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        vocabulary = backend.to_str() if backend is not None else repr(self.tokenizer.get_vocab())
-        digest.update(vocabulary.encode())
-        digest.update(str(getattr(self.tokenizer, "chat_template", None)).encode())
+        if self._weights_fingerprint is not None:
+            digest.update(f"files:{self._weights_fingerprint}".encode())
+        else:
+            for name, tensor in self.model.state_dict().items():
+                digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+                digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+        digest.update(self.text.identity().encode())
         digest.update(self.settings.model_dump_json(exclude={"threads", "cache_mb"}).encode())
         return digest.hexdigest()
 
     def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool) -> str:
         """Render messages with the tokenizer's chat template."""
-        if not self.tokenizer.chat_template:
-            raise ScoringError(
-                f"model {self.model_id!r} has no chat template; use format 'plain' or 'spectrum'"
-            )
-        text = self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
-        )
-        return str(text)
+        return self.text.render_chat(messages, add_generation_prompt=add_generation_prompt)
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` as the model reads it (with BOS if the model expects one)."""
-        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        if self._bos is not None and (not ids or ids[0] != self._bos):
-            ids.insert(0, self._bos)
-        return ids
+        return self.text.tokenize(text)
 
     def clear_cache(self) -> None:
         """Forget all cached prefix states."""
@@ -184,37 +194,38 @@ class TransformersEngine:
 
     @torch.inference_mode()
     def score(
-        self, requests: Sequence[ScoreRequest], *, progress: ProgressCallback | None = None
+        self,
+        requests: Sequence[ScoreRequest],
+        *,
+        on_result: ResultCallback[ScoreResult] | None = None,
     ) -> list[ScoreResult]:
-        """Exact log-probability of every continuation of every request, in order."""
+        """Exact log-probability of every continuation of every request, in order; each
+        group's results are handed to ``on_result`` as soon as its pass is done."""
         results: list[ScoreResult] = []
-        for group in self._groups(self._tokenize_request(r) for r in requests):
+        tokenized = (self.text.tokenize_request(request) for request in requests)
+        for group in self._groups(tokenized):
             if self.settings.prefix_reuse == "none":
                 scored = [self._score_full_sequences(item) for item in group]
             else:
                 scored = self._score_group(group)
-            results.extend(scored)
-            self.stats.requests += len(scored)
-            self.stats.computed_tokens += sum(r.computed_tokens for r in scored)
-            self.stats.reused_tokens += sum(r.reused_tokens for r in scored)
-            if progress is not None:
-                progress(len(scored))
+            for result in scored:
+                self._stats.requests += 1
+                self._stats.prompt_tokens += result.prompt_tokens
+                self._stats.computed_tokens += result.computed_tokens
+                self._stats.reused_tokens += result.reused_tokens
+                if on_result is not None:
+                    on_result(len(results), result)
+                results.append(result)
         return results
 
-    def _tokenize_request(self, request: ScoreRequest) -> _Tokenized:
-        prefix_ids = self.tokenize(request.prefix)
-        full_ids = [self.tokenize(request.prefix + text) for text in request.continuations]
-        shared, continuations = split_shared_tokens(prefix_ids, full_ids)
-        return _Tokenized(shared, continuations)
-
-    def _groups(self, items: Iterable[_Tokenized]) -> Iterator[list[_Tokenized]]:
+    def _groups(self, items: Iterable[TokenizedRequest]) -> Iterator[list[TokenizedRequest]]:
         """Runs of consecutive requests scored in one pass.
 
         A run ends where the next request shares less with the run's first request than the
         run's members share with each other (it would recompute tokens its predecessor
         could have shared), or where the pass would exceed ``max_batch_tokens``.
         """
-        group: list[_Tokenized] = []
+        group: list[TokenizedRequest] = []
         common = 0  # prompt tokens all members of the group share
         for item in items:
             if group and self.settings.prefix_reuse == "cache":
@@ -233,7 +244,7 @@ class TransformersEngine:
         if group:
             yield group
 
-    def _score_group(self, group: list[_Tokenized]) -> list[ScoreResult]:
+    def _score_group(self, group: list[TokenizedRequest]) -> list[ScoreResult]:
         """Score a group of requests in one tree-shaped forward pass (module docstring)."""
         common = min(len(item.shared) for item in group) - 1  # each request keeps >= 1 token
         for item in group[1:]:
@@ -294,8 +305,25 @@ class TransformersEngine:
             )
         return results
 
+    def sample(
+        self,
+        requests: Sequence[SampleRequest],
+        *,
+        on_result: ResultCallback[SampleResult] | None = None,
+    ) -> list[SampleResult]:
+        """Draw completions for each request in turn (see :meth:`sample_one`); each result is
+        handed to ``on_result`` as soon as it is drawn."""
+        results = []
+        for index, request in enumerate(requests):
+            result = self.sample_one(request)
+            self._stats.requests += 1
+            if on_result is not None:
+                on_result(index, result)
+            results.append(result)
+        return results
+
     @torch.inference_mode()
-    def sample(self, request: SampleRequest) -> SampleResult:
+    def sample_one(self, request: SampleRequest) -> SampleResult:
         """Draw completions under a JSON schema with xgrammar, in batches of ``sample_batch``.
 
         The prefix is computed once (and reused from the prefix cache when possible); every
@@ -317,24 +345,13 @@ class TransformersEngine:
             completions, finished, steps = self._sample_batch(
                 key_values, last_logits, len(tokens), grammar, size, request, generator
             )
-            texts.extend(self.tokenizer.decode(ids) for ids in completions)
+            texts.extend(self.text.decode(ids) for ids in completions)
             truncated.extend(not done for done in finished)
             generated += steps
-        parsed = [
-            None if cut else _parse_json(text, request.json_schema)
-            for text, cut in zip(texts, truncated, strict=True)
-        ]
-        invalid = [
-            not cut and not conforms(value, request.json_schema)
-            for value, cut in zip(parsed, truncated, strict=True)
-        ]
-        return SampleResult(
-            texts=tuple(texts),
-            values=tuple(
-                None if bad else value for value, bad in zip(parsed, invalid, strict=True)
-            ),
-            truncated=tuple(truncated),
-            invalid=tuple(invalid),
+        return read_completions(
+            texts,
+            truncated,
+            request.json_schema,
             generated_tokens=generated,
             prompt_tokens=len(tokens),
             reused_tokens=reused,
@@ -351,8 +368,9 @@ class TransformersEngine:
         key_values = tuple((layer.keys, layer.values) for layer in output.past_key_values.layers)
         if use_cache:
             self.prefix_cache.put(PrefixState(tuple(tokens), key_values))
-        self.stats.computed_tokens += len(tokens) - reused
-        self.stats.reused_tokens += reused
+        self._stats.prompt_tokens += len(tokens)
+        self._stats.computed_tokens += len(tokens) - reused
+        self._stats.reused_tokens += reused
         return key_values, output.logits[0, -1].float(), reused
 
     def _sample_batch(
@@ -400,8 +418,8 @@ class TransformersEngine:
             if step == request.max_new_tokens:
                 break
             if pending is not None:
-                self.stats.forward_passes += 1
-                self.stats.decode_tokens += size
+                self._stats.forward_passes += 1
+                self._stats.decode_tokens += size
                 output = self.model(
                     input_ids=pending[None, :].to(self._device),
                     position_ids=torch.full((1, size), prompt_length + fed, device=self._device),
@@ -453,7 +471,7 @@ class TransformersEngine:
                 raise ScoringError(f"cannot compile JSON schema {key}: {error}") from None
         return self._grammars[key]
 
-    def _score_full_sequences(self, item: _Tokenized) -> ScoreResult:
+    def _score_full_sequences(self, item: TokenizedRequest) -> ScoreResult:
         """Reference path: run each option's whole sequence from scratch, batched and padded."""
         shared = item.shared
         sequences = [shared + tokens for tokens in item.continuations]
@@ -467,7 +485,7 @@ class TransformersEngine:
             for row, sequence in enumerate(batch):
                 ids[row, : len(sequence)] = torch.tensor(sequence)
                 attention[row, : len(sequence)] = 1
-            self.stats.forward_passes += 1
+            self._stats.forward_passes += 1
             logits = self.model(input_ids=ids, attention_mask=attention).logits
             token_logprobs = torch.log_softmax(logits.float(), dim=-1)
             for row, sequence in enumerate(batch):
@@ -493,7 +511,7 @@ class TransformersEngine:
     ) -> Any:
         """One forward pass of ``tokens`` after ``past`` (may be empty); logits at ``keep``."""
         cache = DynamicCache(ddp_cache_data=past or None, config=self.model.config)
-        self.stats.forward_passes += 1
+        self._stats.forward_passes += 1
         return self.model(
             input_ids=torch.tensor([tokens], device=self._device),
             position_ids=torch.tensor([list(positions)], device=self._device),
@@ -502,15 +520,6 @@ class TransformersEngine:
             use_cache=True,
             logits_to_keep=torch.tensor(keep, device=self._device),
         )
-
-    @staticmethod
-    def _bos_to_prepend(tokenizer: PreTrainedTokenizerBase) -> int | None:
-        """The BOS id if the tokenizer adds one by default (the model was trained with it)."""
-        bos = tokenizer.bos_token_id
-        if bos is None:
-            return None
-        probe = tokenizer("a")["input_ids"]
-        return bos if probe and probe[0] == bos else None
 
 
 def _xgrammar() -> Any:
@@ -525,26 +534,7 @@ def _xgrammar() -> Any:
     return xgrammar
 
 
-def _parse_json(text: str, schema: Mapping[str, Any]) -> Any:
-    # strict=False: xgrammar 0.2.8's rule for length-bounded strings admits raw control
-    # characters (its unbounded string rule does not); they are data, not broken syntax.
-    try:
-        return json.loads(text, strict=False)
-    except json.JSONDecodeError as error:
-        raise ScoringError(
-            f"model output {text!r} is not valid JSON for schema {dict(schema)}: {error}"
-        ) from None
-
-
-@dataclass(frozen=True)
-class _Tokenized:
-    """A request as token ids: the shared prompt tokens and each option's scored tokens."""
-
-    shared: list[int]
-    continuations: list[list[int]]
-
-
-def _pass_tokens(group: list[_Tokenized], common: int) -> int:
+def _pass_tokens(group: list[TokenizedRequest], common: int) -> int:
     """Tokens a tree pass over ``group`` runs when ``common`` prompt tokens are shared."""
     own = sum(
         len(item.shared) - common + sum(len(t) - 1 for t in item.continuations) for item in group

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from survey_sim.engines.base import Engine
+from survey_sim.engines.base import EngineStats
 from survey_sim.population import Population
 from survey_sim.questionnaire import Questionnaire
 
@@ -20,13 +20,16 @@ PACKAGES = ("survey-sim", "torch", "transformers", "xgrammar", "polars", "pydant
 def run_manifest(
     questionnaire: Questionnaire,
     population: Population,
-    engine: Engine,
+    engine: dict[str, Any],
     settings: dict[str, Any],
+    *,
     started: float,
+    work: EngineStats,
+    store: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Versions, model identity, inputs' hashes, settings, timing and cache use of one run."""
-    cache_stats = getattr(engine, "cache_stats", None)
-    cache = getattr(engine, "cache", None)
+    """Versions, engine (its own description), inputs' hashes, settings, timing, the
+    engine's work during the run (tokens, prefix-cache hit rate) and the results store's
+    hits and misses."""
     return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime()),
         "seconds": round(time.time() - started, 3),
@@ -34,11 +37,7 @@ def run_manifest(
         "platform": platform.platform(),
         "command": sys.argv,
         "packages": _versions(),
-        "model": {
-            "id": engine.model_id,
-            "fingerprint": getattr(engine, "fingerprint", None),
-            "settings": _settings_of(engine),
-        },
+        "model": engine,
         "questionnaire": {
             "id": questionnaire.id,
             "questions": len(questionnaire),
@@ -50,9 +49,8 @@ def run_manifest(
             "sha256": _sha256(population.frame.write_csv()),
         },
         "settings": settings,
-        "cache": None
-        if cache_stats is None
-        else {"path": str(cache.path), "hits": cache_stats.hits, "misses": cache_stats.misses},
+        "work": work.as_dict(),
+        "cache": store,
     }
 
 
@@ -64,11 +62,6 @@ def _versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return versions
-
-
-def _settings_of(engine: Engine) -> Any:
-    settings = getattr(engine, "settings", None)
-    return settings.model_dump() if hasattr(settings, "model_dump") else None
 
 
 def _sha256(text: str) -> str:

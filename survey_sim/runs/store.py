@@ -1,16 +1,17 @@
-"""A content-addressed cache of engine results, so reruns do no model work and killed runs
-resume where they stopped.
+"""The results store: a content-addressed cache of engine results, so reruns do no model
+work and killed runs resume where they stopped.
 
 Every score or sample request is keyed by a hash of everything that determines its result:
-the engine's fingerprint (model weights, tokenizer and the settings that change numbers),
-the request's prompt text and continuations (which the fingerprinted tokenizer turns into
-exact token sequences), and for sampling the schema, ``n``, temperature, token limit and
-seed. Changing any of them misses the cache; sampling with a new seed is a new key, never a
-stale hit.
+the store's format version, the engine's fingerprint (model weights, tokenizer and the
+settings that change numbers), the request's prompt text and continuations (which the
+fingerprinted tokenizer turns into exact token sequences), and for sampling the schema,
+``n``, temperature, token limit and seed. Changing any of them misses the store; sampling
+with a new seed is a new key, never a stale hit. A stored value that does not decode as a
+result of this version counts as a miss and is computed again.
 
 The store is one SQLite file in write-ahead-log mode (``results.sqlite`` in the cache
 directory; ``SURVEY_SIM_RESULTS_CACHE`` names another file). Several processes may read and
-write it at once. :class:`CachedEngine` stores finished work in small chunks as it goes.
+write it at once. A run stores each result as soon as the engine hands it over.
 """
 
 from __future__ import annotations
@@ -23,24 +24,17 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from survey_sim._paths import cache_dir
-from survey_sim.engines.base import (
-    ChatMessage,
-    Engine,
-    ProgressCallback,
-    SampleRequest,
-    SampleResult,
-    ScoreRequest,
-    ScoreResult,
-)
+from survey_sim.engines.base import SampleRequest, SampleResult, ScoreRequest, ScoreResult
 from survey_sim.errors import SurveySimError
 
-CHUNK = 32
-"""Score requests computed between two writes to the store (what a kill can lose)."""
+ResultT = TypeVar("ResultT", ScoreResult, SampleResult)
+
+STORE_VERSION = 2
+"""Part of every key: results stored by an older layout are never read as current ones."""
 
 
 def default_cache_path() -> Path:
@@ -49,14 +43,6 @@ def default_cache_path() -> Path:
     if override:
         return Path(override)
     return cache_dir() / "results.sqlite"
-
-
-@dataclass
-class CacheStats:
-    """Requests answered from the store (hits) and computed (misses) by one engine."""
-
-    hits: int = 0
-    misses: int = 0
 
 
 class ResultsCache:
@@ -89,6 +75,9 @@ class ResultsCache:
         except sqlite3.Error as error:
             raise SurveySimError(f"{self.path}: cannot open the results cache: {error}") from None
         try:
+            # Each result is committed as it arrives; in WAL mode NORMAL keeps every commit
+            # through a killed process without an fsync per commit.
+            connection.execute("PRAGMA synchronous=NORMAL")
             yield connection
         except sqlite3.DatabaseError as error:
             raise SurveySimError(
@@ -141,93 +130,26 @@ class ResultsCache:
 
 def request_key(fingerprint: str, request: ScoreRequest | SampleRequest) -> str:
     """The content key of one request on the engine with ``fingerprint``."""
-    fields = dataclasses.asdict(request)
-    payload = {"engine": fingerprint, "kind": type(request).__name__, **fields}
+    payload = {
+        "version": STORE_VERSION,
+        "engine": fingerprint,
+        "kind": type(request).__name__,
+        **dataclasses.asdict(request),
+    }
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class CachedEngine:
-    """An :class:`~survey_sim.engines.base.Engine` that answers from a :class:`ResultsCache`
-    where it can and stores what it computes, ``CHUNK`` score requests at a time."""
-
-    def __init__(self, engine: Engine, cache: ResultsCache) -> None:
-        fingerprint = getattr(engine, "fingerprint", None)
-        if not isinstance(fingerprint, str):
-            raise SurveySimError(
-                f"{type(engine).__name__} has no 'fingerprint', so its results cannot be "
-                "cached safely; pass cache=False"
-            )
-        self.engine = engine
-        self.cache = cache
-        self.fingerprint = fingerprint
-        self.cache_stats = CacheStats()
-
-    @property
-    def model_id(self) -> str:
-        return self.engine.model_id
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.engine, name)  # stats, settings, tokenizer... of the wrapped engine
-
-    def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool) -> str:
-        return self.engine.render_chat(messages, add_generation_prompt=add_generation_prompt)
-
-    def score(
-        self, requests: Sequence[ScoreRequest], *, progress: ProgressCallback | None = None
-    ) -> list[ScoreResult]:
-        keys = [request_key(self.fingerprint, request) for request in requests]
-        stored = self.cache.get(keys)
-        results = [_score_result(stored[key]) if key in stored else None for key in keys]
-        hits = sum(result is not None for result in results)
-        self.cache_stats.hits += hits
-        self.cache_stats.misses += len(requests) - hits
-        if progress is not None and hits:
-            progress(hits)
-        # Chunks are fixed slices of the request list, so a resumed run recomputes exactly
-        # the chunks an uninterrupted run would have, in the same grouping.
-        for start in range(0, len(requests), CHUNK):
-            chunk = range(start, min(start + CHUNK, len(requests)))
-            todo = [i for i in chunk if results[i] is None]
-            if not todo:
-                continue
-            computed = self.engine.score([requests[i] for i in todo], progress=progress)
-            self.cache.put(
-                {keys[i]: dataclasses.asdict(r) for i, r in zip(todo, computed, strict=True)}
-            )
-            for index, result in zip(todo, computed, strict=True):
-                results[index] = result
-        return [result for result in results if result is not None]
-
-    def sample(self, request: SampleRequest) -> SampleResult:
-        key = request_key(self.fingerprint, request)
-        stored = self.cache.get([key])
-        if key in stored:
-            self.cache_stats.hits += 1
-            return _sample_result(stored[key])
-        self.cache_stats.misses += 1
-        result = self.engine.sample(request)
-        self.cache.put({key: dataclasses.asdict(result)})
-        return result
+def encode(result: ScoreResult | SampleResult) -> dict[str, Any]:
+    """A result as the JSON value stored under its key."""
+    return dataclasses.asdict(result)
 
 
-def _score_result(value: Mapping[str, Any]) -> ScoreResult:
-    return ScoreResult(
-        logprobs=tuple(value["logprobs"]),
-        continuation_tokens=tuple(value["continuation_tokens"]),
-        prompt_tokens=value["prompt_tokens"],
-        reused_tokens=value["reused_tokens"],
-        computed_tokens=value["computed_tokens"],
-    )
-
-
-def _sample_result(value: Mapping[str, Any]) -> SampleResult:
-    return SampleResult(
-        texts=tuple(value["texts"]),
-        values=tuple(value["values"]),
-        truncated=tuple(value["truncated"]),
-        invalid=tuple(value["invalid"]),
-        generated_tokens=value["generated_tokens"],
-        prompt_tokens=value["prompt_tokens"],
-        reused_tokens=value["reused_tokens"],
-    )
+def decode(kind: type[ResultT], value: Any) -> ResultT | None:
+    """A stored value as a result of ``kind``; ``None`` when it is not one (a miss)."""
+    if not isinstance(value, dict) or set(value) != {f.name for f in dataclasses.fields(kind)}:
+        return None
+    try:
+        return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,121 @@
+"""Planning a simulation: inputs into engine requests, before any model work.
+
+A :class:`Plan` asks every persona every question, once per option order shown, with the
+method its kind uses. Each such *cell* becomes exact score requests or one sample request.
+Everything that can be wrong with the inputs (a method that cannot apply, a schema too large
+to sample) fails here, so a long run never stops halfway for a reason known at the start.
+
+Cells run persona-major (a persona's questions one after another), so consecutive prompts
+share the persona and preamble tokens and the engines reuse them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+
+from survey_sim.asking.formats import ChatRenderer, PromptFormat
+from survey_sim.asking.kinds import Asking, ask
+from survey_sim.asking.orders import displays
+from survey_sim.engines.base import SampleRequest, ScoreRequest
+from survey_sim.errors import MethodError
+from survey_sim.population import Persona, Population
+from survey_sim.questionnaire import Question, Questionnaire
+from survey_sim.runs.settings import Method, SimulationSettings
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One persona asked one question, as shown in one option order, with one method."""
+
+    persona: Persona
+    question: Question
+    asking: Asking
+    order: str | None
+    method: Method
+
+    def columns(self) -> dict[str, object]:
+        """What identifies this cell in the responses and draws frames."""
+        return {
+            "persona_id": self.persona.id,
+            "weight": self.persona.weight,
+            "question_id": self.question.id,
+            "kind": self.question.kind,
+            "order": self.order,
+        }
+
+    def seed(self, seed: int) -> int:
+        """The seed of this cell's draws: derived from ``seed`` and what the cell asks, so it
+        does not depend on where in a run the cell falls."""
+        content = json.dumps([seed, self.persona.id, self.question.id, self.order])
+        return int.from_bytes(hashlib.sha256(content.encode()).digest()[:7], "big")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every request of a simulation, and which cell each belongs to."""
+
+    questionnaire: Questionnaire
+    population: Population
+    settings: SimulationSettings
+    prompt_format: PromptFormat
+    exact: tuple[tuple[Cell, tuple[ScoreRequest, ...]], ...]
+    sampled: tuple[tuple[Cell, SampleRequest], ...]
+
+    @classmethod
+    def build(
+        cls,
+        questionnaire: Questionnaire,
+        population: Population,
+        settings: SimulationSettings,
+        chat: ChatRenderer,
+    ) -> Plan:
+        """Plan ``population`` answering ``questionnaire`` (``chat`` renders chat prompts).
+
+        Raises:
+            MethodError: a method that cannot apply to a question, or an answer space too
+                large to sample under a grammar.
+        """
+        prompt_format = settings.prompt_format()
+        methods = settings.methods()
+        context = {"instructions": questionnaire.instructions, "chat": chat}
+        exact: list[tuple[Cell, tuple[ScoreRequest, ...]]] = []
+        sampled: list[tuple[Cell, SampleRequest]] = []
+        for persona in population:
+            for question in questionnaire:
+                for shown, order in displays(
+                    question, permute=settings.permute, relabel=settings.relabel
+                ):
+                    asking = ask(shown, prompt_format)
+                    cell = Cell(persona, shown, asking, order, methods[question.kind])
+                    description = persona.description
+                    if cell.method == "exact":
+                        requests = asking.exact_requests(description=description, **context)
+                        exact.append((cell, tuple(requests)))
+                        continue
+                    try:
+                        schema = asking.schema()
+                    except ValueError as error:
+                        raise MethodError(str(error)) from None
+                    request = SampleRequest(
+                        asking.sample_prompt(description=description, **context),
+                        schema,
+                        n=settings.samples,
+                        temperature=settings.temperature,
+                        seed=cell.seed(settings.seed),
+                        max_new_tokens=settings.max_new_tokens or asking.token_limit(),
+                    )
+                    sampled.append((cell, request))
+        return cls(questionnaire, population, settings, prompt_format, tuple(exact), tuple(sampled))
+
+    @cached_property
+    def score_requests(self) -> list[ScoreRequest]:
+        """Every score request, in cell order."""
+        return [request for _, requests in self.exact for request in requests]
+
+    @cached_property
+    def sample_requests(self) -> list[SampleRequest]:
+        """Every sample request, in cell order."""
+        return [request for _, request in self.sampled]

@@ -1,0 +1,334 @@
+"""Simulation results: tidy frames whose columns are declared here once, the Parquet file
+set with its manifest, and every distribution derived from them through the one weighted
+aggregation (:func:`survey_sim._distribution.weighted_distribution`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from survey_sim._distribution import weighted_distribution
+from survey_sim._io import write_atomic, write_parquet_atomic
+from survey_sim._yaml import read_text
+from survey_sim.asking.kinds import Distribution
+from survey_sim.engines.base import SampleResult
+from survey_sim.errors import InputError
+from survey_sim.population import Population
+from survey_sim.runs.plan import Cell
+
+CELL_COLUMNS: dict[str, pl.DataType] = {
+    "persona_id": pl.String(),
+    "weight": pl.Float64(),
+    "question_id": pl.String(),
+    "kind": pl.String(),
+    "order": pl.String(),
+}
+"""What identifies a cell (persona × question × option order) in the responses and draws."""
+OUTCOME_COLUMNS: dict[str, pl.DataType] = {
+    "option_code": pl.String(),
+    "option_text": pl.String(),
+    "position": pl.Int32(),
+    "substantive": pl.Boolean(),
+}
+"""What identifies an option whatever order it was shown in (its label may follow the order)."""
+RUN_COLUMNS: dict[str, pl.DataType] = {
+    "method": pl.String(),
+    "model": pl.String(),
+    "format": pl.String(),
+}
+"""How a row was made."""
+RESPONSE_SCHEMA: dict[str, pl.DataType] = {
+    **CELL_COLUMNS,
+    **OUTCOME_COLUMNS,
+    "option_label": pl.String(),
+    "shown_position": pl.Int32(),
+    "logprob": pl.Float64(),
+    "prob": pl.Float64(),
+    "coverage": pl.Float64(),
+    "samples": pl.Int64(),
+    "truncated": pl.Int64(),
+    "invalid": pl.Int64(),
+    **RUN_COLUMNS,
+}
+DRAW_SCHEMA: dict[str, pl.DataType] = {
+    **CELL_COLUMNS,
+    "draw": pl.Int32(),
+    "answer": pl.String(),
+    "text": pl.String(),
+    "truncated": pl.Boolean(),
+    "invalid": pl.Boolean(),
+    "seed": pl.Int64(),
+    **{name: RUN_COLUMNS[name] for name in ("model", "format")},
+}
+POPULATION_SCHEMA: dict[str, pl.DataType] = {
+    "question_id": pl.String(),
+    "kind": pl.String(),
+    **OUTCOME_COLUMNS,
+    "prob": pl.Float64(),
+    "coverage": pl.Float64(),
+    "personas": pl.UInt32(),
+    **RUN_COLUMNS,
+}
+CHOICE_KINDS = ("single_choice", "ordinal")
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What a simulation produced.
+
+    Attributes:
+        responses: One row per persona × question × option: ``persona_id``, ``weight``,
+            ``question_id``, option columns (``option_code``, ``option_label``,
+            ``option_text``, ``position``, ``substantive``), ``logprob`` (exact, natural log),
+            ``prob`` (renormalised over the question's options), ``coverage`` (probability
+            mass the options held), ``order`` (option codes in the order shown, e.g.
+            ``"1|0|-1"``), ``shown_position`` (1 = shown first), ``method`` (``exact`` or
+            ``sample``), ``samples``, ``truncated`` and ``invalid`` (sampling: valid draws
+            behind ``prob``, draws cut off by the token limit, and complete draws that broke
+            the schema; null for exact rows; ``logprob`` and ``coverage`` are null for
+            sampled rows), ``model`` and ``format``.
+            With option-order permutations there is one row per order; ``population``
+            averages over orders. ``kind`` is the question kind; for ``multi_select``
+            ``prob`` is the probability the option is selected (rows do not sum to one);
+            numeric questions have one row per bin. Free-text questions have no rows here.
+        draws: One row per sampled answer (``method="sample"``): ``persona_id``,
+            ``weight``, ``question_id``, ``kind``, ``order``, ``draw`` (index), ``answer``
+            (the parsed value as JSON, null when truncated or invalid), ``text`` (what the
+            model wrote), ``truncated``, ``invalid``, ``seed``, ``model``, ``format``.
+        manifest: How the results were made (:func:`survey_sim.runs.manifest.run_manifest`):
+            package versions, model identity and weights fingerprint, questionnaire and
+            population hashes, settings and seeds, timing, cache hits and misses.
+    """
+
+    responses: pl.DataFrame
+    draws: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DRAW_SCHEMA))
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def population(self) -> pl.DataFrame:
+        """The population distribution: per question × option, persona-weight averages.
+
+        ``prob`` is the weighted mean of the personas' renormalised distributions (a
+        post-stratified estimate when the weights are population shares), each persona's
+        option orders averaged first; ``coverage`` is the weighted mean coverage (null for
+        sampled rows); ``personas`` counts the personas averaged.
+        """
+        return distribution(self.responses)
+
+    def subgroups(self, population: Population, by: Sequence[str]) -> pl.DataFrame:
+        """The distribution within each combination of the personas' ``by`` attributes
+        (``population``: the personas that answered)."""
+        return subgroup_distributions(self.responses, population, by)
+
+    def write_parquet(self, path: str | Path) -> list[Path]:
+        """Write ``responses`` to ``path``, ``population`` beside it (``*.population.parquet``),
+        ``draws`` when answers were sampled (``*.draws.parquet``) and the manifest
+        (``*.manifest.json``).
+
+        Files appear complete or not at all (written to a temporary file, then renamed).
+        Returns the paths written.
+        """
+        path = Path(path)
+        frames = {path: self.responses, _beside(path, "population"): self.population}
+        if not self.draws.is_empty():
+            frames[_beside(path, "draws")] = self.draws
+        written = [write_parquet_atomic(frame, target) for target, frame in frames.items()]
+        if self.manifest:
+            text = json.dumps(self.manifest, indent=2, default=str)
+            manifest = _beside(path, "manifest", ".json")
+            written.append(
+                write_atomic(manifest, lambda temporary: Path(temporary).write_text(text))
+            )
+        return written
+
+    @classmethod
+    def read_parquet(cls, path: str | Path) -> SimulationResult:
+        """Read the files written by :meth:`write_parquet` (``path`` is the responses file)."""
+        path = Path(path)
+        draws_path = _beside(path, "draws")
+        responses = _read_checked(path, RESPONSE_SCHEMA)
+        draws = _read_checked(draws_path, DRAW_SCHEMA) if draws_path.exists() else None
+        manifest_path = _beside(path, "manifest", ".json")
+        manifest = _read_manifest(manifest_path) if manifest_path.exists() else {}
+        return cls(
+            responses, pl.DataFrame(schema=DRAW_SCHEMA) if draws is None else draws, manifest
+        )
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        raise InputError(
+            path, f"not a run manifest: invalid JSON ({error.msg})", line=error.lineno
+        ) from None
+    if not isinstance(manifest, dict):
+        raise InputError(path, "not a run manifest: expected a JSON object")
+    return manifest
+
+
+def _read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """A results file, with a clear error when it is not one (or from another version)."""
+    try:
+        frame = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise InputError(path, f"cannot read as Parquet: {error}") from None
+    absent = [column for column in schema if column not in frame.columns]
+    if absent:
+        raise InputError(
+            path,
+            f"not a survey-sim results file of this version: no column {', '.join(absent)} "
+            "(rerun the simulation)",
+        )
+    return frame
+
+
+def _beside(path: Path, part: str, suffix: str | None = None) -> Path:
+    """``results.parquet`` -> ``results.PART.parquet`` (or ``results.PART.SUFFIX``)."""
+    return path.with_name(f"{path.stem}.{part}{suffix or path.suffix or '.parquet'}")
+
+
+def _beside(path: Path, part: str, suffix: str | None = None) -> Path:
+    """``results.parquet`` -> ``results.PART.parquet`` (or ``results.PART.SUFFIX``)."""
+    return path.with_name(f"{path.stem}.{part}{suffix or path.suffix or '.parquet'}")
+
+
+def distribution(responses: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
+    """Weight-averaged option probabilities per question (and ``by`` group); see
+    :attr:`SimulationResult.population`. ``by`` columns must be in ``responses``."""
+    aggregated = weighted_distribution(
+        responses,
+        unit="persona_id",
+        outcome=["kind", *OUTCOME_COLUMNS, *RUN_COLUMNS],
+        by=by,
+        values=["coverage"],
+    )
+    return aggregated.rename({"units": "personas"}).select(
+        *by, *(name for name in POPULATION_SCHEMA)
+    )
+
+
+def subgroup_distributions(
+    responses: pl.DataFrame, population: Population, by: Sequence[str]
+) -> pl.DataFrame:
+    """Simulated distributions per subgroup: persona probabilities averaged with the
+    personas' weights within each combination of the ``by`` attributes.
+
+    Args:
+        responses: Per-persona results (``SimulationResult.responses``).
+        population: The personas that answered, with their attributes.
+
+    Raises:
+        InputError: an attribute the personas do not have.
+    """
+    personas = population.frame
+    absent = [name for name in by if name not in personas.columns]
+    if absent:
+        raise InputError(
+            f"population {population.id!r}",
+            f"the personas have no attribute {', '.join(absent)} "
+            f"(columns: {', '.join(personas.columns)})",
+        )
+    attributes = personas.select("persona_id", *(pl.col(name).cast(pl.String) for name in by))
+    return distribution(responses.join(attributes, on="persona_id"), by)
+
+
+def position_bias(responses: pl.DataFrame) -> pl.DataFrame:
+    """How much option order moved the answers, per question (needs ``permute=True``).
+
+    Columns: ``options`` (k), ``orders``, ``first_shown`` (mean probability of whichever
+    option was shown first), ``first_position_bias`` (``first_shown`` − 1/k: 0 means no
+    primacy effect, positive favours the first option), and ``order_tv`` (mean total
+    variation distance between each order's distribution and the order-averaged one).
+    All are averaged over personas with equal weight. Only single-choice and ordinal
+    questions are measured (multi-select probabilities do not sum to one).
+    """
+    cell = ["persona_id", "question_id"]
+    responses = responses.filter(pl.col("kind").is_in(CHOICE_KINDS))
+    averaged = responses.group_by(*cell, "option_code", maintain_order=True).agg(
+        mean_prob=pl.col("prob").mean()
+    )
+    per_order = (
+        responses.join(averaged, on=[*cell, "option_code"])
+        .group_by(*cell, "order", maintain_order=True)
+        .agg(
+            first=pl.col("prob").filter(pl.col("shown_position") == 1).first(),
+            tv=0.5 * (pl.col("prob") - pl.col("mean_prob")).abs().sum(),
+            options=pl.len(),
+        )
+    )
+    return (
+        per_order.group_by("question_id", maintain_order=True)
+        .agg(
+            options=pl.col("options").first(),
+            orders=pl.col("order").n_unique(),
+            first_shown=pl.col("first").mean(),
+            order_tv=pl.col("tv").mean(),
+        )
+        .with_columns(first_position_bias=pl.col("first_shown") - 1 / pl.col("options"))
+        .select(
+            "question_id", "options", "orders", "first_shown", "first_position_bias", "order_tv"
+        )
+    )
+
+
+def response_rows(
+    cell: Cell, distribution: Distribution, run: dict[str, str]
+) -> list[dict[str, object]]:
+    """Rows of the responses frame for one cell's distribution (``run``: model and format)."""
+    return [
+        {
+            **cell.columns(),
+            "option_code": outcome.code,
+            "option_text": outcome.text,
+            "position": outcome.position,
+            "substantive": outcome.substantive,
+            "option_label": outcome.label,
+            "shown_position": shown_position,
+            "logprob": logprob,
+            "prob": prob,
+            "coverage": coverage,
+            "samples": distribution.samples,
+            "truncated": distribution.truncated,
+            "invalid": distribution.invalid,
+            "method": cell.method,
+            **run,
+        }
+        for shown_position, (outcome, logprob, prob, coverage) in enumerate(
+            zip(
+                cell.asking.outcomes,
+                distribution.logprobs,
+                distribution.probs,
+                distribution.coverage,
+                strict=True,
+            ),
+            start=1,
+        )
+    ]
+
+
+def draw_rows(
+    cell: Cell, result: SampleResult, seed: int, run: dict[str, str]
+) -> list[dict[str, object]]:
+    """Rows of the draws frame for one cell's sampled answers."""
+    return [
+        {
+            **cell.columns(),
+            "draw": draw,
+            "answer": None if value is None else json.dumps(value),
+            "text": text,
+            "truncated": truncated,
+            "invalid": invalid,
+            "seed": seed,
+            **run,
+        }
+        for draw, (text, value, truncated, invalid) in enumerate(
+            zip(result.texts, result.values, result.truncated, result.invalid, strict=True)
+        )
+    ]
