@@ -28,24 +28,23 @@ SAMPLERS = ("pymc", "nutpie")
 
 def fit_all(results: str, personas: str, sampler: str) -> dict[str, list[float]]:
     """Each model fitted twice in this process; seconds per fit."""
-    from survey_sim import Population
-    from survey_sim.analysis.models import (
+    from survey_sim import (
+        Alignment,
+        Calibration,
         DiagnosticWarning,
-        fit_alignment,
-        fit_calibration,
-        fit_subgroups,
-        subgroup_distributions,
+        Population,
+        SimulationResult,
+        Subgroups,
+        gss_spending_2018,
     )
-    from survey_sim.data.bundled import gss_spending_2018
-    from survey_sim.runs import SimulationResult
 
     human = gss_spending_2018()
     result = SimulationResult.read_parquet(results)
-    by_party = subgroup_distributions(result.responses, Population.from_csv(personas), ["party"])
+    by_party = result.subgroups(Population.from_csv(personas), ["party"])
     fits = {
-        "alignment": lambda: fit_alignment(result.population, human, sampler=sampler),
-        "calibration": lambda: fit_calibration(result.population, human, sampler=sampler),
-        "subgroups": lambda: fit_subgroups(by_party, human, ["party"], sampler=sampler),
+        "alignment": lambda: Alignment(result, human).fit(sampler=sampler),
+        "calibration": lambda: Calibration(result, human).fit(sampler=sampler),
+        "subgroups": lambda: Subgroups(by_party, human, ["party"]).fit(sampler=sampler),
     }
     seconds: dict[str, list[float]] = {}
     for name in MODELS:

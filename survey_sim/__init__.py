@@ -10,40 +10,35 @@ Typical use::
     result = simulate(questionnaire, population, engine, format="chat")
     result.responses      # polars: persona x question x option, exact probabilities
     result.population     # polars: weighted population distribution
+
+The names here are what a notebook uses. Building blocks for extending survey-sim (engine
+requests and results, per-kind asking, answer schemas) live in their subpackages:
+:mod:`survey_sim.engines`, :mod:`survey_sim.asking`, :mod:`survey_sim.runs`,
+:mod:`survey_sim.data`, :mod:`survey_sim.evaluate`, :mod:`survey_sim.analysis`.
 """
 
 from typing import TYPE_CHECKING
 
 from survey_sim._lazy import lazy_getattr
-from survey_sim.analysis.models import (
+from survey_sim.analysis import (
+    Alignment,
+    Calibration,
     DiagnosticWarning,
-    fit_alignment,
-    fit_calibration,
-    fit_subgroups,
-    held_out_coverage,
-    predict_calibrated,
-    subgroup_distributions,
+    Subgroups,
+    plot_calibration,
+    plot_distributions,
 )
-from survey_sim.asking.formats import (
-    ChatFormat,
-    PlainFormat,
-    PromptFormat,
-    SpectrumFormat,
-    get_format,
+from survey_sim.asking import ChatFormat, PlainFormat, PromptFormat, SpectrumFormat
+from survey_sim.data import (
+    HUMAN_DATASETS,
+    DataMapping,
+    HumanResponses,
+    bundled_file,
+    cces_2016,
+    ces_2011,
+    gss_spending_2018,
 )
-from survey_sim.asking.kinds import Asking, ask
-from survey_sim.asking.schemas import answer_schema
-from survey_sim.data.bundled import bundled_file
-from survey_sim.data.mapping import DataMapping
-from survey_sim.data.responses import HumanResponses
-from survey_sim.engines.base import (
-    ChatMessage,
-    Engine,
-    SampleRequest,
-    SampleResult,
-    ScoreRequest,
-    ScoreResult,
-)
+from survey_sim.engines import Engine, EngineStats
 from survey_sim.errors import (
     InputError,
     MethodError,
@@ -51,7 +46,7 @@ from survey_sim.errors import (
     ScoringError,
     SurveySimError,
 )
-from survey_sim.evaluate.metrics import compare
+from survey_sim.evaluate.metrics import compare, summarise
 from survey_sim.population import Persona, Population
 from survey_sim.questionnaire import (
     Bin,
@@ -64,7 +59,13 @@ from survey_sim.questionnaire import (
     Questionnaire,
     load_questionnaire,
 )
-from survey_sim.runs import SimulationResult, position_bias, simulate
+from survey_sim.runs import (
+    ResultsCache,
+    SimulationResult,
+    SimulationSettings,
+    position_bias,
+    simulate,
+)
 
 if TYPE_CHECKING:
     from survey_sim.engines.registry import DEFAULT_MODEL
@@ -84,15 +85,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MODEL",
-    "Asking",
+    "HUMAN_DATASETS",
+    "Alignment",
     "Bin",
+    "Calibration",
     "ChatFormat",
-    "ChatMessage",
     "ChoiceQuestion",
     "DataMapping",
     "DiagnosticWarning",
     "Engine",
     "EngineSettings",
+    "EngineStats",
     "FreeTextQuestion",
     "HumanResponses",
     "InputError",
@@ -107,27 +110,23 @@ __all__ = [
     "PromptFormat",
     "Question",
     "Questionnaire",
-    "SampleRequest",
-    "SampleResult",
-    "ScoreRequest",
-    "ScoreResult",
+    "ResultsCache",
     "ScoringError",
     "SimulationResult",
+    "SimulationSettings",
     "SpectrumFormat",
+    "Subgroups",
     "SurveySimError",
     "TransformersEngine",
-    "answer_schema",
-    "ask",
     "bundled_file",
+    "cces_2016",
+    "ces_2011",
     "compare",
-    "fit_alignment",
-    "fit_calibration",
-    "fit_subgroups",
-    "get_format",
-    "held_out_coverage",
+    "gss_spending_2018",
     "load_questionnaire",
+    "plot_calibration",
+    "plot_distributions",
     "position_bias",
-    "predict_calibrated",
     "simulate",
-    "subgroup_distributions",
+    "summarise",
 ]

@@ -9,19 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from survey_sim import Population
-from survey_sim.analysis.models import (
-    DiagnosticWarning,
-    alignment_data,
-    fit_alignment,
-    fit_calibration,
-    fit_subgroups,
-    log_odds,
-    predict_calibrated,
-    subgroup_distributions,
-)
+from survey_sim import Alignment, Calibration, DiagnosticWarning, InputError, Population, Subgroups
+from survey_sim.analysis import AlignedData
+from survey_sim.analysis.backend import log_odds
 from survey_sim.data.bundled import gss_spending_2018
 from survey_sim.data.responses import HumanResponses
+from survey_sim.runs import subgroup_distributions
 
 
 def synthetic(kappa: float, respondents: int = 400, seed: int = 1):
@@ -50,12 +43,12 @@ def synthetic(kappa: float, respondents: int = 400, seed: int = 1):
 
 def test_alignment_recovers_a_known_kappa():
     simulated, human = synthetic(kappa=20.0)
-    _, probabilities, counts = alignment_data(simulated, human)
-    assert probabilities.shape == counts.shape == (18, 3)
-    assert (counts.sum(axis=1) == 400).all()
+    data = AlignedData.of(simulated, human)
+    assert data.probabilities.shape == data.counts.shape == (1, 18, 3)
+    assert (data.counts.sum(axis=-1) == 400).all()
     with warnings.catch_warnings():
         warnings.simplefilter("error", DiagnosticWarning)
-        idata = fit_alignment(simulated, human)
+        idata = Alignment(simulated, human).fit()
     low, high = az.hdi(idata, var_names=["kappa"], hdi_prob=0.95)["kappa"].values
     assert low < 20.0 < high, (low, high)
     assert high / low < 6  # the data pin kappa down, not just the prior
@@ -68,18 +61,19 @@ def test_real_gss_alignment_of_a_uniform_simulation():
         .with_columns(prob=pl.lit(1 / 3))
         .select("question_id", "option_code", "prob")
     )
-    idata = fit_alignment(uniform, people, draws=300, tune=300)
+    idata = Alignment(uniform, people).fit(draws=300, tune=300)
     kappa = float(idata.posterior["kappa"].mean())
     assert 0 < kappa < 50
-    assert set(idata.observed_data["counts"].coords["question"].values) == {
-        q.id for q in people.questionnaire
-    }
+    counts = idata.observed_data["counts"]
+    assert list(counts.coords["question"].values) == [q.id for q in people.questionnaire]
+    assert list(counts.coords["option"].values) == ["1", "0", "-1"]  # the survey's codes
+    assert idata.posterior.attrs["questionnaire"] == "gss_spending_2018"
 
 
 def test_diagnostics_are_hard_to_miss():
     simulated, human = synthetic(kappa=20.0, seed=2)
     with pytest.warns(DiagnosticWarning, match="bulk ESS"):
-        fit_alignment(simulated, human, draws=20, tune=20, chains=2)
+        Alignment(simulated, human).fit(draws=20, tune=20, chains=2)
 
 
 def calibrated_people(alpha: float, beta: list[float], sigma: float, seed: int = 3):
@@ -108,11 +102,17 @@ def calibrated_people(alpha: float, beta: list[float], sigma: float, seed: int =
 def test_calibration_recovers_its_parameters_and_predicts_held_out_questions():
     simulated, human = calibrated_people(alpha=1.5, beta=[0.8, 0.4], sigma=0.3)
     ids = [q.id for q in human.questionnaire]
-    idata = fit_calibration(simulated, human, questions=ids[:14])
+    calibration = Calibration(simulated, human, questions=ids[:14])
+    idata = calibration.fit()
+    assert list(idata.posterior["beta"].coords["contrast"].values) == [
+        "Too little vs Too much",
+        "About right vs Too much",
+    ]
+    assert list(idata.posterior["eta"].coords["question"].values) == ids[:14]
     hdi = az.hdi(idata, var_names=["alpha", "sigma"], hdi_prob=0.95)
     assert hdi["alpha"].values[0] < 1.5 < hdi["alpha"].values[1]
     assert hdi["sigma"].values[0] < 0.3 < hdi["sigma"].values[1]
-    predictions = predict_calibrated(idata, simulated, human, ids[14:])
+    predictions = calibration.predict(ids[14:])
     assert predictions.height == 4 * 3
     assert (predictions["lower"] <= predictions["predicted"]).all()
     assert (predictions["predicted"] <= predictions["upper"]).all()
@@ -146,7 +146,8 @@ def test_subgroups_recover_each_groups_alpha():
                 for i, answer in enumerate(rng.choice(codes, size=200, p=p))
             ]
     human = HumanResponses(pl.DataFrame(rows), questionnaire, "synthetic")
-    idata = fit_subgroups(pl.DataFrame(simulated), human, ["age"], draws=600, tune=600)
+    idata = Subgroups(pl.DataFrame(simulated), human, ["age"]).fit(draws=600, tune=600)
+    assert idata.posterior["eta"].dims[2:] == ("subgroup", "question", "contrast")
     assert list(idata.posterior["alpha"].coords["subgroup"].values) == ["middle", "old", "young"]
     hdi = az.hdi(idata, var_names=["alpha"], hdi_prob=0.95)["alpha"]
     for group, alpha in alphas.items():
@@ -172,17 +173,57 @@ def test_subgroup_distributions_average_personas_by_weight():
             "option_code": ["yes", "no"] * 3,
             "prob": [0.8, 0.2, 0.4, 0.6, 0.1, 0.9],
         }
+    ).with_columns(
+        kind=pl.lit("single_choice"),
+        option_text=pl.col("option_code"),
+        position=pl.lit(None, pl.Int32),
+        substantive=True,
+        coverage=0.5,
+        method=pl.lit("exact"),
+        model=pl.lit("m"),
+        format=pl.lit("chat"),
     )
-    grouped = subgroup_distributions(responses, population, ["party"]).sort("party")
+    grouped = subgroup_distributions(responses, population, ["party"]).sort(
+        "party", maintain_order=True
+    )
     assert grouped["prob"].to_list() == pytest.approx([0.5, 0.5, 0.1, 0.9])
-    with pytest.raises(ValueError, match="no attribute age"):
+    with pytest.raises(InputError, match="no attribute age"):
         subgroup_distributions(responses, population, ["age"])
 
 
 def test_nutpie_samples_the_same_posterior():
     simulated, human = synthetic(kappa=20.0, seed=4)
-    by_pymc = fit_alignment(simulated, human, draws=500, tune=500)
-    by_nutpie = fit_alignment(simulated, human, draws=500, tune=500, sampler="nutpie")
+    by_pymc = Alignment(simulated, human).fit(draws=500, tune=500)
+    by_nutpie = Alignment(simulated, human).fit(draws=500, tune=500, sampler="nutpie")
     means = [float(i.posterior["log_kappa"].mean()) for i in (by_pymc, by_nutpie)]
     sd = float(by_pymc.posterior["log_kappa"].std())
     assert abs(means[0] - means[1]) < sd / 2
+
+
+def test_questions_on_different_scales_are_not_pooled():
+    """Two 3-option questions with different answer scales: refused, naming both scales."""
+    simulated, human = synthetic(kappa=20.0)
+    questionnaire = human.questionnaire
+    natfare = questionnaire.question("natfare")
+    other = natfare.model_validate(
+        natfare.model_dump() | {"options": [{"code": c, "text": c} for c in ("yes", "no", "maybe")]}
+    )
+    mixed = questionnaire.model_copy(update={"questions": (other, *questionnaire.questions[1:])})
+    frame = human.frame.filter(pl.col("question_id") != "natfare")
+    codes = ["yes", "no", "maybe"] * 100
+    extra = pl.DataFrame(
+        {
+            "respondent_id": [str(i) for i in range(300)],
+            "weight": [1.0] * 300,
+            "question_id": ["natfare"] * 300,
+            "option_code": codes,
+        }
+    )
+    people = HumanResponses(pl.concat([frame, extra]), mixed, "synthetic")
+    relabelled = simulated.with_columns(
+        option_code=pl.when(pl.col("question_id") == "natfare")
+        .then(pl.col("option_code").replace({"1": "yes", "0": "no", "-1": "maybe"}))
+        .otherwise(pl.col("option_code"))
+    )
+    with pytest.raises(InputError, match=r"one answer scale.*yes/no/maybe: natfare"):
+        Calibration(relabelled, people)

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from survey_sim import EngineSettings, ScoreRequest, ScoringError, TransformersEngine
+from survey_sim import EngineSettings, ScoringError, TransformersEngine
 from survey_sim.asking.formats import get_format
 from survey_sim.asking.kinds import choice_request
-from survey_sim.engines import split_shared_tokens
+from survey_sim.engines import ScoreRequest, split_shared_tokens
 
 TOLERANCE = 1e-4
 

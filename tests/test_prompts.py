@@ -1,6 +1,7 @@
 import pytest
 
-from survey_sim import ChatFormat, PlainFormat, ScoringError, SpectrumFormat, get_format
+from survey_sim import ChatFormat, PlainFormat, ScoringError, SpectrumFormat
+from survey_sim.asking import get_format
 from survey_sim.asking.formats import is_prefix_free
 from survey_sim.asking.kinds import ask, choice_request
 from survey_sim.questionnaire import ChoiceQuestion

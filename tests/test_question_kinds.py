@@ -9,7 +9,8 @@ import math
 import polars as pl
 import pytest
 
-from survey_sim import InputError, Population, SimulationResult, get_format, simulate
+from survey_sim import InputError, Population, SimulationResult, simulate
+from survey_sim.asking import get_format
 from survey_sim.asking.kinds import ask
 from survey_sim.asking.schemas import MAX_SELECTIONS, answer_schema, value_schema
 from survey_sim.data.bundled import bundled_file

@@ -68,9 +68,9 @@ def plot_calibration(idata: az.InferenceData, predictions: pl.DataFrame, path: s
     that miss the diagonal are drawn in red.
 
     Args:
-        idata: A :func:`survey_sim.analysis.fit_calibration` posterior.
-        predictions: :func:`~survey_sim.analysis.predict_calibrated` or
-            :func:`~survey_sim.analysis.held_out_coverage` rows.
+        idata: A :meth:`survey_sim.analysis.Calibration.fit` posterior.
+        predictions: :meth:`~survey_sim.analysis.Calibration.predict` or
+            :meth:`~survey_sim.analysis.Calibration.held_out` rows.
     """
     plt = _pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))

@@ -260,9 +260,11 @@ def _compare(args: argparse.Namespace) -> int:
     from survey_sim.analysis.plots import plot_distributions
     from survey_sim.evaluate.metrics import compare, summarise
 
-    human = _human(args)
+    if args.calibrate is not None and args.calibrate < 2:
+        raise SurveySimError("--calibrate needs at least 2 folds")
     if not args.results.is_file():
         raise SurveySimError(f"{args.results}: no such results file")
+    human = _human(args)
     simulated = SimulationResult.read_parquet(args.results).population
     comparison = compare(simulated, human)
     plot = plot_distributions(
@@ -285,18 +287,13 @@ def _compare(args: argparse.Namespace) -> int:
 def _calibrate(simulated: pl.DataFrame, human: HumanResponses, args: argparse.Namespace) -> Path:
     import arviz as az
 
-    from survey_sim.analysis.models import fit_calibration, held_out_coverage
-    from survey_sim.analysis.plots import plot_calibration
+    from survey_sim.analysis import Calibration, plot_calibration
 
-    if args.calibrate < 2:
-        raise SurveySimError("--calibrate needs at least 2 folds")
     logging.getLogger("pymc").setLevel(logging.WARNING)  # one line per fit is enough here
     print(f"\nCalibration model: full fit, then {args.calibrate} held-out folds ...")
-    try:
-        idata = fit_calibration(simulated, human, sampler=args.sampler)
-    except ValueError as error:
-        raise SurveySimError(f"cannot calibrate: {error}") from None
-    predictions = held_out_coverage(simulated, human, folds=args.calibrate, sampler=args.sampler)
+    calibration = Calibration(simulated, human)
+    idata = calibration.fit(sampler=args.sampler)
+    predictions = calibration.held_out(folds=args.calibrate, sampler=args.sampler)
     summary = az.summary(idata, var_names=["alpha", "beta", "sigma"], kind="stats")
     print(summary.to_string(float_format="{:.3f}".format))
     covered = predictions["covered"]

@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from survey_sim.data.responses import HumanResponses, answer_distribution
+from survey_sim.errors import InputError
 from survey_sim.questionnaire import OptionsQuestion
 
 KL_FLOOR = 1e-6
@@ -178,21 +179,40 @@ def summarise(comparison: pl.DataFrame) -> pl.DataFrame:
 
 
 def simulated_distribution(simulated: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
-    """One probability (and mean coverage) per question × option code (and ``by`` group).
+    """One probability (and coverage) per question × option code (and ``by`` group), from a
+    distribution frame (e.g. ``SimulationResult.population``).
 
-    Rows that repeat a question and option (several methods, models or formats in one
-    frame) are averaged; ``coverage`` is null where the frame has none.
+    Raises:
+        InputError: the frame lacks a column, or holds several rows for one question and
+            option (several models, formats or methods): compare one simulation at a time.
     """
+    keys = [*by, "question_id", "option_code"]
+    absent = [name for name in [*keys, "prob"] if name not in simulated.columns]
+    if absent:
+        raise InputError(
+            "simulated distribution",
+            f"no column {', '.join(absent)} (columns: {', '.join(simulated.columns)})",
+        )
+    repeated = simulated.filter(pl.struct(keys).is_duplicated())
+    if not repeated.is_empty():
+        first = repeated.row(0, named=True)
+        raise InputError(
+            "simulated distribution",
+            f"several rows for question {first['question_id']!r}, option "
+            f"{first['option_code']!r}: compare one simulation (model, format, method) at a time",
+        )
     coverage = pl.col("coverage") if "coverage" in simulated.columns else pl.lit(None)
-    return simulated.group_by(*by, "question_id", "option_code", maintain_order=True).agg(
-        pl.col("prob").mean(), coverage.cast(pl.Float64).mean().alias("coverage")
-    )
+    return simulated.select(*keys, "prob", coverage.cast(pl.Float64).alias("coverage"))
 
 
 def shared_questions(
     model: pl.DataFrame, people: pl.DataFrame, human: HumanResponses
 ) -> list[OptionsQuestion]:
-    """The questions with options that both distributions cover, in questionnaire order."""
+    """The questions with options that both distributions cover, in questionnaire order.
+
+    Raises:
+        InputError: no question in common (e.g. a simulation of another survey).
+    """
     simulated_ids, human_ids = set(model["question_id"]), set(people["question_id"])
     shared = [
         q
@@ -200,19 +220,29 @@ def shared_questions(
         if isinstance(q, OptionsQuestion) and q.id in simulated_ids and q.id in human_ids
     ]
     if not shared:
-        raise ValueError("the simulation and the human data have no question in common")
+        raise InputError(
+            human.source,
+            f"the simulation and the human data (questionnaire {human.questionnaire.id!r}) have "
+            f"no question in common; simulated: {', '.join(sorted(simulated_ids)) or 'none'}",
+        )
     return shared
 
 
 def option_probs(frame: pl.DataFrame, question: OptionsQuestion) -> list[float]:
-    """A question's probabilities in option order (renormalised), from a distribution frame."""
+    """A question's probabilities in option order (renormalised), from a distribution frame.
+
+    Raises:
+        InputError: an option of the question has no probability in ``frame``.
+    """
     by_code = dict(
         frame.filter(pl.col("question_id") == question.id).select("option_code", "prob").iter_rows()
     )
     missing = [o.code for o in question.options if o.code not in by_code]
     if missing:
-        raise ValueError(
-            f"question {question.id!r}: no probability for options {', '.join(missing)}"
+        raise InputError(
+            "simulated distribution",
+            f"question {question.id!r}: no probability for options {', '.join(missing)} "
+            "(a simulation of another version of the questionnaire?)",
         )
     return _renormalised([by_code[o.code] for o in question.options])
 
