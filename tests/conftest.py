@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,22 +14,19 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from survey_sim import Population, TransformersEngine, load_questionnaire
 from survey_sim.data.bundled import bundled_file
 
-REPO = Path(__file__).resolve().parents[1]
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
 
-def _corpus() -> list[str]:
-    texts = [path.read_text() for path in (REPO / "questionnaires").glob("*.yaml")]
-    texts += [path.read_text() for path in (REPO / "personas").glob("*")]
-    texts.append("Answer with the letter of one option only. A. B. C. D. 1 2 3 10 Yes No")
-    return texts
+TOKENIZER_CORPUS = Path(__file__).with_name("tokenizer_corpus.json")
+"""Survey-like texts the tiny model's tokenizer is trained on: frozen here, so that adding
+a questionnaire to the package changes no tiny-model number in any test."""
 
 
 def build_tiny_model(directory: Path) -> Path:
-    """A 2-layer Llama with a byte-level BPE tokenizer trained on the bundled files."""
+    """A 2-layer Llama with a byte-level BPE tokenizer trained on a frozen survey corpus."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -37,7 +35,7 @@ def build_tiny_model(directory: Path) -> Path:
         special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    tokenizer.train_from_iterator(_corpus(), trainer)
+    tokenizer.train_from_iterator(json.loads(TOKENIZER_CORPUS.read_text()), trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import string
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -58,10 +60,13 @@ def loads_or_explains(load, path: Path) -> None:
         assert str(error)
 
 
-def write(text: str | bytes, suffix: str) -> Path:
-    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as handle:
-        handle.write(text.encode() if isinstance(text, str) else text)
-    return Path(handle.name)
+@contextmanager
+def written(text: str | bytes, suffix: str) -> Iterator[Path]:
+    """A temporary file holding ``text``, deleted afterwards."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"input{suffix}"
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        yield path
 
 
 LOADERS = [load_questionnaire, Population.from_yaml, DataMapping.from_yaml]
@@ -70,26 +75,26 @@ LOADERS = [load_questionnaire, Population.from_yaml, DataMapping.from_yaml]
 @FUZZ
 @given(document=DOCUMENTS)
 def test_any_yaml_structure(document):
-    path = write(yaml.safe_dump(document), ".yaml")
-    for load in LOADERS:
-        loads_or_explains(load, path)
+    with written(yaml.safe_dump(document), ".yaml") as path:
+        for load in LOADERS:
+            loads_or_explains(load, path)
 
 
 @FUZZ
 @given(text=st.text(alphabet=string.printable + "é:-[]{}&*!|>'\"%@`", max_size=200))
 def test_any_yaml_text(text):
-    path = write(text, ".yaml")
-    for load in LOADERS:
-        loads_or_explains(load, path)
+    with written(text, ".yaml") as path:
+        for load in LOADERS:
+            loads_or_explains(load, path)
 
 
 @FUZZ
 @given(raw=st.binary(max_size=200))
 def test_any_bytes(raw):
     for suffix, loaders in [(".yaml", LOADERS), (".csv", [Population.from_csv])]:
-        path = write(raw, suffix)
-        for load in loaders:
-            loads_or_explains(load, path)
+        with written(raw, suffix) as path:
+            for load in loaders:
+                loads_or_explains(load, path)
 
 
 @FUZZ
@@ -99,7 +104,8 @@ def test_mutated_questionnaire(mutation):
     index, key, value = mutation
     document = yaml.safe_load(yaml.safe_dump(QUESTIONNAIRE))
     document["questions"][index][key] = value
-    loads_or_explains(load_questionnaire, write(yaml.safe_dump(document), ".yaml"))
+    with written(yaml.safe_dump(document), ".yaml") as path:
+        loads_or_explains(load_questionnaire, path)
 
 
 CELLS = st.none() | st.integers(-2, 9) | st.floats(allow_nan=True) | st.text(max_size=4)
@@ -125,8 +131,6 @@ def test_any_data_through_a_mapping(rows, mapping):
         },
         schema={name: pl.String for name in columns},
     )
-    path = write(b"", ".csv")
-    data.write_csv(path)
     spec = {"questions": {"abortion": "abortion", "importance": "importance"}, **mapping}
 
     def load(data_path: Path) -> None:
@@ -136,4 +140,5 @@ def test_any_data_through_a_mapping(rows, mapping):
             return  # the mapping itself is invalid: from_yaml reports that (tested above)
         HumanResponses.from_file(data_path, parsed, questionnaire)
 
-    loads_or_explains(load, path)
+    with written(data.write_csv(), ".csv") as path:
+        loads_or_explains(load, path)

@@ -88,7 +88,8 @@ class AlignedData:
                 f"{len(scales)} ({listing}); select the questions of one scale",
             )
         first = questions[0]
-        groups = [tuple(row) for row in people.select(by).unique().sort(by).rows()] if by else [()]
+        rows = people.select(by).unique().sort(by).rows() if by else [()]
+        groups = [tuple(str(value) for value in row) for row in rows]
         shape = (len(groups), len(questions), len(first.options))
         probabilities = np.full(shape, 1 / shape[2])
         counts = np.zeros(shape, dtype=np.int64)
@@ -272,12 +273,7 @@ class Calibration:
         return pl.DataFrame(rows)
 
     def held_out(
-        self,
-        *,
-        folds: int = 3,
-        interval: float = 0.9,
-        seed: int = 0,
-        **sampling: Unpack[SamplingOptions],
+        self, *, folds: int = 3, interval: float = 0.9, **sampling: Unpack[SamplingOptions]
     ) -> pl.DataFrame:
         """Predictions for every question, each from a fit without it (k-fold), with a
         ``fold`` column. The share of ``covered`` rows is the held-out interval coverage:
@@ -294,13 +290,15 @@ class Calibration:
                 f"held-out folds must be between 2 and the number of questions "
                 f"({len(ids)}); got {folds}",
             )
+        seed = sampling.get("seed", 0)  # also splits the folds and seeds the predictions
         order = np.random.default_rng(seed).permutation(len(ids))
         parts = []
         for fold in range(folds):
             held_out = [ids[i] for i in order[fold::folds]]
             train = [question_id for question_id in ids if question_id not in held_out]
             model = Calibration(self.simulated, self.human, questions=train)
-            model.fit(**{"seed": seed + fold, **sampling})
+            fold_sampling: SamplingOptions = {**sampling, "seed": seed + fold}
+            model.fit(**fold_sampling)
             predictions = model.predict(held_out, interval=interval, seed=seed + fold)
             parts.append(predictions.with_columns(fold=pl.lit(fold)))
         return pl.concat(parts)

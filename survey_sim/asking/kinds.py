@@ -51,7 +51,6 @@ from survey_sim.questionnaire import (
     MultiSelectQuestion,
     NumericQuestion,
     Option,
-    OptionsQuestion,
     Question,
 )
 
@@ -223,7 +222,7 @@ class _AskingBase(ABC):
 
 @dataclass(frozen=True)
 class _OptionsAsking(_AskingBase):
-    question: OptionsQuestion
+    question: ChoiceQuestion | MultiSelectQuestion
 
     def _listing(self) -> str:
         if self.format.answer == "label":

@@ -296,11 +296,11 @@ def _calibrate(simulated: pl.DataFrame, human: HumanResponses, args: argparse.Na
     predictions = calibration.held_out(folds=args.calibrate, sampler=args.sampler)
     summary = az.summary(idata, var_names=["alpha", "beta", "sigma"], kind="stats")
     print(summary.to_string(float_format="{:.3f}".format))
-    covered = predictions["covered"]
+    covered = predictions["covered"].to_numpy()
+    width = (predictions["upper"] - predictions["lower"]).to_numpy()
     print(
         f"Held-out 90% intervals cover {covered.sum()} of {len(covered)} human shares "
-        f"({covered.mean():.2f}); mean width "
-        f"{(predictions['upper'] - predictions['lower']).mean():.2f}."
+        f"({covered.mean():.2f}); mean width {width.mean():.2f}."
     )
     return plot_calibration(idata, predictions, args.results.with_suffix(".calibration.png"))
 

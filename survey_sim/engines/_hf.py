@@ -56,7 +56,9 @@ class HFTokenizer:
                 f"model {self.model_id!r} has no chat template; use format 'plain' or 'spectrum'"
             )
         text = self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+            [{"role": m["role"], "content": m["content"]} for m in messages],
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
         )
         return str(text)
 

@@ -112,7 +112,7 @@ def converted_gguf(gguf: Path) -> Path:
             gguf.parent, gguf_file=gguf.name, local_files_only=True
         )
     # The weights are dequantised on load; save them as plain (unquantised) safetensors.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))

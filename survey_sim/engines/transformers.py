@@ -109,7 +109,8 @@ class TransformersEngine:
         self.settings = settings or EngineSettings()
         if self.settings.threads is not None:
             torch.set_num_threads(self.settings.threads)
-        self.model = model.to(device=self.settings.device, dtype=DTYPES[self.settings.dtype])
+        # transformers types its `to` through a decorator that mypy cannot call correctly.
+        self.model = model.to(device=self.settings.device, dtype=DTYPES[self.settings.dtype])  # type: ignore[call-arg]
         self.model.eval()
         self.tokenizer = tokenizer
         self.text = HFTokenizer(tokenizer, model_id=model_id)

@@ -29,7 +29,7 @@ import polars as pl
 
 from survey_sim.data.responses import HumanResponses, answer_distribution
 from survey_sim.errors import InputError
-from survey_sim.questionnaire import OptionsQuestion
+from survey_sim.questionnaire import ChoiceQuestion, OptionsQuestion
 
 KL_FLOOR = 1e-6
 METRICS = ("representativeness", "jensen_shannon", "total_variation", "kl")
@@ -214,7 +214,7 @@ def shared_questions(
         InputError: no question in common (e.g. a simulation of another survey).
     """
     simulated_ids, human_ids = set(model["question_id"]), set(people["question_id"])
-    shared = [
+    shared: list[OptionsQuestion] = [
         q
         for q in human.questionnaire
         if isinstance(q, OptionsQuestion) and q.id in simulated_ids and q.id in human_ids
@@ -286,7 +286,7 @@ def _split_half_distributions(
 
 
 def _ordinal_indices(question: OptionsQuestion) -> list[int] | None:
-    if question.kind != "ordinal":
+    if not isinstance(question, ChoiceQuestion) or question.kind != "ordinal":
         return None
     ranked = sorted(
         (o.position, i) for i, o in enumerate(question.options) if o.position is not None

@@ -80,7 +80,6 @@ class Plan:
         """
         prompt_format = settings.prompt_format()
         methods = settings.methods()
-        context = {"instructions": questionnaire.instructions, "chat": chat}
         exact: list[tuple[Cell, tuple[ScoreRequest, ...]]] = []
         sampled: list[tuple[Cell, SampleRequest]] = []
         for persona in population:
@@ -90,9 +89,11 @@ class Plan:
                 ):
                     asking = ask(shown, prompt_format)
                     cell = Cell(persona, shown, asking, order, methods[question.kind])
-                    description = persona.description
+                    description, instructions = persona.description, questionnaire.instructions
                     if cell.method == "exact":
-                        requests = asking.exact_requests(description=description, **context)
+                        requests = asking.exact_requests(
+                            description=description, instructions=instructions, chat=chat
+                        )
                         exact.append((cell, tuple(requests)))
                         continue
                     try:
@@ -100,7 +101,9 @@ class Plan:
                     except ValueError as error:
                         raise MethodError(str(error)) from None
                     request = SampleRequest(
-                        asking.sample_prompt(description=description, **context),
+                        asking.sample_prompt(
+                            description=description, instructions=instructions, chat=chat
+                        ),
                         schema,
                         n=settings.samples,
                         temperature=settings.temperature,

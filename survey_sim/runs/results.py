@@ -194,11 +194,6 @@ def _beside(path: Path, part: str, suffix: str | None = None) -> Path:
     return path.with_name(f"{path.stem}.{part}{suffix or path.suffix or '.parquet'}")
 
 
-def _beside(path: Path, part: str, suffix: str | None = None) -> Path:
-    """``results.parquet`` -> ``results.PART.parquet`` (or ``results.PART.SUFFIX``)."""
-    return path.with_name(f"{path.stem}.{part}{suffix or path.suffix or '.parquet'}")
-
-
 def distribution(responses: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
     """Weight-averaged option probabilities per question (and ``by`` group); see
     :attr:`SimulationResult.population`. ``by`` columns must be in ``responses``."""

@@ -149,7 +149,10 @@ def decode(kind: type[ResultT], value: Any) -> ResultT | None:
     """A stored value as a result of ``kind``; ``None`` when it is not one (a miss)."""
     if not isinstance(value, dict) or set(value) != {f.name for f in dataclasses.fields(kind)}:
         return None
+    arguments: dict[str, Any] = {
+        name: tuple(item) if isinstance(item, list) else item for name, item in value.items()
+    }
     try:
-        return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+        return kind(**arguments)
     except (TypeError, ValueError):
         return None

@@ -119,6 +119,7 @@ def test_calibration_recovers_its_parameters_and_predicts_held_out_questions():
     assert predictions["covered"].mean() >= 0.5  # 90% intervals, 12 cells: a loose floor
 
 
+@pytest.mark.slow
 def test_subgroups_recover_each_groups_alpha():
     rng = np.random.default_rng(5)
     questionnaire = gss_spending_2018().questionnaire

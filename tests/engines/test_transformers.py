@@ -80,6 +80,7 @@ def test_tiny_model_all_strategies_match_full_forward(
     assert_all_strategies_exact(tiny_engine, requests + boundary_requests())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("format_name", ["chat", "plain"])
 def test_default_model_all_strategies_match_full_forward(
     default_engine, gss, demo_population, format_name
@@ -88,6 +89,7 @@ def test_default_model_all_strategies_match_full_forward(
     assert_all_strategies_exact(default_engine, requests[:4] + boundary_requests())
 
 
+@pytest.mark.slow
 def test_default_model_label_answers_are_exact(default_engine, gss, demo_population):
     requests = survey_requests(default_engine, gss, demo_population, "spectrum", "label")
     assert_all_strategies_exact(default_engine, requests[:3])

@@ -52,6 +52,7 @@ def test_run_with_a_local_model(tiny_model_dir, tmp_path):
     assert pl.read_parquet(tmp_path / "results.population.parquet").height == 18 * 3
 
 
+@pytest.mark.slow
 def test_run_with_permutations_reports_position_bias(tiny_model_dir, tmp_path):
     out = tmp_path / "permuted.parquet"
     result = run_bundled("--model", str(tiny_model_dir), "--permute", "--out", str(out))
@@ -84,6 +85,7 @@ def test_unknown_model_is_a_clear_error(tmp_path):
     assert "unknown model 'no-such-model'" in result.stderr
 
 
+@pytest.mark.slow
 def test_demo_runs_offline_on_the_default_model(tmp_path):
     result = run_cli("demo", "--quiet", "--out", str(tmp_path / "demo.parquet"))
     assert result.returncode == 0, result.stderr
@@ -117,6 +119,7 @@ def test_run_every_question_kind(tiny_model_dir, tmp_path):
     assert draws.height == 8 * 4 and draws["question_id"].unique().to_list() == ["mip"]
 
 
+@pytest.mark.slow
 def test_compare_with_real_gss_answers(tiny_model_dir, tmp_path):
     out = tmp_path / "gss.parquet"
     ran = run_bundled("--model", str(tiny_model_dir), "--quiet", "--out", str(out))

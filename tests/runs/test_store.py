@@ -29,6 +29,7 @@ def engine_totals(engine: TransformersEngine) -> tuple[int, int]:
     return engine.stats.requests, engine.stats.decode_tokens
 
 
+@pytest.mark.slow
 def test_rerun_is_served_from_the_cache(tmp_path, tiny_engine, gss, demo_population):
     cache = ResultsCache(tmp_path / "cache.sqlite")
     kinds = {"method": {"default": "exact", "ordinal": "sample"}, "samples": 5}
@@ -128,6 +129,7 @@ def stored(path: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_identical_results(tmp_path, tiny_model_dir, gss):
     personas = Population.from_records(
         {"id": f"p{i:03d}", "age": 20 + i % 60, "job": ["nurse", "farmer", "clerk"][i % 3]}
@@ -152,9 +154,10 @@ def test_a_killed_run_resumes_to_identical_results(tmp_path, tiny_model_dir, gss
     cache = tmp_path / "resumed.sqlite"
     out = tmp_path / "resumed.parquet"
     killed = subprocess.Popen([*command, "--out", str(out)], env=environment(cache))
-    deadline = time.monotonic() + 300
-    while stored(cache) == 0 and time.monotonic() < deadline and killed.poll() is None:
-        time.sleep(0.05)
+    while stored(cache) == 0 and killed.poll() is None:  # the first results are stored
+        time.sleep(0.01)
+    os.kill(killed.pid, signal.SIGSTOP)  # frozen mid-run: nothing more is computed or stored
+    assert killed.poll() is None, "the run finished before it could be killed"
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     done_before_kill = stored(cache)
