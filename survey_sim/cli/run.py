@@ -1,0 +1,146 @@
+"""``survey-sim run`` and ``survey-sim demo``: answer a questionnaire with personas."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from survey_sim.cli._common import add_model_arguments
+from survey_sim.data.bundled import bundled_file
+from survey_sim.population import Population
+from survey_sim.questionnaire import load_questionnaire
+from survey_sim.runs import ResultsCache, SimulationResult, position_bias, simulate
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the command with the ``survey-sim`` parser."""
+    demo = commands.add_parser(
+        "demo",
+        help="answer the bundled GSS spending questionnaire with the bundled personas",
+        description="Answer the bundled GSS 2018 national-spending questionnaire with the "
+        "bundled population of eight US-adult personas on the default model, print the "
+        "per-persona and population distributions, and write Parquet.",
+    )
+    demo.add_argument(
+        "--out", type=Path, default=Path("survey-sim-demo.parquet"), help="results file"
+    )
+    add_model_arguments(demo)
+
+    demo.set_defaults(handler=demo_command)
+
+    run = commands.add_parser(
+        "run",
+        help="answer a questionnaire with a population of personas",
+        description="Answer QUESTIONNAIRE (YAML) with every persona in --personas "
+        "(CSV or YAML) and write the exact answer distributions to --out.",
+    )
+    run.add_argument("questionnaire", type=Path, help="questionnaire YAML file")
+    run.add_argument("--personas", type=Path, required=True, help="persona table (.csv or .yaml)")
+    run.add_argument("--out", type=Path, required=True, help="results file (.parquet)")
+    add_model_arguments(run)
+
+    run.set_defaults(handler=run_command)
+
+
+DEMO_QUESTIONNAIRE = "gss_spending_2018.yaml"
+DEMO_PERSONAS = "us_adults_demo.yaml"
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """``survey-sim demo``: the bundled questionnaire and personas."""
+    questionnaire = bundled_file("questionnaires", DEMO_QUESTIONNAIRE)
+    return _run(questionnaire, bundled_file("personas", DEMO_PERSONAS), args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``survey-sim run``."""
+    return _run(args.questionnaire, args.personas, args)
+
+
+def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace) -> int:
+    from survey_sim.engines.transformers import EngineSettings, TransformersEngine
+
+    started = time.perf_counter()
+    questionnaire = load_questionnaire(questionnaire_path)
+    population = Population.from_file(personas_path)
+    settings = EngineSettings(threads=args.threads, dtype=args.dtype)
+    engine = TransformersEngine.from_pretrained(args.model, settings=settings)
+    loaded = time.perf_counter()
+    result = simulate(
+        questionnaire,
+        population,
+        engine,
+        format=args.format,
+        answer=args.answer,
+        permute=args.permute,
+        method={"default": args.method, "free_text": "sample"},
+        samples=args.samples,
+        seed=args.seed,
+        progress=not args.quiet,
+        cache=ResultsCache(fresh=args.fresh),
+    )
+    finished = time.perf_counter()
+    written = result.write_parquet(args.out)
+    if not args.quiet:
+        _print_tables(result, permuted=args.permute)
+    work, cached = result.manifest["work"], result.manifest["cache"]
+    reuse = "" if work["hit_rate"] is None else f", {work['hit_rate']:.0%} of prompt tokens"
+    print(
+        f"{len(population)} personas x {len(questionnaire)} questions on {engine.model_id} "
+        f"({result.manifest['settings']['format']} format): model loaded in "
+        f"{loaded - started:.1f} s, answered in {finished - loaded:.1f} s; {cached['hits']} "
+        f"requests from the results cache, {cached['misses']} computed "
+        f"({work['computed_tokens']} tokens computed, {work['reused_tokens']} reused{reuse}).\n"
+        f"Wrote {', '.join(str(path) for path in written)}."
+    )
+    return 0
+
+
+def distribution_table(frame: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
+    """One row per ``index`` group, one column per option text (probabilities), and the mean
+    coverage (multi-select questions have one per option)."""
+    wide = frame.pivot(on="option_text", index=index, values="prob", maintain_order=True)
+    coverage = frame.group_by(index, maintain_order=True).agg(pl.col("coverage").mean())
+    return wide.join(coverage, on=index, maintain_order="left")
+
+
+def _by_outcome_set(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    """``frame`` split into runs of questions with the same outcomes (one table each)."""
+    outcomes = frame.group_by("question_id", maintain_order=True).agg(
+        outcomes=pl.col("option_text").unique(maintain_order=True).str.join("|")
+    )
+    labelled = frame.join(outcomes, on="question_id", maintain_order="left")
+    return labelled.partition_by("outcomes", maintain_order=True, include_key=False)
+
+
+def _print_tables(result: SimulationResult, *, permuted: bool) -> None:
+    with pl.Config(
+        tbl_rows=-1,
+        tbl_cols=-1,
+        float_precision=3,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_width_chars=160,
+        fmt_str_lengths=80,
+    ):
+        if not result.responses.is_empty():
+            print("Per-persona answer distributions (multi-select: P(selected) per option):")
+            per_persona = result.responses.group_by(
+                "persona_id", "question_id", "option_text", maintain_order=True
+            ).agg(pl.col("prob").mean(), pl.col("coverage").mean())
+            for table in _by_outcome_set(per_persona):
+                print(distribution_table(table, ["persona_id", "question_id"]))
+            print("\nPopulation distribution (persona weights applied):")
+            for table in _by_outcome_set(result.population):
+                print(distribution_table(table, ["question_id"]))
+        if permuted:
+            print("\nPosition bias (first_position_bias = P(option shown first) - 1/k):")
+            print(position_bias(result.responses))
+        if not result.draws.is_empty():
+            print("\nSampled answers (first 3 per question):")
+            first = result.draws.group_by("question_id", maintain_order=True).head(3)
+            print(first.select("question_id", "persona_id", "answer", "truncated"))
