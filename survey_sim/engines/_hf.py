@@ -77,6 +77,16 @@ class HFTokenizer:
         return f"{vocabulary}\n{self.tokenizer.chat_template}\n{self.bos}"
 
 
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """Number of leading tokens ``a`` and ``b`` share."""
+    length = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
 def split_shared_tokens(
     prefix_ids: Sequence[int], full_ids: Sequence[Sequence[int]]
 ) -> tuple[list[int], list[list[int]]]:
@@ -91,14 +101,7 @@ def split_shared_tokens(
     Returns:
         The shared token ids and, for each full sequence, its remaining (scored) token ids.
     """
-    shared_length = len(prefix_ids)
-    for ids in full_ids:
-        common = 0
-        for a, b in zip(prefix_ids, ids, strict=False):
-            if a != b:
-                break
-            common += 1
-        shared_length = min(shared_length, common)
+    shared_length = min([len(prefix_ids), *(common_prefix_length(prefix_ids, i) for i in full_ids)])
     rest = [list(ids[shared_length:]) for ids in full_ids]
     if shared_length == 0:
         raise ScoringError("the prompt prefix tokenises to nothing; it must not be empty")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from survey_sim.engines._hf import common_prefix_length
+
 KeyValues = tuple[tuple[torch.Tensor, torch.Tensor], ...]
 """Per layer, the (keys, values) tensors of shape ``[1, heads, tokens, head_dim]``."""
 
@@ -26,16 +28,6 @@ class PrefixState:
     def truncated(self, length: int) -> KeyValues:
         """Key/values of the first ``length`` tokens (views, no copy)."""
         return tuple((k[:, :, :length], v[:, :, :length]) for k, v in self.key_values)
-
-
-def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
-    """Number of leading tokens ``a`` and ``b`` share."""
-    length = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        length += 1
-    return length
 
 
 class PrefixCache:

@@ -165,8 +165,9 @@ def weights_fingerprint(directory: Path) -> str:
             known[key] = _file_hash(file)
             changed = True
         digest.update(f"{file.name}|{known[key]}".encode())
-    if changed:
-        text = json.dumps(known, indent=0)
+    if changed:  # entries of files that are gone (moved, deleted models) are dropped
+        kept = {key: value for key, value in known.items() if Path(key.split("|")[0]).exists()}
+        text = json.dumps(kept, indent=0)
         write_atomic(_file_hashes_path(), lambda temporary: Path(temporary).write_text(text))
     return digest.hexdigest()
 

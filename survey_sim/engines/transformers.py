@@ -32,7 +32,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
-from survey_sim.engines._hf import HFTokenizer, TokenizedRequest, read_completions
+from survey_sim.engines._hf import (
+    HFTokenizer,
+    TokenizedRequest,
+    common_prefix_length,
+    read_completions,
+)
 from survey_sim.engines.base import (
     ChatMessage,
     EngineStats,
@@ -42,12 +47,7 @@ from survey_sim.engines.base import (
     ScoreRequest,
     ScoreResult,
 )
-from survey_sim.engines.prefix_cache import (
-    KeyValues,
-    PrefixCache,
-    PrefixState,
-    common_prefix_length,
-)
+from survey_sim.engines.prefix_cache import KeyValues, PrefixCache, PrefixState
 from survey_sim.errors import ScoringError
 
 PrefixReuse = Literal["cache", "request", "none"]

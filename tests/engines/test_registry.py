@@ -41,3 +41,24 @@ def test_default_gguf_is_converted_once_to_plain_safetensors(default_engine):
     config = json.loads((path / "config.json").read_text())
     assert "quantization_config" not in config
     assert default_engine.model_id == model_id
+
+
+def test_weight_file_hashes_are_kept_once_and_pruned(tiny_model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from survey_sim.engines.registry import weights_fingerprint
+
+    monkeypatch.setenv("SURVEY_SIM_CACHE_DIR", str(tmp_path / "cache"))
+    first = tmp_path / "first"
+    shutil.copytree(tiny_model_dir, first)
+    fingerprint = weights_fingerprint(first)
+    memo = tmp_path / "cache" / "file-hashes.json"
+    hashed = {key.split("|")[0] for key in json.loads(memo.read_text())}
+    assert hashed == {
+        str(first / name) for name in ("config.json", "generation_config.json", "model.safetensors")
+    }
+    assert weights_fingerprint(first) == fingerprint
+    second = tmp_path / "second"
+    shutil.move(first, second)
+    assert weights_fingerprint(second) == fingerprint  # contents, not where they are
+    assert all(str(second) in key for key in json.loads(memo.read_text()))  # first: pruned
