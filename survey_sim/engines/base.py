@@ -128,9 +128,13 @@ class SampleResult:
     reused_tokens: int
 
 
-ResultCallback = Callable[[int, ResultT], None]
-"""Called with a request's index and its result as soon as the result is finished, so that
-a run can store it (and move a progress bar) before the rest of the batch is done."""
+ResultsCallback = Callable[[list[tuple[int, ResultT]]], None]
+"""Called with ``(request index, result)`` pairs as soon as they are finished, so that a run
+stores them (and moves a progress bar) before the rest of the requests are done. Results
+that finish together (one forward pass, one server response) are handed over in one call:
+the run stores each call's results in one transaction, so a run killed midway has stored
+whole passes, and a resumed run computes the rest in the same passes as an uninterrupted
+run would."""
 
 
 @dataclass
@@ -211,12 +215,12 @@ class Engine(Protocol):
         self,
         requests: Sequence[ScoreRequest],
         *,
-        on_result: ResultCallback[ScoreResult] | None = None,
+        on_results: ResultsCallback[ScoreResult] | None = None,
     ) -> list[ScoreResult]:
         """Exact log-probability of every continuation of every request, in request order.
 
-        ``on_result(index, result)`` is called for each request as soon as it is finished
-        (in any order), before this method returns.
+        ``on_results([(index, result), ...])`` is called with the results that finish
+        together, as soon as they do (in any order of requests), before this returns.
         """
         ...
 
@@ -224,8 +228,8 @@ class Engine(Protocol):
         self,
         requests: Sequence[SampleRequest],
         *,
-        on_result: ResultCallback[SampleResult] | None = None,
+        on_results: ResultsCallback[SampleResult] | None = None,
     ) -> list[SampleResult]:
         """Draw completions under each request's JSON schema, in request order;
-        ``on_result`` as for :meth:`score`."""
+        ``on_results`` as for :meth:`score`."""
         ...

@@ -41,7 +41,7 @@ from survey_sim.engines._hf import (
 from survey_sim.engines.base import (
     ChatMessage,
     EngineStats,
-    ResultCallback,
+    ResultsCallback,
     SampleRequest,
     SampleResult,
     ScoreRequest,
@@ -198,10 +198,10 @@ class TransformersEngine:
         self,
         requests: Sequence[ScoreRequest],
         *,
-        on_result: ResultCallback[ScoreResult] | None = None,
+        on_results: ResultsCallback[ScoreResult] | None = None,
     ) -> list[ScoreResult]:
         """Exact log-probability of every continuation of every request, in order; each
-        group's results are handed to ``on_result`` as soon as its pass is done."""
+        group's results are handed to ``on_results`` together, as soon as its pass is done."""
         results: list[ScoreResult] = []
         tokenized = (self.text.tokenize_request(request) for request in requests)
         for group in self._groups(tokenized):
@@ -214,9 +214,9 @@ class TransformersEngine:
                 self._stats.prompt_tokens += result.prompt_tokens
                 self._stats.computed_tokens += result.computed_tokens
                 self._stats.reused_tokens += result.reused_tokens
-                if on_result is not None:
-                    on_result(len(results), result)
-                results.append(result)
+            if on_results is not None:
+                on_results(list(enumerate(scored, start=len(results))))
+            results.extend(scored)
         return results
 
     def _groups(self, items: Iterable[TokenizedRequest]) -> Iterator[list[TokenizedRequest]]:
@@ -310,16 +310,16 @@ class TransformersEngine:
         self,
         requests: Sequence[SampleRequest],
         *,
-        on_result: ResultCallback[SampleResult] | None = None,
+        on_results: ResultsCallback[SampleResult] | None = None,
     ) -> list[SampleResult]:
         """Draw completions for each request in turn (see :meth:`sample_one`); each result is
-        handed to ``on_result`` as soon as it is drawn."""
+        handed to ``on_results`` as soon as it is drawn."""
         results = []
         for index, request in enumerate(requests):
             result = self.sample_one(request)
             self._stats.requests += 1
-            if on_result is not None:
-                on_result(index, result)
+            if on_results is not None:
+                on_results([(index, result)])
             results.append(result)
         return results
 

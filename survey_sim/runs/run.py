@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 import polars as pl
 from tqdm.auto import tqdm
 
-from survey_sim.engines.base import Engine, ResultCallback, SampleResult, ScoreResult
+from survey_sim.engines.base import Engine, ResultsCallback, SampleResult, ScoreResult
 from survey_sim.errors import SurveySimError
 from survey_sim.population import Population
 from survey_sim.questionnaire import Questionnaire
@@ -132,7 +132,7 @@ def _through_store(
     bar: tqdm,
 ) -> _Finished[ResultT]:
     """Results of ``requests``: stored ones from ``store``, the rest from ``compute`` (the
-    engine's score or sample), each stored as soon as the engine hands it over."""
+    engine's score or sample), stored as soon as the engine hands them over."""
     if not requests:
         return _Finished([], 0, 0)
     results: list[ResultT | None] = [None] * len(requests)
@@ -144,22 +144,22 @@ def _through_store(
     todo = [index for index, result in enumerate(results) if result is None]
     bar.update(len(requests) - len(todo))
 
-    def finished(position: int, result: ResultT) -> None:
-        index = todo[position]
-        if results[index] is None:
+    def finished(batch: list[tuple[int, ResultT]]) -> None:
+        fresh = [(todo[position], result) for position, result in batch]
+        fresh = [(index, result) for index, result in fresh if results[index] is None]
+        for index, result in fresh:
             results[index] = result
-            if store is not None:
-                store.put({keys[index]: encode(result)})
-            bar.update(1)
+        if store is not None and fresh:  # one transaction: a kill never splits a batch
+            store.put({keys[index]: encode(result) for index, result in fresh})
+        bar.update(len(fresh))
 
-    on_result: ResultCallback[ResultT] = finished
+    on_results: ResultsCallback[ResultT] = finished
     if todo:
-        returned = compute([requests[index] for index in todo], on_result=on_result)
+        returned = compute([requests[index] for index in todo], on_results=on_results)
         if len(returned) != len(todo):
             raise SurveySimError(
                 f"{type(engine).__name__} returned {len(returned)} results for {len(todo)} requests"
             )
-        for position, result in enumerate(returned):  # engines that never called on_result
-            finished(position, result)
+        finished(list(enumerate(returned)))  # what an engine did not hand over as it went
     complete = [result for result in results if result is not None]
     return _Finished(complete, len(requests) - len(todo), len(todo))

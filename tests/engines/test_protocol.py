@@ -16,7 +16,7 @@ import pytest
 from survey_sim import Engine, EngineStats, ResultsCache, simulate
 from survey_sim.engines import (
     ChatMessage,
-    ResultCallback,
+    ResultsCallback,
     SampleRequest,
     SampleResult,
     ScoreRequest,
@@ -33,7 +33,7 @@ class ToyEngine:
     """Only the members the Engine protocol declares (plus a call counter for the test)."""
 
     def __init__(self, *, reports: bool = True) -> None:
-        self.reports = reports  # False: an engine that never calls on_result
+        self.reports = reports  # False: an engine that never calls on_results
         self.calls = 0
         self._stats = EngineStats()
 
@@ -60,7 +60,7 @@ class ToyEngine:
         self,
         requests: Sequence[ScoreRequest],
         *,
-        on_result: ResultCallback[ScoreResult] | None = None,
+        on_results: ResultsCallback[ScoreResult] | None = None,
     ) -> list[ScoreResult]:
         results = []
         for index, request in enumerate(requests):
@@ -73,8 +73,8 @@ class ToyEngine:
                 reused_tokens=0,
                 computed_tokens=len(request.prefix),
             )
-            if on_result is not None and self.reports:
-                on_result(index, result)
+            if on_results is not None and self.reports:
+                on_results([(index, result)])
             results.append(result)
         return results
 
@@ -82,7 +82,7 @@ class ToyEngine:
         self,
         requests: Sequence[SampleRequest],
         *,
-        on_result: ResultCallback[SampleResult] | None = None,
+        on_results: ResultsCallback[SampleResult] | None = None,
     ) -> list[SampleResult]:
         results = []
         for index, request in enumerate(requests):
@@ -98,8 +98,8 @@ class ToyEngine:
                 prompt_tokens=len(request.prefix),
                 reused_tokens=0,
             )
-            if on_result is not None and self.reports:
-                on_result(index, result)
+            if on_results is not None and self.reports:
+                on_results([(index, result)])
             results.append(result)
         return results
 

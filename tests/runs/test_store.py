@@ -209,3 +209,55 @@ def test_cache_command(action, tmp_path):
     assert result.returncode == 0, result.stderr
     expected = "1 entries" if action == "info" else "Deleted 1 entries"
     assert expected in result.stdout
+
+
+class InterruptedAfter:
+    """An engine that stops, as if by Ctrl-C, once ``passes`` batches were handed over."""
+
+    def __init__(self, engine: TransformersEngine, passes: int) -> None:
+        self.engine, self.passes = engine, passes
+        self.model_id, self.stats = engine.model_id, engine.stats
+        self.fingerprint, self.describe = engine.fingerprint, engine.describe
+        self.render_chat, self.sample = engine.render_chat, engine.sample
+
+    def score(self, requests, *, on_results=None):
+        handed = 0
+
+        def forward(batch):
+            nonlocal handed
+            on_results(batch)
+            handed += 1
+            if handed == self.passes:
+                raise KeyboardInterrupt
+
+        return self.engine.score(requests, on_results=forward)
+
+
+def test_an_interrupted_run_resumes_to_identical_results(tmp_path, tiny_model_dir, gss):
+    """Each pass's results are stored together, so the resumed run computes the rest in the
+    same passes as an uninterrupted one. Fresh engines: no prefix state carries over."""
+    personas = Population.from_records(
+        {"id": f"p{i}", "age": 20 + 7 * i, "job": ["nurse", "farmer"][i % 2]} for i in range(6)
+    )
+    store = ResultsCache(tmp_path / "store.sqlite")
+    stopping = InterruptedAfter(TransformersEngine.from_pretrained(tiny_model_dir), passes=3)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(gss, personas, stopping, cache=store, progress=False)
+    stored_before = store.info()["entries"]
+    assert 0 < stored_before < len(personas) * len(gss)
+    resumed = simulate(
+        gss,
+        personas,
+        TransformersEngine.from_pretrained(tiny_model_dir),
+        cache=store,
+        progress=False,
+    )
+    assert resumed.manifest["cache"]["hits"] == stored_before
+    whole = simulate(
+        gss,
+        personas,
+        TransformersEngine.from_pretrained(tiny_model_dir),
+        cache=False,
+        progress=False,
+    )
+    assert resumed.responses.equals(whole.responses)
