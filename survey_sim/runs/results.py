@@ -17,10 +17,10 @@ from survey_sim._distribution import weighted_distribution
 from survey_sim._io import write_atomic, write_parquet_atomic
 from survey_sim._yaml import read_text
 from survey_sim.asking.kinds import Distribution
-from survey_sim.engines.base import SampleResult
+from survey_sim.engines.base import SampleResult, ScoreResult
 from survey_sim.errors import InputError
 from survey_sim.population import Population
-from survey_sim.runs.plan import Cell
+from survey_sim.runs.plan import Cell, Plan
 
 CELL_COLUMNS: dict[str, pl.DataType] = {
     "persona_id": pl.String(),
@@ -109,6 +109,36 @@ class SimulationResult:
     responses: pl.DataFrame
     draws: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DRAW_SCHEMA))
     manifest: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def assemble(
+        cls,
+        plan: Plan,
+        scores: Sequence[ScoreResult],
+        samples: Sequence[SampleResult],
+        *,
+        model: str,
+        manifest: dict[str, Any],
+    ) -> SimulationResult:
+        """The frames of a run: each cell's distribution read from its engine results
+        (``scores`` and ``samples`` in the plan's request order)."""
+        run = {"model": model, "format": plan.prompt_format.name}
+        responses: list[dict[str, object]] = []
+        draws: list[dict[str, object]] = []
+        results = iter(scores)
+        for cell, requests in plan.exact:
+            distribution = cell.asking.read_scores([next(results) for _ in requests])
+            responses.extend(response_rows(cell, distribution, run))
+        for (cell, request), result in zip(plan.sampled, samples, strict=True):
+            draws.extend(draw_rows(cell, result, request.seed, run))
+            sampled = cell.asking.read_draws(result)
+            if sampled is not None:
+                responses.extend(response_rows(cell, sampled, run))
+        return cls(
+            pl.DataFrame(responses, schema=RESPONSE_SCHEMA),
+            pl.DataFrame(draws, schema=DRAW_SCHEMA),
+            manifest,
+        )
 
     @cached_property
     def population(self) -> pl.DataFrame:

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-import polars as pl
 from tqdm.auto import tqdm
 
 from survey_sim.engines.base import Engine, ResultsCallback, SampleResult, ScoreResult
@@ -22,13 +21,7 @@ from survey_sim.population import Population
 from survey_sim.questionnaire import Questionnaire
 from survey_sim.runs.manifest import run_manifest
 from survey_sim.runs.plan import Plan
-from survey_sim.runs.results import (
-    DRAW_SCHEMA,
-    RESPONSE_SCHEMA,
-    SimulationResult,
-    draw_rows,
-    response_rows,
-)
+from survey_sim.runs.results import SimulationResult
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache, decode, encode, request_key
 
@@ -82,18 +75,6 @@ def simulate(
         samples = _through_store(
             engine.sample, plan.sample_requests, SampleResult, engine, store, bar
         )
-    run = {"model": engine.model_id, "format": plan.prompt_format.name}
-    responses: list[dict[str, object]] = []
-    draws: list[dict[str, object]] = []
-    results = iter(scores.results)
-    for cell, requests in plan.exact:
-        distribution = cell.asking.read_scores([next(results) for _ in requests])
-        responses.extend(response_rows(cell, distribution, run))
-    for (cell, request), result in zip(plan.sampled, samples.results, strict=True):
-        draws.extend(draw_rows(cell, result, request.seed, run))
-        sampled = cell.asking.read_draws(result)
-        if sampled is not None:
-            responses.extend(response_rows(cell, sampled, run))
     manifest = run_manifest(
         questionnaire,
         population,
@@ -109,10 +90,8 @@ def simulate(
             "misses": scores.misses + samples.misses,
         },
     )
-    return SimulationResult(
-        pl.DataFrame(responses, schema=RESPONSE_SCHEMA),
-        pl.DataFrame(draws, schema=DRAW_SCHEMA),
-        manifest,
+    return SimulationResult.assemble(
+        plan, scores.results, samples.results, model=engine.model_id, manifest=manifest
     )
 
 
