@@ -199,8 +199,10 @@ def test_methods_that_cannot_apply_fail_before_model_work(tiny_engine, kinds, tw
         | {"options": [{"code": str(i), "text": f"o{i}"} for i in range(13)]}
     )
     too_many = kinds.model_copy(update={"questions": (kinds.question("tvhours"), many)})
-    with pytest.raises(MethodError, match="too many to sample"):  # after tvhours, before work
-        simulate(too_many, two_personas, tiny_engine, method="sample", cache=False)
+    with pytest.raises(MethodError, match="too many to sample"):  # tvhours would be exact
+        simulate(
+            too_many, two_personas, tiny_engine, method={"multi_select": "sample"}, cache=False
+        )
     real = kinds.question("tvhours").model_copy(update={"integer": False, "bins": None})
     with pytest.raises(MethodError, match="cannot be scored exactly"):
         ask(real, get_format("chat")).exact_requests(
