@@ -26,6 +26,7 @@ divergences) are checked after every fit and reported as
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Unpack
@@ -197,7 +198,6 @@ class Calibration:
     def __init__(
         self, simulated: Simulated, human: HumanResponses, *, questions: Sequence[str] | None = None
     ) -> None:
-        self.simulated, self.human = simulated, human
         self.data = AlignedData.of(simulated, human)
         self.questions = list(questions) if questions is not None else self.data.questions
         self.idata: az.InferenceData | None = None
@@ -296,7 +296,8 @@ class Calibration:
         for fold in range(folds):
             held_out = [ids[i] for i in order[fold::folds]]
             train = [question_id for question_id in ids if question_id not in held_out]
-            model = Calibration(self.simulated, self.human, questions=train)
+            model = copy.copy(self)  # the aligned data are shared, not computed again
+            model.questions, model.idata = train, None
             fold_sampling: SamplingOptions = {**sampling, "seed": seed + fold}
             model.fit(**fold_sampling)
             predictions = model.predict(held_out, interval=interval, seed=seed + fold)
