@@ -8,17 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from survey_sim import Population, TransformersEngine, load_questionnaire
 from survey_sim.data.bundled import bundled_file
-
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
+from survey_sim.testing import train_tokenizer
 
 TOKENIZER_CORPUS = Path(__file__).with_name("tokenizer_corpus.json")
 """Survey-like texts the tiny model's tokenizer is trained on: frozen here, so that adding
@@ -27,22 +21,10 @@ a questionnaire to the package changes no tiny-model number in any test."""
 
 def build_tiny_model(directory: Path) -> Path:
     """A 2-layer Llama with a byte-level BPE tokenizer trained on a frozen survey corpus."""
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=600,
-        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tokenizer.train_from_iterator(json.loads(TOKENIZER_CORPUS.read_text()), trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>"
-    )
-    fast.chat_template = CHAT_TEMPLATE
+    tokenizer = train_tokenizer(json.loads(TOKENIZER_CORPUS.read_text()))
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(fast),
+        vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
@@ -53,7 +35,7 @@ def build_tiny_model(directory: Path) -> Path:
         tie_word_embeddings=True,
     )
     LlamaForCausalLM(config).save_pretrained(directory)
-    fast.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
     return directory
 
 

@@ -12,26 +12,34 @@ Scoring reads every option's exact probability with as few forward passes as pos
    what separate passes would, with each shared token computed once.
 3. The trunk's key/values are stored in the cache for the groups that follow.
 
-``prefix_reuse`` selects the strategy: ``"cache"`` (the above, the default), ``"request"``
-(one tree pass per request, nothing shared between requests) or ``"none"`` (every option's
-full sequence run from scratch, as a plain reference). All three agree to float rounding;
-the tests check it against an independent full forward pass.
+``prefix_reuse`` selects the strategy: ``"cache"`` (the above), ``"request"`` (one tree
+pass per request, nothing shared between requests) or ``"none"`` (every option's full
+sequence run from scratch, as a plain reference). The tree mask applies each layer's own
+attention pattern (full, sliding window, chunked; see
+:mod:`survey_sim.engines._architecture`), so all three agree to float rounding on
+attention-only models; the tests check it against an independent full forward pass on
+every architecture family users plug in. Models with recurrent layers (Mamba, linear
+attention) cannot be branched by a mask: only ``"none"`` is exact there. ``"auto"`` (the
+default) takes the fastest exact strategy for the loaded model; an explicit strategy that
+would be wrong for it is refused when the engine is built.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import Cache, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
+from survey_sim.engines._architecture import Architecture, Masks, Strategy
 from survey_sim.engines._hf import (
     HFTokenizer,
     TokenizedRequest,
@@ -50,7 +58,7 @@ from survey_sim.engines.base import (
 from survey_sim.engines.prefix_cache import KeyValues, PrefixCache, PrefixState
 from survey_sim.errors import ScoringError
 
-PrefixReuse = Literal["cache", "request", "none"]
+PrefixReuse = Literal["auto", "cache", "request", "none"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -62,13 +70,15 @@ class EngineSettings(BaseModel):
         dtype: Weights and activations dtype. ``bfloat16`` is about twice as fast on CPUs
             with AVX-512 and changes log-probs slightly.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        prefix_reuse: ``"cache"``, ``"request"`` or ``"none"`` (see the module docstring).
+        prefix_reuse: ``"auto"`` (the fastest exact strategy for the model), ``"cache"``,
+            ``"request"`` or ``"none"`` (see the module docstring).
         cache_mb: Memory budget of the prefix key/value cache, in MiB.
         max_batch_tokens: Tokens per forward pass that grouping aims to stay under (a
             single request longer than this still runs, alone).
-        sample_batch: Completions drawn side by side when sampling, as branches of one
+        sample_batch: Completions drawn side by side when sampling: branches of one
             sequence over a single copy of the prompt (key/values grow by this many tokens
-            per generated step).
+            per generated step), or, on models with recurrent layers, rows that each hold a
+            copy of the prompt's state.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -76,7 +86,7 @@ class EngineSettings(BaseModel):
     threads: int | None = Field(default=None, ge=1)
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     device: str = "cpu"
-    prefix_reuse: PrefixReuse = "cache"
+    prefix_reuse: PrefixReuse = "auto"
     cache_mb: float = Field(default=512, gt=0)
     max_batch_tokens: int = Field(default=1024, ge=1)
     sample_batch: int = Field(default=256, ge=1)
@@ -95,6 +105,10 @@ class TransformersEngine:
         weights_fingerprint: A hash of the weight files the model was loaded from, unchanged
             since (:meth:`from_pretrained` passes it). Without it the fingerprint hashes every
             weight tensor in memory: slower, but right for a model changed after loading.
+
+    Raises:
+        ScoringError: ``settings.prefix_reuse`` names a strategy that would not be exact on
+            this model (e.g. ``"cache"`` on a model with Mamba layers).
     """
 
     def __init__(
@@ -112,6 +126,8 @@ class TransformersEngine:
         # transformers types its `to` through a decorator that mypy cannot call correctly.
         self.model = model.to(device=self.settings.device, dtype=DTYPES[self.settings.dtype])  # type: ignore[call-arg]
         self.model.eval()
+        self.architecture = Architecture.of(self.model)
+        self.strategy = _exact_strategy(self.settings.prefix_reuse, self.architecture, model_id)
         self.tokenizer = tokenizer
         self.text = HFTokenizer(tokenizer, model_id=model_id)
         self._model_id = model_id
@@ -153,16 +169,22 @@ class TransformersEngine:
         return self._stats
 
     def describe(self) -> dict[str, Any]:
-        """Engine type, model name and fingerprint, and settings (for run manifests)."""
+        """Engine type, model name and fingerprint, settings, the scoring strategy in use and
+        the model's architecture as the engine read it (for run manifests)."""
         return {
             "engine": type(self).__name__,
             "model_id": self.model_id,
             "fingerprint": self.fingerprint,
             "settings": self.settings.model_dump(),
+            "strategy": self.strategy,
+            "architecture": self.architecture.describe(),
         }
 
     def __repr__(self) -> str:
-        return f"TransformersEngine(model_id={self.model_id!r}, settings={self.settings!r})"
+        return (
+            f"TransformersEngine(model_id={self.model_id!r}, strategy={self.strategy!r}, "
+            f"settings={self.settings!r})"
+        )
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -178,7 +200,8 @@ class TransformersEngine:
                 digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
                 digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
         digest.update(self.text.identity().encode())
-        digest.update(self.settings.model_dump_json(exclude={"threads", "cache_mb"}).encode())
+        numbers_settings = self.settings.model_copy(update={"prefix_reuse": self.strategy})
+        digest.update(numbers_settings.model_dump_json(exclude={"threads", "cache_mb"}).encode())
         return digest.hexdigest()
 
     def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool) -> str:
@@ -205,7 +228,7 @@ class TransformersEngine:
         results: list[ScoreResult] = []
         tokenized = (self.text.tokenize_request(request) for request in requests)
         for group in self._groups(tokenized):
-            if self.settings.prefix_reuse == "none":
+            if self.strategy == "none":
                 scored = [self._score_full_sequences(item) for item in group]
             else:
                 scored = self._score_group(group)
@@ -229,7 +252,7 @@ class TransformersEngine:
         group: list[TokenizedRequest] = []
         common = 0  # prompt tokens all members of the group share
         for item in items:
-            if group and self.settings.prefix_reuse == "cache":
+            if group and self.strategy == "cache":
                 shared = common_prefix_length(group[0].shared, item.shared)
                 keeps_sharing = len(group) == 1 or shared >= common
                 joint = shared if len(group) == 1 else common
@@ -250,7 +273,7 @@ class TransformersEngine:
         common = min(len(item.shared) for item in group) - 1  # each request keeps >= 1 token
         for item in group[1:]:
             common = min(common, common_prefix_length(group[0].shared, item.shared))
-        use_cache = self.settings.prefix_reuse == "cache"
+        use_cache = self.strategy == "cache"
         cached, reused = (
             self.prefix_cache.longest_match(group[0].shared[:common]) if use_cache else (None, 0)
         )
@@ -273,7 +296,7 @@ class TransformersEngine:
             layout.tokens,
             past,
             layout.positions,
-            layout.mask(self.model.dtype, self._device),
+            self._tree_masks(layout),
             keep=kept,
         )
         token_logprobs = torch.log_softmax(output.logits[0].float(), dim=-1)
@@ -327,15 +350,15 @@ class TransformersEngine:
     def sample_one(self, request: SampleRequest) -> SampleResult:
         """Draw completions under a JSON schema with xgrammar, in batches of ``sample_batch``.
 
-        The prefix is computed once (and reused from the prefix cache when possible); every
-        batch starts from its key/values. At each step the grammar masks the tokens that
+        The prompt is computed once (and reused from the prefix cache when possible); every
+        batch continues from its state. At each step the grammar masks the tokens that
         cannot continue a valid completion, so invalid output is impossible by
         construction; parsed answers are checked once more, and any the grammar let through
         wrongly are flagged invalid. Completions that hit ``max_new_tokens`` are flagged as
         truncated.
         """
         tokens = self.tokenize(request.prefix)
-        key_values, last_logits, reused = self._prefill(tokens)
+        prompt = self._prefill(tokens)
         grammar = self._compiled_grammar(request.json_schema)
         generator = torch.Generator().manual_seed(request.seed)
         texts: list[str] = []
@@ -344,7 +367,7 @@ class TransformersEngine:
         for start in range(0, request.n, self.settings.sample_batch):
             size = min(self.settings.sample_batch, request.n - start)
             completions, finished, steps = self._sample_batch(
-                key_values, last_logits, len(tokens), grammar, size, request, generator
+                self._decoder(prompt, size), grammar, size, request, generator
             )
             texts.extend(self.text.decode(ids) for ids in completions)
             truncated.extend(not done for done in finished)
@@ -355,53 +378,74 @@ class TransformersEngine:
             request.json_schema,
             generated_tokens=generated,
             prompt_tokens=len(tokens),
-            reused_tokens=reused,
+            reused_tokens=prompt.reused,
         )
 
-    def _prefill(self, tokens: list[int]) -> tuple[KeyValues, torch.Tensor, int]:
-        """Key/values after ``tokens`` and the next-token logits, reusing the prefix cache."""
-        use_cache = self.settings.prefix_reuse == "cache"
-        cached, reused = self.prefix_cache.longest_match(tokens[:-1]) if use_cache else (None, 0)
-        past = cached.truncated(reused) if cached is not None and reused > 0 else ()
-        output = self._forward(
-            tokens[reused:], past, range(reused, len(tokens)), None, keep=[len(tokens) - reused - 1]
-        )
-        key_values = tuple((layer.keys, layer.values) for layer in output.past_key_values.layers)
-        if use_cache:
-            self.prefix_cache.put(PrefixState(tuple(tokens), key_values))
+    def _prefill(self, tokens: list[int]) -> _Prompt:
+        """The model's state after ``tokens`` and its next-token logits.
+
+        On models a tree mask can branch, the state is the prompt's key/values, reused from
+        and stored into the prefix cache; otherwise it is the model's own cache (recurrent
+        states included), computed whole.
+        """
+        if self.architecture.tree_problem:
+            cache = DynamicCache(config=self.model.config)
+            self._stats.forward_passes += 1
+            output = self.model(
+                input_ids=torch.tensor([tokens], device=self._device),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            state: KeyValues | Cache = output.past_key_values
+            reused = 0
+        else:
+            use_cache = self.strategy == "cache"
+            cached, reused = (
+                self.prefix_cache.longest_match(tokens[:-1]) if use_cache else (None, 0)
+            )
+            past = cached.truncated(reused) if cached is not None and reused > 0 else ()
+            output = self._forward(
+                tokens[reused:],
+                past,
+                range(reused, len(tokens)),
+                None,
+                keep=[len(tokens) - reused - 1],
+            )
+            state = tuple((layer.keys, layer.values) for layer in output.past_key_values.layers)
+            if use_cache:
+                self.prefix_cache.put(PrefixState(tuple(tokens), state))
         self._stats.prompt_tokens += len(tokens)
         self._stats.computed_tokens += len(tokens) - reused
         self._stats.reused_tokens += reused
-        return key_values, output.logits[0, -1].float(), reused
+        return _Prompt(len(tokens), state, output.logits[0, -1].float(), reused)
+
+    def _decoder(self, prompt: _Prompt, size: int) -> _Decoder:
+        """``size`` completions continuing ``prompt``, one token per step each."""
+        if isinstance(prompt.state, Cache):
+            return _CopiedStates(self, prompt, size)
+        return _SharedPrompt(self, prompt, size)
 
     def _sample_batch(
         self,
-        key_values: KeyValues,
-        last_logits: torch.Tensor,
-        prompt_length: int,
+        decoder: _Decoder,
         grammar: Any,
         size: int,
         request: SampleRequest,
         generator: torch.Generator,
     ) -> tuple[list[list[int]], list[bool], int]:
-        """One batch of constrained completions; returns token ids, finished flags, steps.
-
-        The batch's completions are branches of one sequence over a single copy of the
-        prompt's key/values: each step appends one token per completion, and the attention
-        mask lets each see the prompt and its own earlier tokens only.
-        """
+        """One batch of constrained completions; returns token ids, finished flags, steps."""
         xgrammar = _xgrammar()
         matchers = [xgrammar.GrammarMatcher(grammar) for _ in range(size)]
-        bitmask = xgrammar.allocate_token_bitmask(size, last_logits.shape[-1])
+        bitmask = xgrammar.allocate_token_bitmask(size, decoder.logits.shape[-1])
         stop_tokens = set(matchers[0].stop_token_ids)
         only_stop = torch.zeros_like(bitmask[0])  # the mask of a grammar that can only end
         for token in stop_tokens:
             only_stop[token // 32] |= 1 << (token % 32)
-        cache = DynamicCache(ddp_cache_data=key_values, config=self.model.config)
-        logits = last_logits.expand(size, -1).clone().cpu()
+        logits = decoder.logits.cpu()
         completions: list[list[int]] = [[] for _ in range(size)]
         finished = [False] * size
-        steps = fed = 0
+        steps = 0
         pending: torch.Tensor | None = None  # drawn tokens not yet run through the model
         for step in range(request.max_new_tokens + 1):
             for row, matcher in enumerate(matchers):
@@ -419,17 +463,7 @@ class TransformersEngine:
             if step == request.max_new_tokens:
                 break
             if pending is not None:
-                self._stats.forward_passes += 1
-                self._stats.decode_tokens += size
-                output = self.model(
-                    input_ids=pending[None, :].to(self._device),
-                    position_ids=torch.full((1, size), prompt_length + fed, device=self._device),
-                    attention_mask=self._branch_mask(prompt_length, size, fed),
-                    past_key_values=cache,
-                    use_cache=True,
-                )
-                logits = output.logits[0].float().cpu()
-                fed += 1
+                logits = decoder.step(pending).cpu()
             xgrammar.apply_token_bitmask_inplace(logits, bitmask)
             probabilities = torch.softmax(logits / request.temperature, dim=-1)
             pending = torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
@@ -445,14 +479,16 @@ class TransformersEngine:
                 break
         return completions, finished, steps
 
-    def _branch_mask(self, prompt_length: int, size: int, step: int) -> torch.Tensor:
-        """Mask for ``size`` parallel branches at ``step``: prompt plus own branch tokens."""
-        own = torch.eye(size, dtype=torch.bool, device=self._device).repeat(1, step + 1)
-        prompt = torch.ones(size, prompt_length, dtype=torch.bool, device=self._device)
-        allowed = torch.cat([prompt, own], dim=1)
-        mask = torch.zeros(allowed.shape, dtype=self.model.dtype, device=self._device)
-        mask.masked_fill_(~allowed, torch.finfo(self.model.dtype).min)
-        return mask[None, None]
+    def _tree_masks(self, layout: _TreeLayout) -> Masks:
+        """The attention masks of a tree-shaped pass, each layer type's pattern applied."""
+        positions = torch.tensor(layout.positions, device=self._device)
+        past = torch.arange(layout.start, device=self._device)
+        return self.architecture.masks(
+            layout.visible(self._device),
+            positions,
+            torch.cat([past, positions]),
+            self.model.dtype,
+        )
 
     def _compiled_grammar(self, schema: Mapping[str, Any]) -> Any:
         """The xgrammar grammar for a JSON schema (compiled once per schema)."""
@@ -506,21 +542,131 @@ class TransformersEngine:
         tokens: list[int],
         past: KeyValues,
         positions: Sequence[int],
-        mask: torch.Tensor | None,
+        masks: Masks | None,
         *,
         keep: list[int],
     ) -> Any:
-        """One forward pass of ``tokens`` after ``past`` (may be empty); logits at ``keep``."""
-        cache = DynamicCache(ddp_cache_data=past or None, config=self.model.config)
+        """One forward pass of ``tokens`` after ``past`` (may be empty); logits at ``keep``.
+
+        The cache keeps every key/value of every layer (no config, so no sliding-window
+        truncation): ``masks`` say what each token sees, and trunks are cut from it.
+        """
         self._stats.forward_passes += 1
         return self.model(
             input_ids=torch.tensor([tokens], device=self._device),
             position_ids=torch.tensor([list(positions)], device=self._device),
-            attention_mask=mask,
-            past_key_values=cache,
+            attention_mask=masks,
+            past_key_values=DynamicCache(ddp_cache_data=past or None),
             use_cache=True,
             logits_to_keep=torch.tensor(keep, device=self._device),
         )
+
+
+@dataclass(frozen=True)
+class _Prompt:
+    """A sampling prompt computed once: its length, the model's state after it, the
+    next-token logits and how many of its tokens came from the prefix cache."""
+
+    length: int
+    state: KeyValues | Cache
+    logits: torch.Tensor
+    reused: int
+
+
+class _Decoder(Protocol):
+    """Completions continuing one prompt, all advanced one token per step."""
+
+    logits: torch.Tensor
+    """Next-token logits of every completion before the first step, ``[completions,
+    vocabulary]``."""
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Append one token to each completion; the next-token logits of each."""
+        ...
+
+
+class _SharedPrompt:
+    """Completions as branches of one sequence over a single copy of the prompt's
+    key/values; each branch sees the prompt and its own tokens, through the masks of each
+    layer type (so sliding windows hold across the prompt and the completion)."""
+
+    def __init__(self, engine: TransformersEngine, prompt: _Prompt, size: int) -> None:
+        assert not isinstance(prompt.state, Cache)
+        self.engine, self.prompt, self.size = engine, prompt, size
+        self.cache = DynamicCache(ddp_cache_data=prompt.state)
+        self.logits = prompt.logits.expand(size, -1).clone()
+        self.fed = 0
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        engine, device, size = self.engine, self.engine._device, self.size
+        position = self.prompt.length + self.fed
+        own = torch.eye(size, dtype=torch.bool, device=device).repeat(1, self.fed + 1)
+        prompt = torch.ones(size, self.prompt.length, dtype=torch.bool, device=device)
+        generated = torch.arange(self.fed + 1, device=device).repeat_interleave(size)
+        key_positions = torch.cat(
+            [torch.arange(self.prompt.length, device=device), self.prompt.length + generated]
+        )
+        masks = engine.architecture.masks(
+            torch.cat([prompt, own], dim=1),
+            torch.full((size,), position, device=device),
+            key_positions,
+            engine.model.dtype,
+        )
+        engine._stats.forward_passes += 1
+        engine._stats.decode_tokens += size
+        output = engine.model(
+            input_ids=tokens[None, :].to(device),
+            position_ids=torch.full((1, size), position, device=device),
+            attention_mask=masks,
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        self.fed += 1
+        return output.logits[0].float()
+
+
+class _CopiedStates:
+    """Completions as rows of a batch, each from its own copy of the prompt's state: the
+    model's own masks and recurrent layers apply unchanged (models a mask cannot branch)."""
+
+    def __init__(self, engine: TransformersEngine, prompt: _Prompt, size: int) -> None:
+        assert isinstance(prompt.state, Cache)
+        self.engine, self.prompt, self.size = engine, prompt, size
+        self.cache = copy.deepcopy(prompt.state)
+        first_row = torch.zeros(size, dtype=torch.long, device=engine._device)
+        self.cache.reorder_cache(cast(torch.LongTensor, first_row))
+        self.logits = prompt.logits.expand(size, -1).clone()
+        self.fed = 0
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        engine, device = self.engine, self.engine._device
+        engine._stats.forward_passes += 1
+        engine._stats.decode_tokens += self.size
+        output = engine.model(
+            input_ids=tokens[:, None].to(device),
+            position_ids=torch.full((self.size, 1), self.prompt.length + self.fed, device=device),
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        self.fed += 1
+        return output.logits[:, -1].float()
+
+
+def _exact_strategy(requested: PrefixReuse, architecture: Architecture, model_id: str) -> Strategy:
+    """The strategy to score with: ``requested``, or the fastest exact one for ``auto``.
+
+    Raises:
+        ScoringError: ``requested`` would not be exact on this model.
+    """
+    exact = architecture.strategies
+    if requested == "auto":
+        return exact[0]
+    if requested not in exact:
+        raise ScoringError(
+            f"prefix_reuse={requested!r} would give wrong probabilities on model {model_id!r}: "
+            f"{architecture.tree_problem}. Exact here: {', '.join(exact)} (or 'auto')"
+        )
+    return requested
 
 
 def _xgrammar() -> Any:
@@ -581,8 +727,9 @@ class _TreeLayout:
             if r == request and b == branch
         ]
 
-    def mask(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """Additive attention mask ``[1, 1, tokens, start + tokens]``."""
+    def visible(self, device: torch.device) -> torch.Tensor:
+        """Which keys each token may see, ``[tokens, start + tokens]``: the cached past, the
+        trunk, and the earlier tokens of its own request's prompt and of its own branch."""
         request = torch.tensor(self.requests, device=device)
         branch = torch.tensor(self.branches, device=device)
         row = torch.arange(len(self.tokens), device=device)
@@ -592,7 +739,4 @@ class _TreeLayout:
         causal = row[None, :] <= row[:, None]
         allowed = causal & (trunk | (same_request & visible_branch))
         past = torch.ones(len(self.tokens), self.start, dtype=torch.bool, device=device)
-        allowed = torch.cat([past, allowed], dim=1)
-        mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
-        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-        return mask[None, None]
+        return torch.cat([past, allowed], dim=1)

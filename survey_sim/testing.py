@@ -1,0 +1,149 @@
+"""Tiny random models of the architecture families users plug in, for testing engines.
+
+Each stands for the real models of its family (``Spectrum-Qwen3-14B``, ``Qwen2-0.5B``,
+``Mistral-7B``, ``Gemma-3``, ``Jamba Mini``...) with the same layer structure at a size that
+runs in milliseconds on a CPU: the windows of sliding-window families are made *shorter* than
+test prompts, so that prompts cross them as real few-shot prompts cross real windows. Nothing
+is downloaded: the models are built from configs, with random weights.
+
+Used by survey-sim's own tests and ``benchmarks/architectures.py``; an engine of your own
+can be checked against the same matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import transformers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+"""A ChatML chat template (Qwen's markup)."""
+
+
+def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 600) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained on ``texts``, with ChatML special tokens and template."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+WINDOW = 8
+"""The sliding window of the windowed families: shorter than any test prompt."""
+
+_LAYERS: dict[str, Any] = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "max_position_embeddings": 4096,
+    "initializer_range": 0.2,
+}
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture family: what it stands for and how to build a tiny config of it."""
+
+    name: str
+    stands_for: str
+    config: Callable[[int], PretrainedConfig]
+
+    def build(self, vocab_size: int, *, seed: int = 0) -> PreTrainedModel:
+        """A random model of this family over a vocabulary of ``vocab_size`` tokens."""
+        torch.manual_seed(seed)
+        model: PreTrainedModel = AutoModelForCausalLM.from_config(self.config(vocab_size))
+        return model.eval()
+
+
+FAMILIES = {
+    family.name: family
+    for family in [
+        Family(
+            "llama",
+            "Llama-3.1 (Spectrum Llama), SmolLM2",
+            lambda vocab: transformers.LlamaConfig(vocab_size=vocab, **_LAYERS),
+        ),
+        Family(
+            "qwen2",
+            "Qwen2-0.5B instruct (full attention)",
+            lambda vocab: transformers.Qwen2Config(vocab_size=vocab, **_LAYERS),
+        ),
+        Family(
+            "qwen2-sliding",
+            "Qwen2 with use_sliding_window (window from max_window_layers up)",
+            lambda vocab: transformers.Qwen2Config(
+                vocab_size=vocab,
+                use_sliding_window=True,
+                sliding_window=WINDOW,
+                max_window_layers=1,
+                **_LAYERS,
+            ),
+        ),
+        Family(
+            "qwen3",
+            "Spectrum-Qwen3-14B",
+            lambda vocab: transformers.Qwen3Config(vocab_size=vocab, **_LAYERS),
+        ),
+        Family(
+            "mistral-sliding",
+            "Mistral-7B (v0.1 window 4096 on every layer)",
+            lambda vocab: transformers.MistralConfig(
+                vocab_size=vocab, sliding_window=WINDOW, **_LAYERS
+            ),
+        ),
+        Family(
+            "gemma3-mixed",
+            "Gemma-3 / Spectrum Gemma (sliding and full layers interleaved)",
+            lambda vocab: transformers.Gemma3TextConfig(
+                vocab_size=vocab,
+                sliding_window=WINDOW,
+                layer_types=["sliding_attention", "full_attention"] * 2,
+                query_pre_attn_scalar=16,
+                **_LAYERS,
+            ),
+        ),
+        Family(
+            "jamba-hybrid",
+            "Jamba Mini (Mamba and attention layers, mixture of experts)",
+            lambda vocab: transformers.JambaConfig(
+                vocab_size=vocab,
+                attn_layer_period=2,
+                attn_layer_offset=1,
+                expert_layer_period=2,
+                expert_layer_offset=1,
+                num_experts=4,
+                num_experts_per_tok=2,
+                mamba_d_state=8,
+                mamba_dt_rank=8,
+                **_LAYERS,
+            ),
+        ),
+    ]
+}
+"""Every family, by name (the names tests are parametrised with)."""
