@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from survey_sim.engines.base import ChatMessage, SampleResult, ScoreRequest
+from survey_sim.engines.base import ChatMessage, SampleRequest, SampleResult, ScoreRequest
 from survey_sim.engines.validation import conforms
 from survey_sim.errors import ScoringError
 
@@ -28,6 +28,11 @@ class TokenizedRequest:
 
     shared: list[int]
     continuations: list[list[int]]
+
+    @property
+    def length(self) -> int:
+        """Tokens of the request's longest sequence (the prompt and its longest option)."""
+        return len(self.shared) + max(len(tokens) for tokens in self.continuations)
 
 
 class HFTokenizer:
@@ -68,6 +73,14 @@ class HFTokenizer:
         full_ids = [self.tokenize(request.prefix + text) for text in request.continuations]
         shared, continuations = split_shared_tokens(prefix_ids, full_ids)
         return TokenizedRequest(shared, continuations)
+
+    def sequence_tokens(self, request: ScoreRequest | SampleRequest) -> int:
+        """Tokens of the longest sequence a request makes the model read: the prompt and its
+        longest option, or the prompt and ``max_new_tokens`` generated tokens."""
+        if isinstance(request, SampleRequest):
+            return len(self.tokenize(request.prefix)) + request.max_new_tokens
+        item = self.tokenize_request(request)
+        return item.length
 
     def identity(self) -> str:
         """Everything about the tokenizer that changes token sequences: vocabulary, merges,

@@ -203,6 +203,17 @@ class Engine(Protocol):
         """Running totals of the work done."""
         ...
 
+    @property
+    def context_length(self) -> int | None:
+        """The most tokens one sequence may hold (``None``: no stated limit)."""
+        ...
+
+    def sequence_tokens(self, request: ScoreRequest | SampleRequest) -> int:
+        """Tokens of the longest sequence ``request`` makes the model read: the prompt and
+        its longest option, or the prompt and ``max_new_tokens``. Runs compare it with
+        :attr:`context_length` for every request before any model work."""
+        ...
+
     def describe(self) -> dict[str, Any]:
         """What a run manifest records about the engine (JSON-serialisable)."""
         ...

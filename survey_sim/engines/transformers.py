@@ -168,6 +168,16 @@ class TransformersEngine:
         """Running totals of the work done."""
         return self._stats
 
+    @property
+    def context_length(self) -> int | None:
+        """The most positions the model was built for (its config's
+        ``max_position_embeddings``)."""
+        return self.architecture.context_length
+
+    def sequence_tokens(self, request: ScoreRequest | SampleRequest) -> int:
+        """Tokens of the longest sequence ``request`` makes the model read."""
+        return self.text.sequence_tokens(request)
+
     def describe(self) -> dict[str, Any]:
         """Engine type, model name and fingerprint, settings, the scoring strategy in use and
         the model's architecture as the engine read it (for run manifests)."""
@@ -226,7 +236,7 @@ class TransformersEngine:
         """Exact log-probability of every continuation of every request, in order; each
         group's results are handed to ``on_results`` together, as soon as its pass is done."""
         results: list[ScoreResult] = []
-        tokenized = (self.text.tokenize_request(request) for request in requests)
+        tokenized = (self._fitting(self.text.tokenize_request(request)) for request in requests)
         for group in self._groups(tokenized):
             if self.strategy == "none":
                 scored = [self._score_full_sequences(item) for item in group]
@@ -241,6 +251,20 @@ class TransformersEngine:
                 on_results(list(enumerate(scored, start=len(results))))
             results.extend(scored)
         return results
+
+    def _fitting(self, item: TokenizedRequest) -> TokenizedRequest:
+        self._check_fits(item.length)
+        return item
+
+    def _check_fits(self, tokens: int) -> None:
+        """Refuse a sequence longer than the model's context (its numbers would mean
+        nothing). Runs check every request up front; this guards direct engine calls."""
+        limit = self.context_length
+        if limit is not None and tokens > limit:
+            raise ScoringError(
+                f"a sequence of {tokens:,} tokens is longer than the context of model "
+                f"{self.model_id!r} ({limit:,} tokens)"
+            )
 
     def _groups(self, items: Iterable[TokenizedRequest]) -> Iterator[list[TokenizedRequest]]:
         """Runs of consecutive requests scored in one pass.
@@ -358,6 +382,7 @@ class TransformersEngine:
         truncated.
         """
         tokens = self.tokenize(request.prefix)
+        self._check_fits(len(tokens) + request.max_new_tokens)
         prompt = self._prefill(tokens)
         grammar = self._compiled_grammar(request.json_schema)
         generator = torch.Generator().manual_seed(request.seed)

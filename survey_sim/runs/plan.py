@@ -19,8 +19,8 @@ from functools import cached_property
 from survey_sim.asking.formats import ChatRenderer, PromptFormat
 from survey_sim.asking.kinds import Asking, ask
 from survey_sim.asking.orders import displays
-from survey_sim.engines.base import SampleRequest, ScoreRequest
-from survey_sim.errors import MethodError
+from survey_sim.engines.base import Engine, SampleRequest, ScoreRequest
+from survey_sim.errors import InputError, MethodError
 from survey_sim.population import Persona, Population
 from survey_sim.questionnaire import Question, Questionnaire
 from survey_sim.runs.settings import Method, SimulationSettings
@@ -112,6 +112,39 @@ class Plan:
                     )
                     sampled.append((cell, request))
         return cls(questionnaire, population, settings, prompt_format, tuple(exact), tuple(sampled))
+
+    def check_fits(self, engine: Engine) -> None:
+        """Refuse, before any model work, prompts longer than the engine's context: a
+        model reading past its context gives probabilities that mean nothing.
+
+        Raises:
+            InputError: naming each persona and question whose prompt does not fit, with
+                its token count.
+        """
+        limit = engine.context_length
+        if limit is None:
+            return
+        too_long: dict[tuple[str, str], int] = {}
+        cells = [*self.exact, *((cell, (request,)) for cell, request in self.sampled)]
+        for cell, requests in cells:
+            for request in requests:
+                tokens = engine.sequence_tokens(request)
+                key = (cell.persona.id, cell.question.id)
+                if tokens > limit and tokens > too_long.get(key, 0):
+                    too_long[key] = tokens
+        if not too_long:
+            return
+        shown = [
+            f"persona {persona!r}, question {question!r}: {tokens:,} tokens"
+            for (persona, question), tokens in list(too_long.items())[:5]
+        ]
+        more = f"; and {len(too_long) - 5} more" if len(too_long) > 5 else ""
+        raise InputError(
+            f"population {self.population.id!r} answering {self.questionnaire.id!r}",
+            f"{len(too_long)} prompt(s) do not fit the context of model {engine.model_id!r} "
+            f"({limit:,} tokens): {'; '.join(shown)}{more}. Shorten the persona descriptions "
+            "or the questions, or use a model with a longer context",
+        )
 
     @cached_property
     def score_requests(self) -> list[ScoreRequest]:

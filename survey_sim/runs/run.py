@@ -59,12 +59,14 @@ def simulate(
         ``.population``, the weighted distribution.
 
     Raises:
-        InputError: a setting that is not valid.
+        InputError: a setting that is not valid, or, before any model work, a prompt
+            longer than the model's context.
         MethodError: before any model work, when a method cannot apply to a question.
     """
     started = time.time()
     settings = SimulationSettings.of(settings, **changes)
     plan = Plan.build(questionnaire, population, settings, chat=engine)
+    plan.check_fits(engine)
     store = None if cache is False else cache if isinstance(cache, ResultsCache) else ResultsCache()
     work_before = dataclasses.replace(engine.stats)
     total = len(plan.score_requests) + len(plan.sample_requests)

@@ -49,6 +49,13 @@ class ToyEngine:
     def stats(self) -> EngineStats:
         return self._stats
 
+    @property
+    def context_length(self) -> int | None:
+        return None
+
+    def sequence_tokens(self, request: ScoreRequest | SampleRequest) -> int:
+        return len(request.prefix)
+
     def describe(self) -> dict[str, Any]:
         return {"engine": "ToyEngine", "model_id": self.model_id, "fingerprint": "toy-model-v1"}
 

@@ -1,7 +1,8 @@
 import polars as pl
 import pytest
 
-from survey_sim import InputError, Population, SimulationResult, simulate
+from survey_sim import InputError, Population, ScoringError, SimulationResult, simulate
+from survey_sim.engines import ScoreRequest
 from survey_sim.runs.results import RESPONSE_SCHEMA
 
 
@@ -120,3 +121,23 @@ def test_sampling_seeds_come_from_content(tiny_engine, gss, demo_population):
     kept = more.draws.filter(pl.col("persona_id") != personas[0].id)
     assert kept.equals(fewer.draws)
     assert more.draws["seed"].n_unique() == 3
+
+
+def test_prompts_longer_than_the_context_are_refused_before_any_model_work(tiny_engine, gss):
+    long_story = "I have lived in many towns and worked many jobs. " * 1000
+    population = Population.from_records(
+        [
+            {"id": "short", "description": "A nurse from Maine."},
+            {"id": "long", "description": long_story},
+        ]
+    )
+    work_before = tiny_engine.stats.forward_passes
+    with pytest.raises(InputError, match=r"persona 'long', question 'natspac': [\d,]+ tokens"):
+        simulate(gss, population, tiny_engine, progress=False, cache=False)
+    with pytest.raises(InputError, match=r"do not fit the context .* \(4,096 tokens\)"):
+        simulate(gss, population, tiny_engine, method="sample", progress=False, cache=False)
+    assert tiny_engine.stats.forward_passes == work_before
+    request = ScoreRequest(long_story, ("Yes", "No"))
+    with pytest.raises(ScoringError, match=r"tokens is longer than the context"):
+        tiny_engine.score([request])
+    assert tiny_engine.stats.forward_passes == work_before
