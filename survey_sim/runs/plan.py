@@ -125,7 +125,10 @@ class Plan:
         if limit is None:
             return
         too_long: dict[tuple[str, str], int] = {}
-        cells = [*self.exact, *((cell, (request,)) for cell, request in self.sampled)]
+        cells: list[tuple[Cell, tuple[ScoreRequest | SampleRequest, ...]]] = [
+            *self.exact,
+            *((cell, (request,)) for cell, request in self.sampled),
+        ]
         for cell, requests in cells:
             for request in requests:
                 tokens = engine.sequence_tokens(request)
