@@ -28,7 +28,7 @@ from survey_sim.analysis import (
     plot_calibration,
     plot_distributions,
 )
-from survey_sim.asking import ChatFormat, PlainFormat, PromptFormat, SpectrumFormat
+from survey_sim.asking import ChatFormat, PlainFormat, PromptFormat, SpectrumFormat, XmlFormat
 from survey_sim.data import (
     HUMAN_DATASETS,
     DataMapping,
@@ -118,6 +118,7 @@ __all__ = [
     "Subgroups",
     "SurveySimError",
     "TransformersEngine",
+    "XmlFormat",
     "bundled_file",
     "cces_2016",
     "ces_2011",

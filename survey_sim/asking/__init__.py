@@ -1,6 +1,6 @@
 """Asking: how a question becomes a prompt and how answers are read back.
 
-* :mod:`~survey_sim.asking.formats`: prompt formats (chat, spectrum, plain);
+* :mod:`~survey_sim.asking.formats`: prompt formats (chat, spectrum, xml, plain);
 * :mod:`~survey_sim.asking.kinds`: per question kind, the score requests and sampling
   prompt, and how results become a distribution over outcomes;
 * :mod:`~survey_sim.asking.schemas`: JSON schemas of valid answers (constrained sampling);
@@ -8,24 +8,30 @@
 """
 
 from survey_sim.asking.formats import (
+    MARKUPS,
     ChatFormat,
     ChatRenderer,
+    Markup,
     PlainFormat,
     PromptFormat,
     SpectrumFormat,
+    XmlFormat,
     get_format,
 )
 from survey_sim.asking.kinds import Asking, Distribution, ask
 from survey_sim.asking.schemas import answer_schema
 
 __all__ = [
+    "MARKUPS",
     "Asking",
     "ChatFormat",
     "ChatRenderer",
     "Distribution",
+    "Markup",
     "PlainFormat",
     "PromptFormat",
     "SpectrumFormat",
+    "XmlFormat",
     "answer_schema",
     "ask",
     "get_format",

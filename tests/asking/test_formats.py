@@ -1,9 +1,20 @@
+import copy
+
 import pytest
 
-from survey_sim import ChatFormat, PlainFormat, ScoringError, SpectrumFormat
+from survey_sim import (
+    ChatFormat,
+    Persona,
+    PlainFormat,
+    ScoringError,
+    SpectrumFormat,
+    TransformersEngine,
+    XmlFormat,
+)
 from survey_sim.asking import get_format
 from survey_sim.asking.formats import is_prefix_free
 from survey_sim.asking.kinds import ask, choice_request
+from survey_sim.population import default_description
 from survey_sim.questionnaire import ChoiceQuestion
 
 DESCRIPTION = "You are a 40-year-old nurse."
@@ -110,3 +121,97 @@ def test_chat_format_rejects_inconsistent_templates(gss):
             description=DESCRIPTION,
             chat=AnswerFirstTemplate(),
         )
+
+
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>"
+    "{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n{{ m['content'] | trim }}"
+    "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+LLAMA3_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>"
+    "\n\n{{ m['content'] | trim }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}"
+    "<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+
+
+def engine_with_template(engine: TransformersEngine, template: str | None) -> TransformersEngine:
+    tokenizer = copy.deepcopy(engine.tokenizer)
+    tokenizer.chat_template = template
+    return TransformersEngine(engine.model, tokenizer, model_id=f"{engine.model_id}+template")
+
+
+@pytest.mark.parametrize(
+    ("template", "description_turn", "output_opening", "end"),
+    [
+        (None, "<|im_start|>description\n{}<|im_end|>\n", "<|im_start|>output\n", "<|im_end|>"),
+        (
+            GEMMA_TEMPLATE,
+            "<start_of_turn>description\n{}<end_of_turn>\n",
+            "<start_of_turn>output\n",
+            "<end_of_turn>",
+        ),
+        (
+            LLAMA3_TEMPLATE,
+            "<|start_header_id|>description<|end_header_id|>\n\n{}<|eot_id|>",
+            "<|start_header_id|>output<|end_header_id|>\n\n",
+            "<|eot_id|>",
+        ),
+    ],
+    ids=["qwen-chatml", "gemma", "llama3"],
+)
+def test_spectrum_roles_in_each_familys_markup(
+    tiny_engine, template, description_turn, output_opening, end
+):
+    engine = tiny_engine if template is None else engine_with_template(tiny_engine, template)
+    request = choice_request(
+        numbered_question(10), SpectrumFormat(), description=DESCRIPTION, chat=engine
+    )
+    assert request.prefix.startswith(description_turn.format(DESCRIPTION))
+    assert request.prefix.endswith(output_opening)
+    assert request.continuations[0] == f"1{end}"  # "1" begins "10": the end marker tells them apart
+    # Scoring works in every markup, and the sequences scored are exactly prefix + answer.
+    result = engine.score([request])[0]
+    assert len(result.logprobs) == 10
+
+
+def test_spectrum_markup_unknown_family_is_an_error_or_a_choice(tiny_engine, gss):
+    plain_engine = engine_with_template(
+        tiny_engine, "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    )
+    with pytest.raises(ScoringError, match=r"cannot tell which turn markup .*\(markup='chatml'\)"):
+        choice_request(
+            gss.question("natsoc"), SpectrumFormat(), description=DESCRIPTION, chat=plain_engine
+        )
+    no_template = engine_with_template(tiny_engine, None)
+    chosen = SpectrumFormat(markup="gemma")
+    assert chosen.name == "spectrum:gemma"
+    request = choice_request(
+        gss.question("natsoc"), chosen, description=DESCRIPTION, chat=no_template
+    )
+    assert request.prefix.startswith("<start_of_turn>description\n")
+    assert get_format("spectrum:llama3", answer="text").name == "spectrum:text:llama3"
+    with pytest.raises(ValueError, match="unknown markup 'mistral'"):
+        get_format("spectrum:mistral")
+
+
+def test_xml_format_lists_attributes_in_tags(tiny_engine, gss):
+    persona = Persona(
+        id="p1",
+        description=default_description({"age": 52, "home_state": "Ohio"}),
+        attributes={"age": 52, "home_state": "Ohio"},
+    )
+    xml = XmlFormat()
+    assert xml.describe(persona) == "- Age: 52\n- Home state: Ohio"
+    told = persona.model_copy(update={"description": "A retired teacher who gardens."})
+    assert xml.describe(told).endswith("\n- Profile: A retired teacher who gardens.")
+    request = choice_request(
+        gss.question("natsoc"), xml, description=xml.describe(persona), chat=tiny_engine
+    )
+    assert request.prefix.startswith(
+        "<|im_start|>user\n<RespondentDescription>\n- Age: 52\n- Home state: Ohio\n"
+        "</RespondentDescription>\n<writingInstructions>\n"
+    )
+    assert "</writingInstructions>\n<question>\n" in request.prefix
+    assert request.prefix.endswith("</question><|im_end|>\n<|im_start|>assistant\n")
+    assert request.continuations == ("A", "B", "C")

@@ -71,7 +71,7 @@ def assert_all_strategies_exact(engine: TransformersEngine, requests: list[Score
             assert abs(logprob - expected) <= TOLERANCE, (index, continuation, logprob, expected)
 
 
-@pytest.mark.parametrize("format_name", ["chat", "spectrum", "plain"])
+@pytest.mark.parametrize("format_name", ["chat", "spectrum", "xml", "plain"])
 @pytest.mark.parametrize("answer", ["label", "text"])
 def test_tiny_model_all_strategies_match_full_forward(
     tiny_engine, gss, demo_population, format_name, answer
