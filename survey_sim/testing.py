@@ -147,3 +147,19 @@ FAMILIES = {
     ]
 }
 """Every family, by name (the names tests are parametrised with)."""
+
+
+@torch.inference_mode()
+def full_pass_logprobs(model: PreTrainedModel, ids: list[int]) -> torch.Tensor:
+    """Next-token log-probabilities at every position of ``ids`` from one plain forward pass
+    (the model's own masks, no cache): the reference every fast path is checked against."""
+    device = next(model.parameters()).device
+    logits = model(torch.tensor([ids], device=device)).logits[0]
+    return torch.log_softmax(logits.float(), dim=-1).cpu()
+
+
+def reference_logprob(model: PreTrainedModel, ids: list[int], scored_from: int) -> float:
+    """Log-probability of ``ids[scored_from:]`` after ``ids[:scored_from]``, from one plain
+    forward pass."""
+    logprobs = full_pass_logprobs(model, ids)
+    return sum(logprobs[i - 1, ids[i]].item() for i in range(scored_from, len(ids)))

@@ -12,8 +12,9 @@ through a mask the engine can rebuild:
 
 Recurrent layers (Mamba, linear attention, short convolutions: Jamba, Bamba, Zamba,
 Qwen3-Next, LFM2...) carry a state along the sequence that no mask can branch. On those
-models each scored sequence is computed whole, and sampling copies the prompt's state to
-every completion.
+models the prompt is computed once and the model's own state after it (recurrent states and
+key/values) is copied to every option or completion, which then advance a token per step as
+in generation; or every sequence is computed whole.
 
 Layer types and windows are read with transformers' own ``get_layer_types_and_kwargs``, the
 function its caches are built from, so they are the ones the model's own masks use.
@@ -29,7 +30,7 @@ import torch
 from transformers import PreTrainedModel
 from transformers.cache_utils import get_layer_types_and_kwargs
 
-Strategy = Literal["cache", "request", "none"]
+Strategy = Literal["cache", "request", "state", "none"]
 """How scoring reuses shared prompt tokens (see :mod:`survey_sim.engines.transformers`)."""
 
 MASKED_LAYER_TYPES = frozenset({"full_attention", "sliding_attention", "chunked_attention"})
@@ -108,7 +109,7 @@ class Architecture:
     @property
     def strategies(self) -> tuple[Strategy, ...]:
         """The scoring strategies that are exact on this model, the fastest first."""
-        return ("none",) if self.tree_problem else ("cache", "request", "none")
+        return ("state", "none") if self.tree_problem else ("cache", "request", "state", "none")
 
     def masks(
         self,

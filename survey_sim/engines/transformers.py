@@ -13,15 +13,17 @@ Scoring reads every option's exact probability with as few forward passes as pos
 3. The trunk's key/values are stored in the cache for the groups that follow.
 
 ``prefix_reuse`` selects the strategy: ``"cache"`` (the above), ``"request"`` (one tree
-pass per request, nothing shared between requests) or ``"none"`` (every option's full
-sequence run from scratch, as a plain reference). The tree mask applies each layer's own
-attention pattern (full, sliding window, chunked; see
-:mod:`survey_sim.engines._architecture`), so all three agree to float rounding on
-attention-only models; the tests check it against an independent full forward pass on
-every architecture family users plug in. Models with recurrent layers (Mamba, linear
-attention) cannot be branched by a mask: only ``"none"`` is exact there. ``"auto"`` (the
-default) takes the fastest exact strategy for the loaded model; an explicit strategy that
-would be wrong for it is refused when the engine is built.
+pass per request, nothing shared between requests), ``"state"`` (each request's prompt run
+once, the model's own state after it copied to every option, options fed a token per step)
+or ``"none"`` (every option's full sequence run from scratch, as a plain reference). The
+tree mask applies each layer's own attention pattern (full, sliding window, chunked; see
+:mod:`survey_sim.engines._architecture`), so the tree strategies agree with ``"none"`` to
+float rounding on attention-only models. Models with recurrent layers (Mamba, linear
+attention) cannot be branched by a mask: ``"state"`` and ``"none"`` are exact there. The
+tests check every strategy against an independent full forward pass on every architecture
+family users plug in. ``"auto"`` (the default) takes the fastest exact strategy for the
+loaded model; an explicit strategy that would be wrong for it is refused when the engine
+is built.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from survey_sim.engines.base import (
 from survey_sim.engines.prefix_cache import KeyValues, PrefixCache, PrefixState
 from survey_sim.errors import ScoringError
 
-PrefixReuse = Literal["auto", "cache", "request", "none"]
+PrefixReuse = Literal["auto", "cache", "request", "state", "none"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -71,7 +73,7 @@ class EngineSettings(BaseModel):
             with AVX-512 and changes log-probs slightly.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         prefix_reuse: ``"auto"`` (the fastest exact strategy for the model), ``"cache"``,
-            ``"request"`` or ``"none"`` (see the module docstring).
+            ``"request"``, ``"state"`` or ``"none"`` (see the module docstring).
         cache_mb: Memory budget of the prefix key/value cache, in MiB.
         max_batch_tokens: Tokens per forward pass that grouping aims to stay under (a
             single request longer than this still runs, alone).
@@ -240,6 +242,8 @@ class TransformersEngine:
         for group in self._groups(tokenized):
             if self.strategy == "none":
                 scored = [self._score_full_sequences(item) for item in group]
+            elif self.strategy == "state":
+                scored = [self._score_from_state(item) for item in group]
             else:
                 scored = self._score_group(group)
             for result in scored:
@@ -353,6 +357,33 @@ class TransformersEngine:
             )
         return results
 
+    def _score_from_state(self, item: TokenizedRequest) -> ScoreResult:
+        """Score a request on a model a tree mask cannot branch: its prompt once, the model's
+        state after it copied to every option, and the options fed a token per step (the way
+        the model generates, so recurrent layers continue from the prompt's state)."""
+        options = item.continuations
+        steps = max(len(tokens) for tokens in options)
+        # Shorter options are padded by repeating their last token; their log-probs stop
+        # at their own length, and a row's padding only ever precedes its own later steps.
+        grid = torch.tensor([tokens + tokens[-1:] * (steps - len(tokens)) for tokens in options])
+        live = torch.tensor([[step < len(tokens) for step in range(steps)] for tokens in options])
+        decoder = self._decoder(self._prefill(item.shared), len(options))
+        logits = decoder.logits
+        total = torch.zeros(len(options), dtype=torch.float64)
+        for step in range(steps):
+            token_logprobs = torch.log_softmax(logits.float(), dim=-1)
+            picked = token_logprobs.gather(1, grid[:, step : step + 1].to(logits.device))[:, 0]
+            total += torch.where(live[:, step], picked.cpu().double(), 0.0)
+            if step + 1 < steps:
+                logits = decoder.step(grid[:, step])
+        return ScoreResult(
+            logprobs=tuple(total.tolist()),
+            continuation_tokens=tuple(len(tokens) for tokens in options),
+            prompt_tokens=len(item.shared),
+            reused_tokens=0,
+            computed_tokens=len(item.shared) + len(options) * (steps - 1),
+        )
+
     def sample(
         self,
         requests: Sequence[SampleRequest],
@@ -384,6 +415,9 @@ class TransformersEngine:
         tokens = self.tokenize(request.prefix)
         self._check_fits(len(tokens) + request.max_new_tokens)
         prompt = self._prefill(tokens)
+        self._stats.prompt_tokens += len(tokens)
+        self._stats.computed_tokens += len(tokens) - prompt.reused
+        self._stats.reused_tokens += prompt.reused
         grammar = self._compiled_grammar(request.json_schema)
         generator = torch.Generator().manual_seed(request.seed)
         texts: list[str] = []
@@ -440,9 +474,6 @@ class TransformersEngine:
             state = tuple((layer.keys, layer.values) for layer in output.past_key_values.layers)
             if use_cache:
                 self.prefix_cache.put(PrefixState(tuple(tokens), state))
-        self._stats.prompt_tokens += len(tokens)
-        self._stats.computed_tokens += len(tokens) - reused
-        self._stats.reused_tokens += reused
         return _Prompt(len(tokens), state, output.logits[0, -1].float(), reused)
 
     def _decoder(self, prompt: _Prompt, size: int) -> _Decoder:
@@ -489,6 +520,7 @@ class TransformersEngine:
                 break
             if pending is not None:
                 logits = decoder.step(pending).cpu()
+                self._stats.decode_tokens += size
             xgrammar.apply_token_bitmask_inplace(logits, bitmask)
             probabilities = torch.softmax(logits / request.temperature, dim=-1)
             pending = torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
@@ -638,7 +670,6 @@ class _SharedPrompt:
             engine.model.dtype,
         )
         engine._stats.forward_passes += 1
-        engine._stats.decode_tokens += size
         output = engine.model(
             input_ids=tokens[None, :].to(device),
             position_ids=torch.full((1, size), position, device=device),
@@ -666,7 +697,6 @@ class _CopiedStates:
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         engine, device = self.engine, self.engine._device
         engine._stats.forward_passes += 1
-        engine._stats.decode_tokens += self.size
         output = engine.model(
             input_ids=tokens[:, None].to(device),
             position_ids=torch.full((self.size, 1), self.prompt.length + self.fed, device=device),

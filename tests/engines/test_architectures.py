@@ -16,7 +16,13 @@ from survey_sim import EngineSettings, ScoringError, TransformersEngine
 from survey_sim.asking.formats import get_format
 from survey_sim.asking.kinds import choice_request
 from survey_sim.engines import ScoreRequest
-from survey_sim.testing import FAMILIES, WINDOW, train_tokenizer
+from survey_sim.testing import (
+    FAMILIES,
+    WINDOW,
+    full_pass_logprobs,
+    reference_logprob,
+    train_tokenizer,
+)
 
 TOLERANCE = 1e-4
 CORPUS = Path(__file__).parents[1] / "tokenizer_corpus.json"
@@ -43,12 +49,6 @@ def engine_with(engine: TransformersEngine, prefix_reuse: str) -> TransformersEn
     )
 
 
-@torch.inference_mode()
-def full_pass_logprobs(engine: TransformersEngine, ids: list[int]) -> torch.Tensor:
-    """Independent check: one plain forward pass, the model's own masks, no cache."""
-    return torch.log_softmax(engine.model(torch.tensor([ids])).logits[0].float(), dim=-1)
-
-
 def survey_requests(engine, gss, demo_population) -> list[ScoreRequest]:
     requests = [
         choice_request(q, get_format("chat", answer=answer), description=p.description, chat=engine)
@@ -60,7 +60,7 @@ def survey_requests(engine, gss, demo_population) -> list[ScoreRequest]:
 
 
 def test_the_engine_picks_an_exact_strategy(family_engine):
-    expected = "none" if family_engine.model_id == "jamba-hybrid" else "cache"
+    expected = "state" if family_engine.model_id == "jamba-hybrid" else "cache"
     assert family_engine.strategy == expected
     assert family_engine.describe()["strategy"] == expected
     assert f"strategy={expected!r}" in repr(family_engine)
@@ -74,9 +74,7 @@ def test_every_accepted_strategy_matches_a_full_pass(family_engine, gss, demo_po
         for request, result in zip(requests, engine.score(requests), strict=True):
             for continuation, logprob in zip(request.continuations, result.logprobs, strict=True):
                 ids = engine.tokenize(request.prefix + continuation)
-                expected = full_pass_logprobs(engine, ids)
-                scored = range(result.prompt_tokens, len(ids))
-                reference = sum(expected[i - 1, ids[i]].item() for i in scored)
+                reference = reference_logprob(engine.model, ids, result.prompt_tokens)
                 assert abs(logprob - reference) <= TOLERANCE, (strategy, continuation)
 
 
@@ -99,7 +97,7 @@ def test_the_sampling_path_matches_a_full_pass(family_engine, gss, demo_populati
     logits = decoder.logits
     for step in range(forced.shape[1] + 1):
         for row, tokens in enumerate(forced.tolist()):
-            expected = full_pass_logprobs(engine, prompt + tokens[:step])[-1]
+            expected = full_pass_logprobs(engine.model, prompt + tokens[:step])[-1]
             got = torch.log_softmax(logits[row].float(), dim=-1)
             assert torch.allclose(got, expected, atol=TOLERANCE), (step, row)
         if step < forced.shape[1]:
@@ -109,7 +107,7 @@ def test_the_sampling_path_matches_a_full_pass(family_engine, gss, demo_populati
 @pytest.mark.parametrize("strategy", ["cache", "request"])
 def test_a_strategy_that_would_be_wrong_is_refused(tokenizer, strategy):
     model = FAMILIES["jamba-hybrid"].build(len(tokenizer))
-    with pytest.raises(ScoringError, match=r"linear_attention.*Exact here: none"):
+    with pytest.raises(ScoringError, match=r"linear_attention.*Exact here: state, none"):
         TransformersEngine(
             model, tokenizer, model_id="jamba", settings=EngineSettings(prefix_reuse=strategy)
         )
@@ -129,5 +127,5 @@ def test_an_engine_that_ignores_masks_is_scored_whole(tokenizer):
     model = FAMILIES["llama"].build(len(tokenizer))
     model.config._attn_implementation = "flash_attention_2"  # never run: only read
     engine = TransformersEngine(model, tokenizer, model_id="llama-flash")
-    assert engine.strategy == "none"
+    assert engine.strategy == "state"
     assert "ignores custom masks" in str(engine.architecture.tree_problem)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from survey_sim import EngineSettings, ScoringError, TransformersEngine
 from survey_sim.asking.formats import get_format
 from survey_sim.asking.kinds import choice_request
 from survey_sim.engines import ScoreRequest, split_shared_tokens
+from survey_sim.testing import reference_logprob
 
 TOLERANCE = 1e-4
 
@@ -23,17 +23,6 @@ def with_settings(engine: TransformersEngine, **settings) -> TransformersEngine:
         model_id=engine.model_id,
         settings=EngineSettings(**settings),
     )
-
-
-@torch.inference_mode()
-def reference_logprob(
-    engine: TransformersEngine, prefix: str, continuation: str, shared: int
-) -> float:
-    """Independent check: one unbatched forward pass over the whole sequence, no cache."""
-    ids = engine.tokenize(prefix + continuation)
-    logits = engine.model(torch.tensor([ids])).logits[0].float()
-    logprobs = torch.log_softmax(logits, dim=-1)
-    return sum(logprobs[i - 1, ids[i]].item() for i in range(shared, len(ids)))
 
 
 def survey_requests(engine, gss, population, format_name: str, answer: str) -> list[ScoreRequest]:
@@ -57,17 +46,18 @@ def boundary_requests() -> list[ScoreRequest]:
 def assert_all_strategies_exact(engine: TransformersEngine, requests: list[ScoreRequest]) -> None:
     results = {
         mode: with_settings(engine, prefix_reuse=mode).score(requests)
-        for mode in ("cache", "request", "none")
+        for mode in ("cache", "request", "state", "none")
     }
     for index, request in enumerate(requests):
         cached = results["cache"][index]
-        for mode in ("request", "none"):
+        for mode in ("request", "state", "none"):
             other = results[mode][index]
             assert other.prompt_tokens == cached.prompt_tokens
             for a, b in zip(cached.logprobs, other.logprobs, strict=True):
                 assert abs(a - b) <= TOLERANCE, (mode, index, a, b)
         for continuation, logprob in zip(request.continuations, cached.logprobs, strict=True):
-            expected = reference_logprob(engine, request.prefix, continuation, cached.prompt_tokens)
+            ids = engine.tokenize(request.prefix + continuation)
+            expected = reference_logprob(engine.model, ids, cached.prompt_tokens)
             assert abs(logprob - expected) <= TOLERANCE, (index, continuation, logprob, expected)
 
 
