@@ -91,7 +91,8 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
     reuse = "" if work["hit_rate"] is None else f", {work['hit_rate']:.0%} of prompt tokens"
     print(
         f"{len(population)} personas x {len(questionnaire)} questions on {engine.model_id} "
-        f"({result.manifest['settings']['format']} format): model loaded in "
+        f"({result.manifest['settings']['format']} format, {engine.strategy} prefix reuse): "
+        f"model loaded in "
         f"{loaded - started:.1f} s, answered in {finished - loaded:.1f} s; {cached['hits']} "
         f"requests from the results cache, {cached['misses']} computed "
         f"({work['computed_tokens']} tokens computed, {work['reused_tokens']} reused{reuse}).\n"

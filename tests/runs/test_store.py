@@ -219,6 +219,7 @@ class InterruptedAfter:
         self.model_id, self.stats = engine.model_id, engine.stats
         self.fingerprint, self.describe = engine.fingerprint, engine.describe
         self.render_chat, self.sample = engine.render_chat, engine.sample
+        self.context_length, self.sequence_tokens = engine.context_length, engine.sequence_tokens
 
     def score(self, requests, *, on_results=None):
         handed = 0
