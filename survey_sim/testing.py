@@ -54,7 +54,7 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 600) -> PreTraine
 WINDOW = 8
 """The sliding window of the windowed families: shorter than any test prompt."""
 
-_LAYERS: dict[str, Any] = {
+TINY_LAYERS: dict[str, Any] = {
     "hidden_size": 64,
     "intermediate_size": 128,
     "num_hidden_layers": 4,
@@ -64,6 +64,8 @@ _LAYERS: dict[str, Any] = {
     "max_position_embeddings": 4096,
     "initializer_range": 0.2,
 }
+"""Layer sizes every tiny family shares (4 layers of width 64; large init so that random
+models make sharp, position-sensitive predictions)."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,12 @@ FAMILIES = {
         Family(
             "llama",
             "Llama-3.1 (Spectrum Llama), SmolLM2",
-            lambda vocab: transformers.LlamaConfig(vocab_size=vocab, **_LAYERS),
+            lambda vocab: transformers.LlamaConfig(vocab_size=vocab, **TINY_LAYERS),
         ),
         Family(
             "qwen2",
             "Qwen2-0.5B instruct (full attention)",
-            lambda vocab: transformers.Qwen2Config(vocab_size=vocab, **_LAYERS),
+            lambda vocab: transformers.Qwen2Config(vocab_size=vocab, **TINY_LAYERS),
         ),
         Family(
             "qwen2-sliding",
@@ -102,19 +104,19 @@ FAMILIES = {
                 use_sliding_window=True,
                 sliding_window=WINDOW,
                 max_window_layers=1,
-                **_LAYERS,
+                **TINY_LAYERS,
             ),
         ),
         Family(
             "qwen3",
             "Spectrum-Qwen3-14B",
-            lambda vocab: transformers.Qwen3Config(vocab_size=vocab, **_LAYERS),
+            lambda vocab: transformers.Qwen3Config(vocab_size=vocab, **TINY_LAYERS),
         ),
         Family(
             "mistral-sliding",
             "Mistral-7B (v0.1 window 4096 on every layer)",
             lambda vocab: transformers.MistralConfig(
-                vocab_size=vocab, sliding_window=WINDOW, **_LAYERS
+                vocab_size=vocab, sliding_window=WINDOW, **TINY_LAYERS
             ),
         ),
         Family(
@@ -125,7 +127,7 @@ FAMILIES = {
                 sliding_window=WINDOW,
                 layer_types=["sliding_attention", "full_attention"] * 2,
                 query_pre_attn_scalar=16,
-                **_LAYERS,
+                **TINY_LAYERS,
             ),
         ),
         Family(
@@ -141,7 +143,7 @@ FAMILIES = {
                 num_experts_per_tok=2,
                 mamba_d_state=8,
                 mamba_dt_rank=8,
-                **_LAYERS,
+                **TINY_LAYERS,
             ),
         ),
     ]

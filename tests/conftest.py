@@ -12,7 +12,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from survey_sim import Population, TransformersEngine, load_questionnaire
 from survey_sim.data.bundled import bundled_file
-from survey_sim.testing import train_tokenizer
+from survey_sim.testing import TINY_LAYERS, train_tokenizer
 
 TOKENIZER_CORPUS = Path(__file__).with_name("tokenizer_corpus.json")
 """Survey-like texts the tiny model's tokenizer is trained on: frozen here, so that adding
@@ -23,17 +23,8 @@ def build_tiny_model(directory: Path) -> Path:
     """A 2-layer Llama with a byte-level BPE tokenizer trained on a frozen survey corpus."""
     tokenizer = train_tokenizer(json.loads(TOKENIZER_CORPUS.read_text()))
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        initializer_range=0.2,
-        tie_word_embeddings=True,
-    )
+    layers = {**TINY_LAYERS, "num_hidden_layers": 2}
+    config = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True, **layers)
     LlamaForCausalLM(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
