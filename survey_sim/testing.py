@@ -52,7 +52,8 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 600) -> PreTraine
 
 
 WINDOW = 8
-"""The sliding window of the windowed families: shorter than any test prompt."""
+"""The sliding window (or attention chunk) of the windowed families: shorter than any test
+prompt."""
 
 TINY_LAYERS: dict[str, Any] = {
     "hidden_size": 64,
@@ -127,6 +128,20 @@ FAMILIES = {
                 sliding_window=WINDOW,
                 layer_types=["sliding_attention", "full_attention"] * 2,
                 query_pre_attn_scalar=16,
+                **TINY_LAYERS,
+            ),
+        ),
+        Family(
+            "llama4-chunked",
+            "Llama 4 (chunked attention on three of four layers, mixture of experts)",
+            lambda vocab: transformers.Llama4TextConfig(
+                vocab_size=vocab,
+                attention_chunk_size=WINDOW,
+                no_rope_layers=[1, 1, 1, 0],
+                num_local_experts=2,
+                num_experts_per_tok=1,
+                interleave_moe_layer_step=2,
+                intermediate_size_mlp=128,
                 **TINY_LAYERS,
             ),
         ),
