@@ -55,3 +55,8 @@ class ScoringError(SurveySimError, RuntimeError):
 
 class MethodError(SurveySimError, ValueError):
     """A simulation method that cannot apply to a question (e.g. exact for free text)."""
+
+
+class ServerError(SurveySimError, ConnectionError):
+    """A model server cannot be reached, is not the kind expected, runs another model than
+    asked for, or stopped answering (after retries)."""

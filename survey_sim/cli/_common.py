@@ -60,6 +60,18 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--samples", type=int, default=100, help="answers drawn per prompt when sampling"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first sampled prompt")
+    parser.add_argument(
+        "--engine",
+        choices=["embedded", "sglang"],
+        default="embedded",
+        help="run the model in this process (default) or on an SGLang server (--url)",
+    )
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="the SGLang server or router, e.g. http://127.0.0.1:30000 (with --engine sglang; "
+        "start one with survey-sim serve)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument(
         "--dtype",

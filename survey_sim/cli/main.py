@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from survey_sim.cli import cache, compare, population, run
+from survey_sim.cli import cache, compare, population, run, serve
 from survey_sim.errors import SurveySimError
 
 _DESCRIPTION = """\
@@ -21,6 +21,9 @@ examples:
   survey-sim run questionnaires/gss_spending_2018.yaml --personas personas/us_adults_demo.yaml \\
       --format spectrum --out results.parquet
   survey-sim run my_survey.yaml --personas cells.csv --model ~/models/Qwen3-1.7B --out r.parquet
+  survey-sim serve ~/models/Qwen3-14B --port 30000     # then, in another shell:
+  survey-sim run my_survey.yaml --personas cells.csv --engine sglang \
+      --url http://127.0.0.1:30000 --out r.parquet
 
 results: FILE.parquet holds one row per persona x question x option (logprob, prob,
 coverage); FILE.population.parquet the weighted population distribution."""
@@ -35,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (run, compare, population, cache):
+    for command in (run, compare, population, cache, serve):
         command.add_parser(commands)
     return parser
 

@@ -11,6 +11,8 @@ import polars as pl
 
 from survey_sim.cli._common import add_model_arguments
 from survey_sim.data.bundled import bundled_file
+from survey_sim.engines.base import Engine
+from survey_sim.errors import SurveySimError
 from survey_sim.population import Population
 from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs import ResultsCache, SimulationResult, position_bias, simulate
@@ -61,14 +63,27 @@ def run_command(args: argparse.Namespace) -> int:
     return _run(args.questionnaire, args.personas, args)
 
 
-def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace) -> int:
+def _engine(args: argparse.Namespace) -> Engine:
+    """The engine the arguments choose: embedded (loading ``--model``) or SGLang (``--url``)."""
+    if args.engine == "sglang":
+        from survey_sim.engines.sglang import SGLangEngine
+
+        if args.url is None:
+            raise SurveySimError("--engine sglang needs --url (start a server: survey-sim serve)")
+        return SGLangEngine(args.url, model=args.model)
+    if args.url is not None:
+        raise SurveySimError("--url needs --engine sglang")
     from survey_sim.engines.transformers import EngineSettings, TransformersEngine
 
+    settings = EngineSettings(threads=args.threads, dtype=args.dtype)
+    return TransformersEngine.from_pretrained(args.model, settings=settings)
+
+
+def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     questionnaire = load_questionnaire(questionnaire_path)
     population = Population.from_file(personas_path)
-    settings = EngineSettings(threads=args.threads, dtype=args.dtype)
-    engine = TransformersEngine.from_pretrained(args.model, settings=settings)
+    engine = _engine(args)
     loaded = time.perf_counter()
     result = simulate(
         questionnaire,
@@ -91,7 +106,7 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
     reuse = "" if work["hit_rate"] is None else f", {work['hit_rate']:.0%} of prompt tokens"
     print(
         f"{len(population)} personas x {len(questionnaire)} questions on {engine.model_id} "
-        f"({result.manifest['settings']['format']} format, {engine.strategy} prefix reuse): "
+        f"({result.manifest['settings']['format']} format{_reuse_strategy(engine)}): "
         f"model loaded in "
         f"{loaded - started:.1f} s, answered in {finished - loaded:.1f} s; {cached['hits']} "
         f"requests from the results cache, {cached['misses']} computed "
@@ -99,6 +114,11 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
         f"Wrote {', '.join(str(path) for path in written)}."
     )
     return 0
+
+
+def _reuse_strategy(engine: Engine) -> str:
+    strategy = engine.describe().get("strategy")
+    return f", {strategy} prefix reuse" if strategy else ""
 
 
 def distribution_table(frame: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:

@@ -1,0 +1,553 @@
+"""The SGLang engine: a model served by an SGLang server, for real studies on GPUs.
+
+The server runs the model; this client speaks its native ``/generate`` API over HTTP:
+
+* **Exact scoring.** Every option of a request is sent as token ids (tokenised here, by the
+  code the embedded engine uses, with the server's own tokenizer): the shared prompt and the
+  option, ``max_new_tokens: 0``, ``return_logprob: true`` and ``logprob_start_len`` = shared
+  length − 1. The server returns the log-probability of every token from there on; the first
+  entry (the last prompt token) is null and dropped, and the count of the rest must equal
+  the option's tokens, or the reply is refused. Many sequences go in one HTTP call.
+* **Prefix cache.** Requests are sent in plan order (persona-major, then questions, then
+  options), so consecutive sequences share the longest prefixes and the server's radix
+  cache serves them; ``meta_info.cached_tokens`` feeds the engine statistics. Because the
+  server reads every option's sequence, prompt tokens here count every sequence sent, and
+  the hit rate is the share of them served from the cache.
+* **Constrained sampling** with ``json_schema``, ``n``, ``temperature`` and
+  ``sampling_seed``. Seeds are honoured only by servers started with
+  ``--enable-deterministic-inference``; :attr:`SGLangEngine.reproducible_draws` says whether
+  this one was, and the manifest records it.
+* **Concurrency and faults.** An asynchronous HTTP client runs on a loop thread of its own
+  (so notebooks work), with a bounded number of calls in flight, timeouts, and retries with
+  backoff on transient failures (connection refused, 5xx, 429). Results are handed to the
+  caller as each call returns, so a run stores them before the rest are done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import hashlib
+import json
+import threading
+import warnings
+from collections.abc import Coroutine, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from survey_sim.engines._hf import HFTokenizer, TokenizedRequest, read_completions
+from survey_sim.engines.base import (
+    ChatMessage,
+    EngineStats,
+    ResultsCallback,
+    SampleRequest,
+    SampleResult,
+    ScoreRequest,
+    ScoreResult,
+)
+from survey_sim.errors import ScoringError, ServerError
+
+T = TypeVar("T")
+PROBE = "Probe: how many café visits? 10, 100 or 1,000 ✓\nAnswer:"
+"""A prompt whose tokenisation tells tokenizers apart (digits, accents, symbols, newline)."""
+SERVER_FACTS = (
+    "dtype",
+    "quantization",
+    "kv_cache_dtype",
+    "attention_backend",
+    "sampling_backend",
+    "enable_deterministic_inference",
+    "revision",
+)
+"""Server settings that change the numbers it returns (part of the fingerprint)."""
+
+
+class SGLangSettings(BaseModel):
+    """Settings of the SGLang client.
+
+    Attributes:
+        concurrency: HTTP calls in flight at once.
+        sequences_per_call: Scored sequences (one per option) sent in one ``/generate`` call.
+        timeout_s: Seconds one call may take.
+        retries: Times a call is sent again after a transient failure.
+        backoff_s: Wait before the first retry; doubled for each one after.
+        connect_timeout_s: Seconds to wait for a server that is still starting.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    concurrency: int = Field(default=8, ge=1)
+    sequences_per_call: int = Field(default=64, ge=1)
+    timeout_s: float = Field(default=600, gt=0)
+    retries: int = Field(default=5, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0)
+    connect_timeout_s: float = Field(default=60, ge=0)
+
+
+class SGLangEngine:
+    """Exact option scoring and constrained sampling on an SGLang server.
+
+    Args:
+        url: The server (or router), e.g. ``"http://127.0.0.1:30000"``.
+        model: The model the server must be running (its path or name as the server reports
+            it); a server running another model is refused. ``None`` accepts the server's.
+        tokenizer: A local tokenizer directory (default: the model path the server reports,
+            when it exists on this machine). It must tokenise exactly as the server does;
+            this is checked when connecting.
+        settings: Client settings (concurrency, timeouts, retries...).
+        fingerprint: Overrides the fingerprint the results cache keys on (see
+            :attr:`fingerprint`).
+
+    Raises:
+        ServerError: the server cannot be reached, is not an SGLang server, or runs another
+            model than ``model``.
+        ScoringError: the local tokenizer does not tokenise as the server does.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str | None = None,
+        tokenizer: str | Path | None = None,
+        settings: SGLangSettings | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.settings = settings or SGLangSettings()
+        self._stats = EngineStats()
+        self._loop = _LoopThread()
+        self._client: httpx.AsyncClient = self._loop.run(self._open_client())
+        self._semaphore: asyncio.Semaphore = self._loop.run(_semaphore(self.settings.concurrency))
+        self.model_info: dict[str, Any] = self._loop.run(self._wait_until_up())
+        self.server_info: dict[str, Any] = self._loop.run(self._get("/server_info"))
+        served = str(self.model_info.get("model_path", ""))
+        if model is not None and model not in (served, Path(served).name):
+            raise ServerError(
+                f"the SGLang server at {self.url} runs model {served!r}, not {model!r}; "
+                "start it with that model or connect to the server that runs it"
+            )
+        self._model_id = served
+        self.text = HFTokenizer(_load_tokenizer(tokenizer, self.model_info), model_id=served)
+        self._check_tokenizer()
+        self._fingerprint_override = fingerprint
+        self._warned_seeds = False
+
+    async def _open_client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=self.settings.concurrency)
+        return httpx.AsyncClient(base_url=self.url, timeout=self.settings.timeout_s, limits=limits)
+
+    @property
+    def model_id(self) -> str:
+        """The model path the server reports."""
+        return self._model_id
+
+    @property
+    def stats(self) -> EngineStats:
+        """Running totals of the work done (prompt tokens count every sequence sent)."""
+        return self._stats
+
+    @property
+    def reproducible_draws(self) -> bool:
+        """Whether the server honours sampling seeds (``--enable-deterministic-inference``)."""
+        return bool(self.server_info.get("enable_deterministic_inference", False))
+
+    @functools.cached_property
+    def context_length(self) -> int | None:
+        """The most tokens one sequence may hold: the server's ``--context-length``, else
+        the served model's ``max_position_embeddings`` (from its config on this machine)."""
+        if self.server_info.get("context_length"):
+            return int(self.server_info["context_length"])
+        model_dir = Path(self.model_id)
+        if not (model_dir / "config.json").exists():
+            return None
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(model_dir).get_text_config(decoder=True)
+        value = getattr(config, "max_position_embeddings", None)
+        return int(value) if value else None
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of what the server's numbers depend on: the model it runs (path, and the
+        weight files' hash when that path is a directory on this machine), the server
+        settings that change numbers (dtype, quantisation, kv-cache dtype, attention
+        backend, deterministic inference), the SGLang version, and the tokenizer with its
+        chat template. A server restarted with another model gets another fingerprint, so
+        the results cache never answers for it."""
+        if self._fingerprint_override is not None:
+            return self._fingerprint_override
+        from survey_sim.engines.registry import weights_fingerprint
+
+        facts = {key: self.server_info.get(key) for key in SERVER_FACTS}
+        facts["version"] = self.server_info.get("version")
+        facts["model_path"] = self.model_id
+        model_dir = Path(self.model_id)
+        if model_dir.is_dir():
+            facts["weights"] = weights_fingerprint(model_dir)
+        digest = hashlib.blake2b(digest_size=20)
+        digest.update(json.dumps(facts, sort_keys=True, default=str).encode())
+        digest.update(self.text.identity().encode())
+        return digest.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """Engine type, server, model, fingerprint, client settings, the server settings
+        that change numbers, and whether draws are reproducible (for run manifests)."""
+        return {
+            "engine": type(self).__name__,
+            "url": self.url,
+            "model_id": self.model_id,
+            "fingerprint": self.fingerprint,
+            "settings": self.settings.model_dump(),
+            "server": {key: self.server_info.get(key) for key in (*SERVER_FACTS, "version")},
+            "reproducible_draws": self.reproducible_draws,
+        }
+
+    def __repr__(self) -> str:
+        return f"SGLangEngine(url={self.url!r}, model_id={self.model_id!r})"
+
+    def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool) -> str:
+        """Render messages with the served model's chat template."""
+        return self.text.render_chat(messages, add_generation_prompt=add_generation_prompt)
+
+    def sequence_tokens(self, request: ScoreRequest | SampleRequest) -> int:
+        """Tokens of the longest sequence ``request`` makes the model read."""
+        return self.text.sequence_tokens(request)
+
+    def close(self) -> None:
+        """Close the HTTP client and stop the loop thread."""
+        self._loop.run(self._client.aclose())
+        self._loop.stop()
+
+    def score(
+        self,
+        requests: Sequence[ScoreRequest],
+        *,
+        on_results: ResultsCallback[ScoreResult] | None = None,
+    ) -> list[ScoreResult]:
+        """Exact log-probability of every option of every request (module docstring); the
+        results of each HTTP call are handed to ``on_results`` as it returns."""
+        items = [self.text.tokenize_request(request) for request in requests]
+        limit = self.context_length
+        for item in items:
+            if limit is not None and item.length > limit:
+                raise ScoringError(
+                    f"a sequence of {item.length:,} tokens is longer than the context of "
+                    f"model {self.model_id!r} ({limit:,} tokens)"
+                )
+        calls = {
+            self._loop.submit(self._score_call([items[i] for i in indices])): indices
+            for indices in _calls(items, self.settings.sequences_per_call)
+        }
+        return self._collect(calls, len(items), on_results)
+
+    def sample(
+        self,
+        requests: Sequence[SampleRequest],
+        *,
+        on_results: ResultsCallback[SampleResult] | None = None,
+    ) -> list[SampleResult]:
+        """Draw completions under each request's JSON schema (module docstring); each
+        request's draws are handed to ``on_results`` as they return."""
+        if requests and not self.reproducible_draws and not self._warned_seeds:
+            warnings.warn(
+                f"the SGLang server at {self.url} runs without "
+                "--enable-deterministic-inference: sampling seeds are not honoured, so a "
+                "rerun draws different answers",
+                stacklevel=2,
+            )
+            self._warned_seeds = True
+        calls = {
+            self._loop.submit(self._sample_call(request)): [index]
+            for index, request in enumerate(requests)
+        }
+        return self._collect(calls, len(requests), on_results)
+
+    def _collect(
+        self,
+        calls: dict[concurrent.futures.Future[list[T]], list[int]],
+        total: int,
+        on_results: ResultsCallback[T] | None,
+    ) -> list[T]:
+        """Wait for every call; hand each call's results over (on this thread) as it ends.
+        On a failure, calls still waiting are cancelled and the error is raised: what was
+        handed over is kept by the caller."""
+        results: list[T | None] = [None] * total
+        try:
+            for future in concurrent.futures.as_completed(calls):
+                batch = list(zip(calls[future], future.result(), strict=True))
+                for index, result in batch:
+                    results[index] = result
+                    self._stats.requests += 1
+                if on_results is not None:
+                    on_results(batch)
+        finally:
+            for future in calls:
+                future.cancel()
+        return [result for result in results if result is not None]
+
+    async def _score_call(self, items: list[TokenizedRequest]) -> list[ScoreResult]:
+        """Score every option of ``items`` in two ``/generate`` calls: every request's first
+        option, then the others. The first wave leaves each prompt in the server's radix
+        cache, so the other options read it from there instead of computing it again side
+        by side in one batch."""
+        options = [(i, j) for i, item in enumerate(items) for j in range(len(item.continuations))]
+        metas: dict[tuple[int, int], dict[str, Any]] = {}
+        for wave in ([o for o in options if o[1] == 0], [o for o in options if o[1] > 0]):
+            if not wave:
+                continue
+            replies = await self._post(
+                "/generate",
+                {
+                    "input_ids": [items[i].shared + items[i].continuations[j] for i, j in wave],
+                    "sampling_params": {"max_new_tokens": 0, "temperature": 0},
+                    "return_logprob": True,
+                    "logprob_start_len": [len(items[i].shared) - 1 for i, _ in wave],
+                },
+            )
+            if not isinstance(replies, list) or len(replies) != len(wave):
+                raise ScoringError(f"malformed reply from {self.url}: expected {len(wave)} results")
+            metas.update(
+                (option, _meta(reply, self.url))
+                for option, reply in zip(wave, replies, strict=True)
+            )
+        results = []
+        for i, item in enumerate(items):
+            replies_of_item = [metas[(i, j)] for j in range(len(item.continuations))]
+            cached = sum(int(meta.get("cached_tokens", 0)) for meta in replies_of_item)
+            sent = sum(len(item.shared) + len(tokens) for tokens in item.continuations)
+            self._stats.prompt_tokens += sent
+            self._stats.reused_tokens += cached
+            self._stats.computed_tokens += sent - cached
+            results.append(
+                ScoreResult(
+                    logprobs=tuple(
+                        _option_logprob(meta, tokens, self.url)
+                        for meta, tokens in zip(replies_of_item, item.continuations, strict=True)
+                    ),
+                    continuation_tokens=tuple(len(t) for t in item.continuations),
+                    prompt_tokens=len(item.shared),
+                    reused_tokens=cached,
+                    computed_tokens=sent - cached,
+                )
+            )
+        return results
+
+    async def _sample_call(self, request: SampleRequest) -> list[SampleResult]:
+        """One ``/generate`` call drawing ``n`` completions under the request's schema."""
+        tokens = self.text.tokenize(request.prefix)
+        limit = self.context_length
+        if limit is not None and len(tokens) + request.max_new_tokens > limit:
+            raise ScoringError(
+                f"a prompt of {len(tokens):,} tokens plus {request.max_new_tokens} new ones "
+                f"is longer than the context of model {self.model_id!r} ({limit:,} tokens)"
+            )
+        reply = await self._post(
+            "/generate",
+            {
+                "input_ids": tokens,
+                "sampling_params": {
+                    "json_schema": json.dumps(request.json_schema),
+                    "n": request.n,
+                    "temperature": request.temperature,
+                    "max_new_tokens": request.max_new_tokens,
+                    "sampling_seed": request.seed,
+                },
+            },
+        )
+        outputs = reply if isinstance(reply, list) else [reply]
+        if len(outputs) != request.n:
+            raise ScoringError(f"malformed reply from {self.url}: expected {request.n} draws")
+        metas = [_meta(output, self.url) for output in outputs]
+        texts = [str(output.get("text", "")) for output in outputs]
+        truncated = [_finish(meta) == "length" for meta in metas]
+        cached = max(int(meta.get("cached_tokens", 0)) for meta in metas)
+        generated = sum(int(meta.get("completion_tokens", 0)) for meta in metas)
+        self._stats.prompt_tokens += len(tokens)
+        self._stats.reused_tokens += cached
+        self._stats.computed_tokens += len(tokens) - cached
+        self._stats.decode_tokens += generated
+        return [
+            read_completions(
+                texts,
+                truncated,
+                request.json_schema,
+                generated_tokens=generated,
+                prompt_tokens=len(tokens),
+                reused_tokens=cached,
+            )
+        ]
+
+    async def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        return await self._call("POST", path, payload)
+
+    async def _get(self, path: str) -> Any:
+        return await self._call("GET", path, None)
+
+    async def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
+        """One HTTP call, bounded in concurrency, retried with backoff on transient
+        failures; a rejected request or a reply that is not JSON is a clear error."""
+        delay = self.settings.backoff_s
+        for attempt in range(self.settings.retries + 1):
+            async with self._semaphore:
+                try:
+                    response = await self._client.request(method, path, json=payload)
+                except (httpx.TransportError, httpx.TimeoutException) as error:
+                    problem = f"{type(error).__name__}: {error}"
+                else:
+                    if response.status_code == 429 or response.status_code >= 500:
+                        problem = f"HTTP {response.status_code}: {response.text[:300]}"
+                    elif response.status_code >= 400:
+                        raise ScoringError(
+                            f"the SGLang server at {self.url} rejected a request to {path} "
+                            f"(HTTP {response.status_code}): {response.text[:500]}"
+                        )
+                    else:
+                        try:
+                            return response.json()
+                        except ValueError:
+                            raise ScoringError(
+                                f"malformed reply from {self.url}{path}: not JSON: "
+                                f"{response.text[:200]!r}"
+                            ) from None
+            if attempt < self.settings.retries:
+                self._stats.retries += 1
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise ServerError(
+            f"the SGLang server at {self.url} stopped answering ({problem}); results finished "
+            "so far are in the results cache: rerun the same command to resume"
+        )
+
+    async def _wait_until_up(self) -> dict[str, Any]:
+        """The server's model info, waiting up to ``connect_timeout_s`` for it to start."""
+        deadline = asyncio.get_running_loop().time() + self.settings.connect_timeout_s
+        while True:
+            try:
+                response = await self._client.get("/model_info")
+            except (httpx.TransportError, httpx.TimeoutException) as error:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise ServerError(
+                        f"cannot reach an SGLang server at {self.url} ({error}); start one "
+                        "with: survey-sim serve MODEL"
+                    ) from None
+                await asyncio.sleep(1)
+                continue
+            try:
+                info = response.json()
+            except ValueError:
+                info = None
+            if response.status_code != 200 or not (isinstance(info, dict) and "model_path" in info):
+                raise ServerError(
+                    f"{self.url} is not an SGLang server: /model_info answered HTTP "
+                    f"{response.status_code} {response.text[:200]!r}"
+                )
+            return info
+
+    def _check_tokenizer(self) -> None:
+        """Refuse a local tokenizer that does not tokenise as the server does: compare the
+        token ids the server reads for a probe prompt with the local ones."""
+        reply = self._loop.run(
+            self._post(
+                "/generate",
+                {
+                    "text": PROBE,
+                    "sampling_params": {"max_new_tokens": 0},
+                    "return_logprob": True,
+                    "logprob_start_len": 0,
+                },
+            )
+        )
+        served = [entry[1] for entry in _meta(reply, self.url).get("input_token_logprobs", [])]
+        local = self.text.tokenize(PROBE)
+        if served != local:
+            raise ScoringError(
+                f"the local tokenizer does not match the one the SGLang server at {self.url} "
+                f"uses ({len(local)} vs {len(served)} tokens for a probe prompt): pass the "
+                "served model's tokenizer directory as tokenizer="
+            )
+
+
+class _LoopThread:
+    """An asyncio loop on a daemon thread of its own: callers on any thread (a notebook's
+    included, which already runs a loop) submit coroutines and wait on futures."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.submit(coroutine).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+
+
+async def _semaphore(size: int) -> asyncio.Semaphore:
+    return asyncio.Semaphore(size)
+
+
+def _calls(items: list[TokenizedRequest], sequences_per_call: int) -> Iterator[list[int]]:
+    """Consecutive request indices, at most ``sequences_per_call`` sequences per call (a
+    request with more options than that goes alone)."""
+    call: list[int] = []
+    count = 0
+    for index, item in enumerate(items):
+        size = len(item.continuations)
+        if call and count + size > sequences_per_call:
+            yield call
+            call, count = [], 0
+        call.append(index)
+        count += size
+    if call:
+        yield call
+
+
+def _meta(reply: Any, url: str) -> dict[str, Any]:
+    meta = reply.get("meta_info") if isinstance(reply, dict) else None
+    if not isinstance(meta, dict):
+        raise ScoringError(f"malformed reply from {url}: no meta_info in {str(reply)[:200]}")
+    return meta
+
+
+def _option_logprob(meta: dict[str, Any], tokens: list[int], url: str) -> float:
+    """The summed log-probability of an option's tokens from a reply whose logprobs start
+    at the last prompt token (that first entry is null and dropped)."""
+    entries = meta.get("input_token_logprobs")
+    if not isinstance(entries, list) or len(entries) != len(tokens) + 1:
+        got = len(entries) - 1 if isinstance(entries, list) else "no"
+        raise ScoringError(
+            f"the SGLang server at {url} returned {got} log-probs for an option of "
+            f"{len(tokens)} tokens (did it truncate the input?)"
+        )
+    scored = entries[1:]
+    if [entry[1] for entry in scored] != tokens or any(entry[0] is None for entry in scored):
+        raise ScoringError(f"malformed reply from {url}: log-probs for other tokens than sent")
+    return float(sum(entry[0] for entry in scored))
+
+
+def _finish(meta: dict[str, Any]) -> str | None:
+    reason = meta.get("finish_reason")
+    return reason.get("type") if isinstance(reason, dict) else reason
+
+
+def _load_tokenizer(tokenizer: str | Path | None, model_info: dict[str, Any]) -> Any:
+    """A local tokenizer: the one given, or the one at the served model's path."""
+    from transformers import AutoTokenizer
+
+    source = tokenizer or model_info.get("tokenizer_path") or model_info.get("model_path")
+    if source is None or not Path(source).is_dir():
+        raise ScoringError(
+            f"no local tokenizer for the served model {model_info.get('model_path')!r}: pass "
+            "tokenizer= a directory holding the model's tokenizer files"
+        )
+    return AutoTokenizer.from_pretrained(source)
