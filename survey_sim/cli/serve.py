@@ -33,12 +33,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="--enable-deterministic-inference: sampling seeds are honoured (GPU backends)",
     )
-    serve.add_argument("sglang_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     serve.set_defaults(handler=serve_command)
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    extra = args.sglang_args[1:] if args.sglang_args[:1] == ["--"] else args.sglang_args
     started = time.perf_counter()
     server = launch(
         args.model,
@@ -46,7 +44,7 @@ def serve_command(args: argparse.Namespace) -> int:
         dp_size=args.dp_size,
         workers=args.workers,
         deterministic=args.deterministic,
-        extra_args=extra,
+        extra_args=args.passthrough,
     )
 
     def stop(signal_number: int, frame: FrameType | None) -> None:

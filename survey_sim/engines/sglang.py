@@ -52,6 +52,12 @@ from survey_sim.engines.base import (
 from survey_sim.errors import ScoringError, ServerError
 
 T = TypeVar("T")
+INFO_PATHS = {
+    "model": ("/model_info", "/get_model_info"),
+    "server": ("/server_info", "/get_server_info"),
+}
+"""Where servers describe themselves: SGLang 0.5.23 servers answer both names (the second
+deprecated), its router (sglang-router 0.3) only the second."""
 PROBE = "Probe: how many café visits? 10, 100 or 1,000 ✓\nAnswer:"
 """A prompt whose tokenisation tells tokenizers apart (digits, accents, symbols, newline)."""
 SERVER_FACTS = (
@@ -124,7 +130,7 @@ class SGLangEngine:
         self._client: httpx.AsyncClient = self._loop.run(self._open_client())
         self._semaphore: asyncio.Semaphore = self._loop.run(_semaphore(self.settings.concurrency))
         self.model_info: dict[str, Any] = self._loop.run(self._wait_until_up())
-        self.server_info: dict[str, Any] = self._loop.run(self._get("/server_info"))
+        self.server_info: dict[str, Any] = self._loop.run(self._get(*INFO_PATHS["server"]))
         served = str(self.model_info.get("model_path", ""))
         if model is not None and model not in (served, Path(served).name):
             raise ServerError(
@@ -150,6 +156,13 @@ class SGLangEngine:
     def stats(self) -> EngineStats:
         """Running totals of the work done (prompt tokens count every sequence sent)."""
         return self._stats
+
+    @property
+    def behind_router(self) -> bool:
+        """Whether ``url`` is a router: it reports no server settings of its own (numbers
+        then depend on the workers' settings, which the fingerprint cannot see; pass
+        ``fingerprint=`` to pin them)."""
+        return "version" not in self.server_info
 
     @property
     def reproducible_draws(self) -> bool:
@@ -204,6 +217,7 @@ class SGLangEngine:
             "fingerprint": self.fingerprint,
             "settings": self.settings.model_dump(),
             "server": {key: self.server_info.get(key) for key in (*SERVER_FACTS, "version")},
+            "behind_router": self.behind_router,
             "reproducible_draws": self.reproducible_draws,
         }
 
@@ -298,23 +312,27 @@ class SGLangEngine:
         options = [(i, j) for i, item in enumerate(items) for j in range(len(item.continuations))]
         metas: dict[tuple[int, int], dict[str, Any]] = {}
         for wave in ([o for o in options if o[1] == 0], [o for o in options if o[1] > 0]):
-            if not wave:
-                continue
-            replies = await self._post(
-                "/generate",
-                {
-                    "input_ids": [items[i].shared + items[i].continuations[j] for i, j in wave],
-                    "sampling_params": {"max_new_tokens": 0, "temperature": 0},
-                    "return_logprob": True,
-                    "logprob_start_len": [len(items[i].shared) - 1 for i, _ in wave],
-                },
-            )
-            if not isinstance(replies, list) or len(replies) != len(wave):
-                raise ScoringError(f"malformed reply from {self.url}: expected {len(wave)} results")
-            metas.update(
-                (option, _meta(reply, self.url))
-                for option, reply in zip(wave, replies, strict=True)
-            )
+            # A router takes one logprob_start_len per call: one call per prompt length.
+            parts = _by_start(wave, items) if self.behind_router else [wave]
+            for part in filter(None, parts):
+                starts = [len(items[i].shared) - 1 for i, _ in part]
+                replies = await self._post(
+                    "/generate",
+                    {
+                        "input_ids": [items[i].shared + items[i].continuations[j] for i, j in part],
+                        "sampling_params": {"max_new_tokens": 0, "temperature": 0},
+                        "return_logprob": True,
+                        "logprob_start_len": starts[0] if len(set(starts)) == 1 else starts,
+                    },
+                )
+                if not isinstance(replies, list) or len(replies) != len(part):
+                    raise ScoringError(
+                        f"malformed reply from {self.url}: expected {len(part)} results"
+                    )
+                metas.update(
+                    (option, _meta(reply, self.url))
+                    for option, reply in zip(part, replies, strict=True)
+                )
         results = []
         for i, item in enumerate(items):
             replies_of_item = [metas[(i, j)] for j in range(len(item.continuations))]
@@ -385,8 +403,12 @@ class SGLangEngine:
     async def _post(self, path: str, payload: dict[str, Any]) -> Any:
         return await self._call("POST", path, payload)
 
-    async def _get(self, path: str) -> Any:
-        return await self._call("GET", path, None)
+    async def _get(self, path: str, fallback: str) -> Any:
+        """GET ``path``, or ``fallback`` where the server (or router) does not know it."""
+        try:
+            return await self._call("GET", path, None)
+        except ScoringError:
+            return await self._call("GET", fallback, None)
 
     async def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
         """One HTTP call, bounded in concurrency, retried with backoff on transient
@@ -428,7 +450,7 @@ class SGLangEngine:
         deadline = asyncio.get_running_loop().time() + self.settings.connect_timeout_s
         while True:
             try:
-                response = await self._client.get("/model_info")
+                response = await _get_first(self._client, INFO_PATHS["model"])
             except (httpx.TransportError, httpx.TimeoutException) as error:
                 if asyncio.get_running_loop().time() > deadline:
                     raise ServerError(
@@ -443,8 +465,8 @@ class SGLangEngine:
                 info = None
             if response.status_code != 200 or not (isinstance(info, dict) and "model_path" in info):
                 raise ServerError(
-                    f"{self.url} is not an SGLang server: /model_info answered HTTP "
-                    f"{response.status_code} {response.text[:200]!r}"
+                    f"{self.url} is not an SGLang server: {response.request.url.path} answered "
+                    f"HTTP {response.status_code} {response.text[:200]!r}"
                 )
             return info
 
@@ -494,6 +516,25 @@ class _LoopThread:
 
 async def _semaphore(size: int) -> asyncio.Semaphore:
     return asyncio.Semaphore(size)
+
+
+async def _get_first(client: httpx.AsyncClient, paths: Sequence[str]) -> httpx.Response:
+    """The first of ``paths`` the server knows (the last one's answer if none)."""
+    for path in paths:
+        response = await client.get(path)
+        if response.status_code != 404:
+            return response
+    return response
+
+
+def _by_start(
+    options: list[tuple[int, int]], items: list[TokenizedRequest]
+) -> list[list[tuple[int, int]]]:
+    """``options`` grouped by the length of their request's prompt."""
+    groups: dict[int, list[tuple[int, int]]] = {}
+    for option in options:
+        groups.setdefault(len(items[option[0]].shared), []).append(option)
+    return list(groups.values())
 
 
 def _calls(items: list[TokenizedRequest], sequences_per_call: int) -> Iterator[list[int]]:

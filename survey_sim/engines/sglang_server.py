@@ -206,7 +206,10 @@ def _wait_until_healthy(url: str, server: SGLangServer, timeout_s: float) -> Non
                     f"log ({server.log}) ends:\n{server.log_tail()}"
                 )
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/model_info", timeout=5).status_code == 200:
+            if any(
+                httpx.get(f"{url}{path}", timeout=5).status_code == 200
+                for path in ("/model_info", "/get_model_info")
+            ):
                 return
         time.sleep(1)
     raise ServerError(f"SGLang did not answer at {url} within {timeout_s:.0f} s; log: {server.log}")
