@@ -90,6 +90,16 @@ class HFTokenizer:
         return f"{vocabulary}\n{self.tokenizer.chat_template}\n{self.bos}"
 
 
+def check_fits(tokens: int, limit: int | None, model_id: str) -> None:
+    """Refuse a sequence longer than the model's context (its numbers would mean nothing).
+    Runs check every request before any model work; engines check again on direct calls."""
+    if limit is not None and tokens > limit:
+        raise ScoringError(
+            f"a sequence of {tokens:,} tokens is longer than the context of model "
+            f"{model_id!r} ({limit:,} tokens)"
+        )
+
+
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     """Number of leading tokens ``a`` and ``b`` share."""
     length = 0

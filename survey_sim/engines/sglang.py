@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from survey_sim.engines._hf import HFTokenizer, TokenizedRequest, read_completions
+from survey_sim.engines._hf import HFTokenizer, TokenizedRequest, check_fits, read_completions
 from survey_sim.engines.base import (
     ChatMessage,
     EngineStats,
@@ -246,13 +246,8 @@ class SGLangEngine:
         """Exact log-probability of every option of every request (module docstring); the
         results of each HTTP call are handed to ``on_results`` as it returns."""
         items = [self.text.tokenize_request(request) for request in requests]
-        limit = self.context_length
         for item in items:
-            if limit is not None and item.length > limit:
-                raise ScoringError(
-                    f"a sequence of {item.length:,} tokens is longer than the context of "
-                    f"model {self.model_id!r} ({limit:,} tokens)"
-                )
+            check_fits(item.length, self.context_length, self.model_id)
         calls = {
             self._loop.submit(self._score_call([items[i] for i in indices])): indices
             for indices in _calls(items, self.settings.sequences_per_call)
@@ -358,12 +353,7 @@ class SGLangEngine:
     async def _sample_call(self, request: SampleRequest) -> list[SampleResult]:
         """One ``/generate`` call drawing ``n`` completions under the request's schema."""
         tokens = self.text.tokenize(request.prefix)
-        limit = self.context_length
-        if limit is not None and len(tokens) + request.max_new_tokens > limit:
-            raise ScoringError(
-                f"a prompt of {len(tokens):,} tokens plus {request.max_new_tokens} new ones "
-                f"is longer than the context of model {self.model_id!r} ({limit:,} tokens)"
-            )
+        check_fits(len(tokens) + request.max_new_tokens, self.context_length, self.model_id)
         reply = await self._post(
             "/generate",
             {

@@ -45,6 +45,7 @@ from survey_sim.engines._architecture import Architecture, Masks, Strategy
 from survey_sim.engines._hf import (
     HFTokenizer,
     TokenizedRequest,
+    check_fits,
     common_prefix_length,
     read_completions,
 )
@@ -257,18 +258,8 @@ class TransformersEngine:
         return results
 
     def _fitting(self, item: TokenizedRequest) -> TokenizedRequest:
-        self._check_fits(item.length)
+        check_fits(item.length, self.context_length, self.model_id)
         return item
-
-    def _check_fits(self, tokens: int) -> None:
-        """Refuse a sequence longer than the model's context (its numbers would mean
-        nothing). Runs check every request up front; this guards direct engine calls."""
-        limit = self.context_length
-        if limit is not None and tokens > limit:
-            raise ScoringError(
-                f"a sequence of {tokens:,} tokens is longer than the context of model "
-                f"{self.model_id!r} ({limit:,} tokens)"
-            )
 
     def _groups(self, items: Iterable[TokenizedRequest]) -> Iterator[list[TokenizedRequest]]:
         """Runs of consecutive requests scored in one pass.
@@ -413,7 +404,7 @@ class TransformersEngine:
         truncated.
         """
         tokens = self.tokenize(request.prefix)
-        self._check_fits(len(tokens) + request.max_new_tokens)
+        check_fits(len(tokens) + request.max_new_tokens, self.context_length, self.model_id)
         prompt = self._prefill(tokens)
         self._stats.prompt_tokens += len(tokens)
         self._stats.computed_tokens += len(tokens) - prompt.reused
