@@ -39,7 +39,13 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from survey_sim.engines._hf import HFTokenizer, TokenizedRequest, check_fits, read_completions
+from survey_sim.engines._hf import (
+    HFTokenizer,
+    TokenizedRequest,
+    check_fits,
+    common_prefix_length,
+    read_completions,
+)
 from survey_sim.engines.base import (
     ChatMessage,
     EngineStats,
@@ -52,6 +58,8 @@ from survey_sim.engines.base import (
 from survey_sim.errors import ScoringError, ServerError
 
 T = TypeVar("T")
+PRIMED_PREFIX_MIN = 32
+"""Shared prompt tokens worth a request of their own to put them in the radix cache."""
 INFO_PATHS = {
     "model": ("/model_info", "/get_model_info"),
     "server": ("/server_info", "/get_server_info"),
@@ -300,10 +308,12 @@ class SGLangEngine:
         return [result for result in results if result is not None]
 
     async def _score_call(self, items: list[TokenizedRequest]) -> list[ScoreResult]:
-        """Score every option of ``items`` in two ``/generate`` calls: every request's first
-        option, then the others. The first wave leaves each prompt in the server's radix
-        cache, so the other options read it from there instead of computing it again side
-        by side in one batch."""
+        """Score every option of ``items`` in waves, so that the server's radix cache holds
+        what each wave shares before the wave runs (sequences in one batch are prefilled
+        side by side, each computing their shared prefix): first the prompt part all
+        ``items`` share (a persona's description, when they are its questions), then every
+        request's first option, then the others."""
+        await self._prime(items)
         options = [(i, j) for i, item in enumerate(items) for j in range(len(item.continuations))]
         metas: dict[tuple[int, int], dict[str, Any]] = {}
         for wave in ([o for o in options if o[1] == 0], [o for o in options if o[1] > 0]):
@@ -349,6 +359,21 @@ class SGLangEngine:
                 )
             )
         return results
+
+    async def _prime(self, items: list[TokenizedRequest]) -> None:
+        """Put the prompt part all ``items`` share into the radix cache (when it is long
+        enough to matter); its tokens count as prompt tokens sent."""
+        shared = items[0].shared
+        length = min(common_prefix_length(shared, item.shared) for item in items)
+        if len(items) < 2 or length < PRIMED_PREFIX_MIN:
+            return
+        reply = await self._post(
+            "/generate", {"input_ids": shared[:length], "sampling_params": {"max_new_tokens": 0}}
+        )
+        cached = int(_meta(reply, self.url).get("cached_tokens", 0))
+        self._stats.prompt_tokens += length
+        self._stats.reused_tokens += cached
+        self._stats.computed_tokens += length - cached
 
     async def _sample_call(self, request: SampleRequest) -> list[SampleResult]:
         """One ``/generate`` call drawing ``n`` completions under the request's schema."""
