@@ -10,7 +10,10 @@ The server runs the model; this client speaks its native ``/generate`` API over 
   the option's tokens, or the reply is refused. Many sequences go in one HTTP call.
 * **Prefix cache.** Requests are sent in plan order (persona-major, then questions, then
   options), so consecutive sequences share the longest prefixes and the server's radix
-  cache serves them; ``meta_info.cached_tokens`` feeds the engine statistics. Because the
+  cache serves them. Each call goes in waves (the prompt part its requests share, then
+  every request's first option, then the others), because sequences in one batch are
+  prefilled side by side and would each compute what they share.
+  ``meta_info.cached_tokens`` feeds the engine statistics. Because the
   server reads every option's sequence, prompt tokens here count every sequence sent, and
   the hit rate is the share of them served from the cache.
 * **Constrained sampling** with ``json_schema``, ``n``, ``temperature`` and
