@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -171,28 +170,14 @@ def launch(
 
 
 def _router_command(python: str, worker_urls: list[str], port: int) -> list[str]:
-    """The cache-aware router in front of ``worker_urls`` (sglang-router, or its successor
-    smg when that is what is installed)."""
-    smg = Path(python).parent / "smg"
-    if not smg.exists() and shutil.which("smg"):
-        smg = Path(str(shutil.which("smg")))
+    """The cache-aware router (sglang-router, installed with SGLang's extra and by
+    scripts/setup-sglang.sh) in front of ``worker_urls``."""
     probe = subprocess.run([python, "-c", "import sglang_router"], capture_output=True, check=False)
-    if probe.returncode == 0:
-        launcher = [python, "-m", "sglang_router.launch_router"]
-    elif smg.exists():
-        launcher = [str(smg), "launch"]
-    else:
+    if probe.returncode != 0:
         raise ServerError("several workers need a router: pip install sglang-router")
     return [
-        *launcher,
-        "--worker-urls",
-        *worker_urls,
-        "--policy",
-        "cache_aware",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
+        *(python, "-m", "sglang_router.launch_router", "--worker-urls", *worker_urls),
+        *("--policy", "cache_aware", "--host", "127.0.0.1", "--port", str(port)),
     ]
 
 
