@@ -15,10 +15,11 @@ from survey_sim.asking.formats import (
     PlainFormat,
     PromptFormat,
     SpectrumFormat,
+    Turn,
     XmlFormat,
     get_format,
 )
-from survey_sim.asking.kinds import Asking, Distribution, ask
+from survey_sim.asking.kinds import Asking, Distribution, answered_turn, ask
 from survey_sim.asking.schemas import answer_schema
 
 __all__ = [
@@ -31,8 +32,10 @@ __all__ = [
     "PlainFormat",
     "PromptFormat",
     "SpectrumFormat",
+    "Turn",
     "XmlFormat",
     "answer_schema",
+    "answered_turn",
     "ask",
     "get_format",
 ]

@@ -21,6 +21,13 @@ Built-in formats:
   template.
 * ``plain``: a completion prompt ending in ``Answer:``.
 
+A respondent's earlier answers (the few-shot individual mode) come before the question as
+``history``: one :class:`Turn` per earlier question and answer, laid out as real turns of
+the format (chat: user and assistant messages; spectrum: ``input`` and ``output`` turns
+after the description; xml: the first question in the tagged turn, later ones in
+``<question>`` turns; plain: question and ``Answer:`` lines). The history comes right after
+the description, so every question asked after the same history shares it as a prefix.
+
 Each takes ``answer="label"`` (answer with the option's letter or number) or
 ``answer="text"`` (answer with the option's wording), and ``terminated``: whether the
 end-of-answer marker is scored too. ``"auto"`` (the default) scores it only when some answer
@@ -41,6 +48,23 @@ from survey_sim.errors import ScoringError
 from survey_sim.population import Persona, default_description
 
 AnswerMode = Literal["label", "text"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier question and its answer, shown before the question being asked.
+
+    Attributes:
+        question: The question as the respondent read it (the body a format lays out).
+        answer: The answer as the format's answer mode writes it (a label or an option's
+            text).
+    """
+
+    question: str
+    answer: str
+
+
+History = Sequence[Turn]
 
 
 class ChatRenderer(Protocol):
@@ -69,14 +93,23 @@ class PromptFormat(Protocol):
         """The persona as this format shows it (the ``description`` its prompts take)."""
         ...
 
-    def prompt(self, body: str, *, description: str, chat: ChatRenderer) -> str:
-        """The text the model reads before its answer (for sampling)."""
+    def prompt(
+        self, body: str, *, description: str, chat: ChatRenderer, history: History = ()
+    ) -> str:
+        """The text the model reads before its answer (for sampling), after ``history``."""
         ...
 
     def render(
-        self, body: str, answers: Sequence[str], *, description: str, chat: ChatRenderer
+        self,
+        body: str,
+        answers: Sequence[str],
+        *,
+        description: str,
+        chat: ChatRenderer,
+        history: History = (),
     ) -> ScoreRequest:
-        """The prompt as prefix and each answer as a continuation to score exactly."""
+        """The prompt (after ``history``) as prefix and each answer as a continuation to
+        score exactly."""
         ...
 
 
@@ -123,13 +156,23 @@ class ChatFormat(_FormatOptions):
 
     base_name: ClassVar[str] = "chat"
 
-    def prompt(self, body: str, *, description: str, chat: ChatRenderer) -> str:
-        return chat.render_chat(self._messages(body, description), add_generation_prompt=True)
+    def prompt(
+        self, body: str, *, description: str, chat: ChatRenderer, history: History = ()
+    ) -> str:
+        return chat.render_chat(
+            self._messages(body, description, history), add_generation_prompt=True
+        )
 
     def render(
-        self, body: str, answers: Sequence[str], *, description: str, chat: ChatRenderer
+        self,
+        body: str,
+        answers: Sequence[str],
+        *,
+        description: str,
+        chat: ChatRenderer,
+        history: History = (),
     ) -> ScoreRequest:
-        messages = self._messages(body, description)
+        messages = self._messages(body, description, history)
         prefix = chat.render_chat(messages, add_generation_prompt=True)
         terminate = self._terminates(answers)
         continuations = []
@@ -147,8 +190,14 @@ class ChatFormat(_FormatOptions):
             continuations.append(continuation)
         return ScoreRequest(prefix, tuple(continuations))
 
-    def _messages(self, body: str, description: str) -> list[ChatMessage]:
-        return [{"role": "system", "content": description}, {"role": "user", "content": body}]
+    def _messages(self, body: str, description: str, history: History) -> list[ChatMessage]:
+        messages: list[ChatMessage] = [{"role": "system", "content": description}]
+        for turn in history:
+            messages += [
+                {"role": "user", "content": turn.question},
+                {"role": "assistant", "content": turn.answer},
+            ]
+        return [*messages, {"role": "user", "content": body}]
 
 
 XML_INSTRUCTIONS = (
@@ -177,13 +226,21 @@ class XmlFormat(ChatFormat):
             items.append(f"- Profile: {persona.description}")
         return "\n".join(items)
 
-    def _messages(self, body: str, description: str) -> list[ChatMessage]:
-        content = (
+    def _messages(self, body: str, description: str, history: History) -> list[ChatMessage]:
+        """The first question goes in the tagged turn with the description; each later one
+        in a ``<question>`` turn of its own."""
+        questions = [*(turn.question for turn in history), body]
+        header = (
             f"<RespondentDescription>\n{description}\n</RespondentDescription>\n"
             f"<writingInstructions>\n{XML_INSTRUCTIONS}\n</writingInstructions>\n"
-            f"<question>\n{body}\n</question>"
         )
-        return [{"role": "user", "content": content}]
+        messages: list[ChatMessage] = []
+        for index, question in enumerate(questions):
+            content = f"{header if index == 0 else ''}<question>\n{question}\n</question>"
+            messages.append({"role": "user", "content": content})
+            if index < len(history):
+                messages.append({"role": "assistant", "content": history[index].answer})
+        return messages
 
 
 @dataclass(frozen=True)
@@ -256,18 +313,31 @@ class SpectrumFormat(_FormatOptions):
         options = super().name
         return options if self.markup == "auto" else f"{options}:{self.markup}"
 
-    def prompt(self, body: str, *, description: str, chat: ChatRenderer) -> str:
+    def prompt(
+        self, body: str, *, description: str, chat: ChatRenderer, history: History = ()
+    ) -> str:
         markup = self._markup(chat)
+        earlier = "".join(
+            markup.turn("input", turn.question) + markup.turn("output", turn.answer)
+            for turn in history
+        )
         return (
             markup.turn("description", description)
+            + earlier
             + markup.turn("input", body)
             + markup.opening.format(role="output")
         )
 
     def render(
-        self, body: str, answers: Sequence[str], *, description: str, chat: ChatRenderer
+        self,
+        body: str,
+        answers: Sequence[str],
+        *,
+        description: str,
+        chat: ChatRenderer,
+        history: History = (),
     ) -> ScoreRequest:
-        prefix = self.prompt(body, description=description, chat=chat)
+        prefix = self.prompt(body, description=description, chat=chat, history=history)
         end = self._markup(chat).closing if self._terminates(answers) else ""
         return ScoreRequest(prefix, tuple(f"{text}{end}" for text in answers))
 
@@ -281,13 +351,22 @@ class PlainFormat(_FormatOptions):
 
     base_name: ClassVar[str] = "plain"
 
-    def prompt(self, body: str, *, description: str, chat: ChatRenderer) -> str:
-        return f"{description}\n\n{body}\n\nAnswer:"
+    def prompt(
+        self, body: str, *, description: str, chat: ChatRenderer, history: History = ()
+    ) -> str:
+        earlier = "".join(f"{turn.question}\n\nAnswer: {turn.answer}\n\n" for turn in history)
+        return f"{description}\n\n{earlier}{body}\n\nAnswer:"
 
     def render(
-        self, body: str, answers: Sequence[str], *, description: str, chat: ChatRenderer
+        self,
+        body: str,
+        answers: Sequence[str],
+        *,
+        description: str,
+        chat: ChatRenderer,
+        history: History = (),
     ) -> ScoreRequest:
-        prefix = self.prompt(body, description=description, chat=chat)
+        prefix = self.prompt(body, description=description, chat=chat, history=history)
         end = "\n" if self._terminates(answers) else ""
         return ScoreRequest(prefix, tuple(f" {text}{end}" for text in answers))
 

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from survey_sim.asking.formats import ChatRenderer, PromptFormat
+from survey_sim.asking.formats import ChatRenderer, History, PromptFormat, Turn
 from survey_sim.asking.schemas import (
     JsonSchema,
     answer_texts,
@@ -96,9 +96,15 @@ class Asking(Protocol):
         ...
 
     def exact_requests(
-        self, *, description: str, instructions: str | None, chat: ChatRenderer
+        self,
+        *,
+        description: str,
+        instructions: str | None,
+        chat: ChatRenderer,
+        history: History = (),
     ) -> list[ScoreRequest]:
-        """Score requests whose exact probabilities make the distribution.
+        """Score requests whose exact probabilities make the distribution, asked after
+        the respondent's earlier answers in ``history``.
 
         Raises:
             MethodError: when the question cannot be read exactly.
@@ -110,9 +116,14 @@ class Asking(Protocol):
         ...
 
     def sample_prompt(
-        self, *, description: str, instructions: str | None, chat: ChatRenderer
+        self,
+        *,
+        description: str,
+        instructions: str | None,
+        chat: ChatRenderer,
+        history: History = (),
     ) -> str:
-        """The prompt sampled answers follow."""
+        """The prompt sampled answers follow (after ``history``)."""
         ...
 
     def schema(self) -> JsonSchema:
@@ -157,6 +168,18 @@ def choice_request(
     return request
 
 
+def answered_turn(
+    question: ChoiceQuestion, format: PromptFormat, code: str, *, instructions: str | None = None
+) -> Turn:
+    """``question`` answered with option ``code``, as a turn of a respondent's history in
+    ``format``: the question as it is asked, the answer as the format writes it.
+
+    Raises:
+        ValueError: the question has no option ``code``.
+    """
+    return _ChoiceAsking(question, format).answered(code, instructions=instructions)
+
+
 @dataclass(frozen=True)
 class _AskingBase(ABC):
     question: Question
@@ -176,10 +199,15 @@ class _AskingBase(ABC):
         """How to answer, as the last line of the question."""
 
     def sample_prompt(
-        self, *, description: str, instructions: str | None, chat: ChatRenderer
+        self,
+        *,
+        description: str,
+        instructions: str | None,
+        chat: ChatRenderer,
+        history: History = (),
     ) -> str:
         body = self._sample_body(instructions)
-        return self.format.prompt(body, description=description, chat=chat)
+        return self.format.prompt(body, description=description, chat=chat, history=history)
 
     def _sample_body(self, instructions: str | None) -> str:
         return self._body(instructions, self._answer_instruction())
@@ -252,11 +280,30 @@ class _ChoiceAsking(_OptionsAsking):
         return "Answer with one of the options, exactly as written."
 
     def exact_requests(
-        self, *, description: str, instructions: str | None, chat: ChatRenderer
+        self,
+        *,
+        description: str,
+        instructions: str | None,
+        chat: ChatRenderer,
+        history: History = (),
     ) -> list[ScoreRequest]:
         body = self._sample_body(instructions)
         answers = answer_texts(self.question, self.format.answer)
-        return [self.format.render(body, answers, description=description, chat=chat)]
+        return [
+            self.format.render(body, answers, description=description, chat=chat, history=history)
+        ]
+
+    def answered(self, code: str, *, instructions: str | None) -> Turn:
+        """This question answered with option ``code``, as a turn of a respondent's
+        history: the question as read, and the answer as the format writes it."""
+        codes = [option.code for option in self.question.options]
+        if code not in codes:
+            raise ValueError(
+                f"question {self.question.id!r} has no option {code!r} (options: "
+                f"{', '.join(codes)})"
+            )
+        answer = answer_texts(self.question, self.format.answer)[codes.index(code)]
+        return Turn(self._sample_body(instructions), answer)
 
     def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
         (result,) = results
@@ -284,7 +331,12 @@ class _MultiSelectAsking(_OptionsAsking):
         return how
 
     def exact_requests(
-        self, *, description: str, instructions: str | None, chat: ChatRenderer
+        self,
+        *,
+        description: str,
+        instructions: str | None,
+        chat: ChatRenderer,
+        history: History = (),
     ) -> list[ScoreRequest]:
         listing = self._listing()
         requests = []
@@ -294,7 +346,11 @@ class _MultiSelectAsking(_OptionsAsking):
                 named = f'"{option.text}"'
             judgement = f"Would you select {named}? Answer {YES} or {NO}."
             body = self._body(instructions, listing, judgement)
-            requests.append(self.format.render(body, [YES, NO], description=description, chat=chat))
+            requests.append(
+                self.format.render(
+                    body, [YES, NO], description=description, chat=chat, history=history
+                )
+            )
         return requests
 
     def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
@@ -327,7 +383,12 @@ class _NumericAsking(_AskingBase):
         return NUMBER_CHARS
 
     def exact_requests(
-        self, *, description: str, instructions: str | None, chat: ChatRenderer
+        self,
+        *,
+        description: str,
+        instructions: str | None,
+        chat: ChatRenderer,
+        history: History = (),
     ) -> list[ScoreRequest]:
         question = self.question
         if not question.integer:
@@ -347,7 +408,9 @@ class _NumericAsking(_AskingBase):
             )
         body = self._sample_body(instructions)
         values = [str(value) for value in question.values()]
-        return [self.format.render(body, values, description=description, chat=chat)]
+        return [
+            self.format.render(body, values, description=description, chat=chat, history=history)
+        ]
 
     def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
         (result,) = results
@@ -382,7 +445,12 @@ class _FreeTextAsking(_AskingBase):
         return self.question.max_chars + 2
 
     def exact_requests(
-        self, *, description: str, instructions: str | None, chat: ChatRenderer
+        self,
+        *,
+        description: str,
+        instructions: str | None,
+        chat: ChatRenderer,
+        history: History = (),
     ) -> list[ScoreRequest]:
         raise MethodError(
             f"question {self.question.id!r} is free text: its answers can only be sampled "

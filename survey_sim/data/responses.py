@@ -20,6 +20,8 @@ from survey_sim.population import Population
 from survey_sim.questionnaire import OptionsQuestion, Questionnaire
 
 HUMAN_COLUMNS = ["respondent_id", "weight", "question_id", "option_code"]
+ANONYMOUS = "You are taking part in a survey."
+"""The description of a respondent described by no attribute."""
 
 
 class HumanResponses:
@@ -108,10 +110,6 @@ class HumanResponses:
         """
         cells = self.cells(by, min_respondents)
         names = [c for c in cells.columns if c not in ("weight", "respondents")]
-        if template is None and self.recipe is not None and self.recipe.template is not None:
-            fields = {field for _, field, _, _ in string.Formatter().parse(self.recipe.template)}
-            if fields - {None} <= set(names):  # other cells get the default profile listing
-                template = self.recipe.template
         records = [
             {
                 "id": ", ".join(f"{name}={row[name]}" for name in names),
@@ -121,8 +119,52 @@ class HumanResponses:
             for row in cells.iter_rows(named=True)
         ]
         return Population.from_records(
-            records, template=template, id=id or f"{self.questionnaire.id}_cells"
+            records,
+            template=self._template(names, template),
+            id=id or f"{self.questionnaire.id}_cells",
         )
+
+    def respondents(
+        self, ids: Sequence[str], attributes: Sequence[str], *, template: str | None = None
+    ) -> Population:
+        """Respondents as personas (the few-shot individual mode), each described by their
+        own ``attributes`` through ``template``, else the mapping's template when its fields
+        are among them, else a plain profile listing. Without attributes every respondent
+        gets :data:`ANONYMOUS`: the prompt then says nothing about them.
+
+        Raises:
+            InputError: an unknown respondent, or one with a missing attribute.
+        """
+        people = self.frame.unique("respondent_id").select("respondent_id", *attributes)
+        by_id = {row["respondent_id"]: row for row in people.iter_rows(named=True)}
+        records = []
+        for respondent in ids:
+            row = by_id.get(respondent)
+            if row is None or any(row[name] is None for name in attributes):
+                raise InputError(
+                    self.source,
+                    f"respondent {respondent!r} is not in the data or lacks one of "
+                    f"{', '.join(attributes)}",
+                )
+            records.append(
+                {
+                    "id": respondent,
+                    **({name: row[name] for name in attributes} or {"description": ANONYMOUS}),
+                }
+            )
+        return Population.from_records(
+            records,
+            template=self._template(attributes, template),
+            id=f"{self.questionnaire.id}_respondents",
+        )
+
+    def _template(self, names: Sequence[str], template: str | None) -> str | None:
+        """``template``, else the mapping's when every field it uses is among ``names``."""
+        if template is None and self.recipe is not None and self.recipe.template is not None:
+            fields = {field for _, field, _, _ in string.Formatter().parse(self.recipe.template)}
+            if fields - {None} <= set(names):  # others get the default profile listing
+                return self.recipe.template
+        return template
 
     def _recipe(
         self, by: Sequence[str] | None, min_respondents: int | None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -45,6 +46,11 @@ class Cell:
             "kind": self.question.kind,
             "order": self.order,
         }
+
+    def row(self, run: dict[str, str]) -> dict[str, object]:
+        """What every responses row of this cell carries: :meth:`columns`, the method, and
+        ``run`` (model and format)."""
+        return {**self.columns(), "method": self.method, **run}
 
     def seed(self, seed: int) -> int:
         """The seed of this cell's draws: derived from ``seed`` and what the cell asks, so it
@@ -115,39 +121,21 @@ class Plan:
         return cls(questionnaire, population, settings, prompt_format, tuple(exact), tuple(sampled))
 
     def check_fits(self, engine: Engine) -> None:
-        """Refuse, before any model work, prompts longer than the engine's context: a
-        model reading past its context gives probabilities that mean nothing.
-
-        Raises:
-            InputError: naming each persona and question whose prompt does not fit, with
-                its token count.
-        """
-        limit = engine.context_length
-        if limit is None:
-            return
-        too_long: dict[tuple[str, str], int] = {}
+        """Refuse, before any model work, prompts longer than the engine's context (see
+        :func:`check_fits`)."""
         cells: list[tuple[Cell, tuple[ScoreRequest | SampleRequest, ...]]] = [
             *self.exact,
             *((cell, (request,)) for cell, request in self.sampled),
         ]
-        for cell, requests in cells:
-            for request in requests:
-                tokens = engine.sequence_tokens(request)
-                key = (cell.persona.id, cell.question.id)
-                if tokens > limit and tokens > too_long.get(key, 0):
-                    too_long[key] = tokens
-        if not too_long:
-            return
-        shown = [
-            f"persona {persona!r}, question {question!r}: {tokens:,} tokens"
-            for (persona, question), tokens in list(too_long.items())[:5]
-        ]
-        more = f"; and {len(too_long) - 5} more" if len(too_long) > 5 else ""
-        raise InputError(
-            f"population {self.population.id!r} answering {self.questionnaire.id!r}",
-            f"{len(too_long)} prompt(s) do not fit the context of model {engine.model_id!r} "
-            f"({limit:,} tokens): {'; '.join(shown)}{more}. Shorten the persona descriptions "
-            "or the questions, or use a model with a longer context",
+        check_fits(
+            engine,
+            (
+                (f"persona {cell.persona.id!r}, question {cell.question.id!r}", request)
+                for cell, requests in cells
+                for request in requests
+            ),
+            what=f"population {self.population.id!r} answering {self.questionnaire.id!r}",
+            remedy="Shorten the persona descriptions or the questions",
         )
 
     @cached_property
@@ -159,3 +147,41 @@ class Plan:
     def sample_requests(self) -> list[SampleRequest]:
         """Every sample request, in cell order."""
         return [request for _, request in self.sampled]
+
+
+def check_fits(
+    engine: Engine,
+    requests: Iterable[tuple[str, ScoreRequest | SampleRequest]],
+    *,
+    what: str,
+    remedy: str,
+) -> None:
+    """Refuse, before any model work, requests longer than the engine's context: a model
+    reading past its context gives probabilities that mean nothing.
+
+    Args:
+        requests: Each request with what it asks (e.g. "persona 'p1', question 'q1'").
+        what: The run, for the error's source.
+        remedy: What to shorten, first words of the error's last sentence.
+
+    Raises:
+        InputError: naming each labelled request that does not fit, with its token count.
+    """
+    limit = engine.context_length
+    if limit is None:
+        return
+    too_long: dict[str, int] = {}
+    for label, request in requests:
+        tokens = engine.sequence_tokens(request)
+        if tokens > limit and tokens > too_long.get(label, 0):
+            too_long[label] = tokens
+    if not too_long:
+        return
+    shown = [f"{label}: {tokens:,} tokens" for label, tokens in list(too_long.items())[:5]]
+    more = f"; and {len(too_long) - 5} more" if len(too_long) > 5 else ""
+    raise InputError(
+        what,
+        f"{len(too_long)} prompt(s) do not fit the context of model {engine.model_id!r} "
+        f"({limit:,} tokens): {'; '.join(shown)}{more}. {remedy}, or use a model with a "
+        "longer context",
+    )

@@ -20,6 +20,7 @@ from survey_sim.asking.kinds import Distribution
 from survey_sim.engines.base import SampleResult, ScoreResult
 from survey_sim.errors import InputError
 from survey_sim.population import Population
+from survey_sim.questionnaire import Option
 from survey_sim.runs.plan import Cell, Plan
 
 CELL_COLUMNS: dict[str, pl.DataType] = {
@@ -128,12 +129,12 @@ class SimulationResult:
         results = iter(scores)
         for cell, requests in plan.exact:
             distribution = cell.asking.read_scores([next(results) for _ in requests])
-            responses.extend(response_rows(cell, distribution, run))
+            responses.extend(response_rows(cell.row(run), cell.asking.outcomes, distribution))
         for (cell, request), result in zip(plan.sampled, samples, strict=True):
             draws.extend(draw_rows(cell, result, request.seed, run))
             sampled = cell.asking.read_draws(result)
             if sampled is not None:
-                responses.extend(response_rows(cell, sampled, run))
+                responses.extend(response_rows(cell.row(run), cell.asking.outcomes, sampled))
         return cls(
             pl.DataFrame(responses, schema=RESPONSE_SCHEMA),
             pl.DataFrame(draws, schema=DRAW_SCHEMA),
@@ -165,13 +166,13 @@ class SimulationResult:
         Returns the paths written.
         """
         path = Path(path)
-        frames = {path: self.responses, _beside(path, "population"): self.population}
+        frames = {path: self.responses, beside(path, "population"): self.population}
         if not self.draws.is_empty():
-            frames[_beside(path, "draws")] = self.draws
+            frames[beside(path, "draws")] = self.draws
         written = [write_parquet_atomic(frame, target) for target, frame in frames.items()]
         if self.manifest:
             text = json.dumps(self.manifest, indent=2, default=str)
-            manifest = _beside(path, "manifest", ".json")
+            manifest = beside(path, "manifest", ".json")
             written.append(
                 write_atomic(manifest, lambda temporary: Path(temporary).write_text(text))
             )
@@ -181,17 +182,17 @@ class SimulationResult:
     def read_parquet(cls, path: str | Path) -> SimulationResult:
         """Read the files written by :meth:`write_parquet` (``path`` is the responses file)."""
         path = Path(path)
-        draws_path = _beside(path, "draws")
-        responses = _read_checked(path, RESPONSE_SCHEMA)
-        draws = _read_checked(draws_path, DRAW_SCHEMA) if draws_path.exists() else None
-        manifest_path = _beside(path, "manifest", ".json")
-        manifest = _read_manifest(manifest_path) if manifest_path.exists() else {}
+        draws_path = beside(path, "draws")
+        responses = read_checked(path, RESPONSE_SCHEMA)
+        draws = read_checked(draws_path, DRAW_SCHEMA) if draws_path.exists() else None
+        manifest_path = beside(path, "manifest", ".json")
+        manifest = read_manifest(manifest_path) if manifest_path.exists() else {}
         return cls(
             responses, pl.DataFrame(schema=DRAW_SCHEMA) if draws is None else draws, manifest
         )
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(read_text(path))
     except json.JSONDecodeError as error:
@@ -203,7 +204,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """A results file, with a clear error when it is not one (or from another version)."""
     try:
         frame = pl.read_parquet(path)
@@ -219,7 +220,7 @@ def _read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return frame
 
 
-def _beside(path: Path, part: str, suffix: str | None = None) -> Path:
+def beside(path: Path, part: str, suffix: str | None = None) -> Path:
     """``results.parquet`` -> ``results.PART.parquet`` (or ``results.PART.SUFFIX``)."""
     return path.with_name(f"{path.stem}.{part}{suffix or path.suffix or '.parquet'}")
 
@@ -304,12 +305,13 @@ def position_bias(responses: pl.DataFrame) -> pl.DataFrame:
 
 
 def response_rows(
-    cell: Cell, distribution: Distribution, run: dict[str, str]
+    columns: dict[str, object], outcomes: Sequence[Option], distribution: Distribution
 ) -> list[dict[str, object]]:
-    """Rows of the responses frame for one cell's distribution (``run``: model and format)."""
+    """Rows of a responses frame for one distribution: ``columns`` (what was asked, how)
+    and, per outcome in shown order, its identity and probabilities."""
     return [
         {
-            **cell.columns(),
+            **columns,
             "option_code": outcome.code,
             "option_text": outcome.text,
             "position": outcome.position,
@@ -322,12 +324,10 @@ def response_rows(
             "samples": distribution.samples,
             "truncated": distribution.truncated,
             "invalid": distribution.invalid,
-            "method": cell.method,
-            **run,
         }
         for shown_position, (outcome, logprob, prob, coverage) in enumerate(
             zip(
-                cell.asking.outcomes,
+                outcomes,
                 distribution.logprobs,
                 distribution.probs,
                 distribution.coverage,

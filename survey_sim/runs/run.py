@@ -67,14 +67,14 @@ def simulate(
     settings = SimulationSettings.of(settings, **changes)
     plan = Plan.build(questionnaire, population, settings, chat=engine)
     plan.check_fits(engine)
-    store = None if cache is False else cache if isinstance(cache, ResultsCache) else ResultsCache()
+    store = open_store(cache)
     work_before = dataclasses.replace(engine.stats)
     total = len(plan.score_requests) + len(plan.sample_requests)
     with tqdm(
         total=total, desc="Simulating", unit="prompt", disable=not progress, leave=False
     ) as bar:
-        scores = _through_store(engine.score, plan.score_requests, ScoreResult, engine, store, bar)
-        samples = _through_store(
+        scores = through_store(engine.score, plan.score_requests, ScoreResult, engine, store, bar)
+        samples = through_store(
             engine.sample, plan.sample_requests, SampleResult, engine, store, bar
         )
     manifest = run_manifest(
@@ -97,25 +97,34 @@ def simulate(
     )
 
 
+def open_store(cache: ResultsCache | bool) -> ResultsCache | None:
+    """The results store a run's ``cache`` argument names (``True``: the default one)."""
+    if cache is False:
+        return None
+    return cache if isinstance(cache, ResultsCache) else ResultsCache()
+
+
 @dataclasses.dataclass(frozen=True)
-class _Finished(Generic[ResultT]):
+class Finished(Generic[ResultT]):
+    """A run's results in request order, and how many came from the store (``hits``)."""
+
     results: list[ResultT]
     hits: int
     misses: int
 
 
-def _through_store(
+def through_store(
     compute: Callable[..., list[ResultT]],
     requests: Sequence[Any],
     kind: type[ResultT],
     engine: Engine,
     store: ResultsCache | None,
     bar: tqdm,
-) -> _Finished[ResultT]:
+) -> Finished[ResultT]:
     """Results of ``requests``: stored ones from ``store``, the rest from ``compute`` (the
     engine's score or sample), stored as soon as the engine hands them over."""
     if not requests:
-        return _Finished([], 0, 0)
+        return Finished([], 0, 0)
     results: list[ResultT | None] = [None] * len(requests)
     keys: list[str] = []
     if store is not None:
@@ -143,4 +152,4 @@ def _through_store(
             )
         finished(list(enumerate(returned)))  # what an engine did not hand over as it went
     complete = [result for result in results if result is not None]
-    return _Finished(complete, len(requests) - len(todo), len(todo))
+    return Finished(complete, len(requests) - len(todo), len(todo))

@@ -1,0 +1,269 @@
+"""Few-shot individuals: a real respondent's own earlier answers condition the exact
+distribution of their next answer.
+
+For each respondent of an :class:`~survey_sim.evaluate.splits.IndividualSplit` and each k
+of its learning curve, the first k of the respondent's shown answers become real turns of
+the prompt format (:class:`~survey_sim.asking.formats.Turn`), and every held-out question is
+asked after them. The description comes first (the respondent's demographics, or nothing
+about them), then the history, then the question: all of a respondent's held-out questions
+at one k share the whole history as one prefix, and the history at k is the beginning of
+the history at the next k, so engines compute it once (``manifest["work"]["hit_rate"]`` is
+the share of prompt tokens reused). As in an interview, a battery's shared preamble is read
+with its first question only, not again before each later one.
+
+Runs go through the results store like :func:`~survey_sim.runs.run.simulate`: a rerun does
+no model work and a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from tqdm.auto import tqdm
+
+from survey_sim._io import write_atomic, write_parquet_atomic
+from survey_sim.asking.kinds import Asking, answered_turn, ask
+from survey_sim.data.responses import HumanResponses
+from survey_sim.engines.base import Engine, ScoreRequest, ScoreResult
+from survey_sim.errors import InputError
+from survey_sim.evaluate.splits import IndividualSplit
+from survey_sim.population import Persona
+from survey_sim.questionnaire import ChoiceQuestion
+from survey_sim.runs.manifest import run_manifest
+from survey_sim.runs.plan import check_fits
+from survey_sim.runs.results import (
+    OUTCOME_COLUMNS,
+    RUN_COLUMNS,
+    beside,
+    read_checked,
+    read_manifest,
+    response_rows,
+)
+from survey_sim.runs.run import open_store, through_store
+from survey_sim.runs.settings import SimulationSettings
+from survey_sim.runs.store import ResultsCache
+
+INDIVIDUAL_SCHEMA: dict[str, pl.DataType] = {
+    "respondent_id": pl.String(),
+    "role": pl.String(),
+    "shots": pl.Int32(),
+    "question_id": pl.String(),
+    **OUTCOME_COLUMNS,
+    "option_label": pl.String(),
+    "logprob": pl.Float64(),
+    "prob": pl.Float64(),
+    "coverage": pl.Float64(),
+    "answer": pl.String(),
+    **RUN_COLUMNS,
+}
+"""One row per respondent × k × held-out question × option."""
+
+
+@dataclass(frozen=True)
+class IndividualResult:
+    """What a few-shot individual simulation produced.
+
+    Attributes:
+        responses: One row per respondent × k (``shots``) × held-out question × option:
+            ``respondent_id``, ``role`` (train/test), ``shots``, ``question_id``, the option
+            columns, ``logprob`` (exact), ``prob`` (renormalised over the options),
+            ``coverage``, ``answer`` (the option code the respondent really gave), ``method``,
+            ``model``, ``format``.
+        split: Who was shown what (:class:`IndividualSplit`), also in the manifest.
+        manifest: How the results were made (as for ``simulate``), with the human data's
+            source and the split.
+    """
+
+    responses: pl.DataFrame
+    split: IndividualSplit
+    manifest: dict[str, Any]
+
+    def write_parquet(self, path: str | Path) -> list[Path]:
+        """Write ``responses`` to ``path`` and the manifest (with the split) beside it
+        (``*.manifest.json``), each file complete or not at all."""
+        path = Path(path)
+        text = json.dumps(self.manifest, indent=2, default=str)
+        manifest = beside(path, "manifest", ".json")
+        return [
+            write_parquet_atomic(self.responses, path),
+            write_atomic(manifest, lambda temporary: Path(temporary).write_text(text)),
+        ]
+
+    @classmethod
+    def read_parquet(cls, path: str | Path) -> IndividualResult:
+        """Read what :meth:`write_parquet` wrote.
+
+        Raises:
+            InputError: not an individual simulation's files.
+        """
+        path = Path(path)
+        responses = read_checked(path, INDIVIDUAL_SCHEMA)
+        manifest_path = beside(path, "manifest", ".json")
+        if not manifest_path.exists():
+            raise InputError(
+                path, f"no manifest beside it ({manifest_path.name}): the split is there"
+            )
+        manifest = read_manifest(manifest_path)
+        if "split" not in manifest:
+            raise InputError(
+                manifest_path, "not the manifest of an individual simulation (no split)"
+            )
+        return cls(responses, IndividualSplit.from_record(manifest["split"]), manifest)
+
+
+@dataclass(frozen=True)
+class _Ask:
+    respondent: str
+    shots: int
+    question: ChoiceQuestion
+    asking: Asking
+    request: ScoreRequest
+
+
+def simulate_individuals(
+    human: HumanResponses,
+    engine: Engine,
+    split: IndividualSplit | None = None,
+    settings: SimulationSettings | None = None,
+    *,
+    progress: bool = True,
+    cache: ResultsCache | bool = True,
+    **changes: Any,
+) -> IndividualResult:
+    """Exact distributions of real respondents' held-out answers, given k of their own
+    answers, for every k of the split's learning curve.
+
+    Args:
+        human: The respondents and their answers.
+        engine: The model.
+        split: Who is shown what (default: :meth:`IndividualSplit.draw` with its defaults:
+            200 training and 200 test respondents, 2 held-out questions each).
+        settings: The prompt format and answer mode (:class:`SimulationSettings`); keyword
+            arguments change single settings. The individual mode reads exact distributions
+            of choice questions in their questionnaire order.
+        progress: Show a progress bar.
+        cache: The results store, as for :func:`~survey_sim.runs.run.simulate`.
+
+    Raises:
+        InputError: settings the individual mode cannot take, or, before any model work,
+            a prompt longer than the model's context.
+    """
+    started = time.time()
+    settings = SimulationSettings.of(settings, **changes)
+    if settings.permute or settings.methods()["single_choice"] != "exact":
+        raise InputError(
+            "simulation settings",
+            "the individual mode reads exact distributions in the questionnaire's option "
+            "order: leave permute off and method exact",
+        )
+    split = split or IndividualSplit.draw(human)
+    population = human.respondents(split.respondents, split.demographics)
+    answers: dict[tuple[str, str], str] = {
+        (respondent, question): code
+        for respondent, question, code in human.frame.select(
+            "respondent_id", "question_id", "option_code"
+        ).iter_rows()
+    }
+    asks = _plan(human, split, settings, engine, {p.id: p for p in population}, answers)
+    check_fits(
+        engine,
+        (
+            (f"respondent {a.respondent!r}, {a.shots} shots, {a.question.id!r}", a.request)
+            for a in asks
+        ),
+        what=f"respondents of {human.source}",
+        remedy="Show fewer answers (shots)",
+    )
+    store = open_store(cache)
+    work_before = dataclasses.replace(engine.stats)
+    with tqdm(
+        total=len(asks), desc="Individuals", unit="prompt", disable=not progress, leave=False
+    ) as bar:
+        requests = [a.request for a in asks]
+        scores = through_store(engine.score, requests, ScoreResult, engine, store, bar)
+    run = {"method": "exact", "model": engine.model_id, "format": settings.prompt_format().name}
+    rows: list[dict[str, object]] = []
+    for item, result in zip(asks, scores.results, strict=True):
+        columns = {
+            "respondent_id": item.respondent,
+            "role": split.role(item.respondent),
+            "shots": item.shots,
+            "question_id": item.question.id,
+            "answer": answers[(item.respondent, item.question.id)],
+            **run,
+        }
+        rows.extend(response_rows(columns, item.asking.outcomes, item.asking.read_scores([result])))
+    manifest = run_manifest(
+        human.questionnaire,
+        population,
+        engine.describe(),
+        settings.record(),
+        started=started,
+        work=engine.stats.since(work_before),
+        store=None
+        if store is None
+        else {"path": str(store.path), "hits": scores.hits, "misses": scores.misses},
+    )
+    manifest["seconds_per_respondent"] = round(manifest["seconds"] / len(split.respondents), 4)
+    manifest["human"] = {"source": human.source, "respondents": len(split.respondents)}
+    manifest["split"] = split.record()
+    return IndividualResult(pl.DataFrame(rows, schema=INDIVIDUAL_SCHEMA), split, manifest)
+
+
+def _plan(
+    human: HumanResponses,
+    split: IndividualSplit,
+    settings: SimulationSettings,
+    engine: Engine,
+    personas: dict[str, Persona],
+    answers: dict[tuple[str, str], str],
+) -> list[_Ask]:
+    """Every request, respondent by respondent and k by k (so histories are prefixes of
+    the next ones), each held-out question after the history."""
+    prompt_format = settings.prompt_format()
+    instructions = human.questionnaire.instructions
+    asks = []
+    for respondent in split.respondents:
+        description = prompt_format.describe(personas[respondent])
+        shown = [_choice(human, question) for question in split.shown[respondent]]
+        history = [
+            answered_turn(
+                _as_read(question, shown[position - 1] if position else None),
+                prompt_format,
+                answers[(respondent, question.id)],
+                instructions=instructions if position == 0 else None,
+            )
+            for position, question in enumerate(shown[: split.shots[-1]])
+        ]
+        for shots in split.shots:
+            for question_id in split.held_out[respondent]:
+                question = _choice(human, question_id)
+                asking = ask(_as_read(question, shown[shots - 1] if shots else None), prompt_format)
+                (request,) = asking.exact_requests(
+                    description=description,
+                    instructions=instructions if shots == 0 else None,
+                    chat=engine,
+                    history=history[:shots],
+                )
+                asks.append(_Ask(respondent, shots, question, asking, request))
+    return asks
+
+
+def _as_read(question: ChoiceQuestion, previous: ChoiceQuestion | None) -> ChoiceQuestion:
+    """The question as read after ``previous``: a preamble read just before (a battery's
+    introduction) is not read again."""
+    if previous is not None and question.preamble and question.preamble == previous.preamble:
+        return question.model_copy(update={"preamble": None})
+    return question
+
+
+def _choice(human: HumanResponses, question_id: str) -> ChoiceQuestion:
+    question = human.questionnaire.question(question_id)
+    assert isinstance(question, ChoiceQuestion)  # human data map choice questions only
+    return question
