@@ -71,19 +71,25 @@ def representativeness(p: Sequence[float], q: Sequence[float]) -> float:
     return 1 - wasserstein_ordinal(p, q) / (len(p) - 1)
 
 
+def representativeness_or_none(
+    question: OptionsQuestion, human: Sequence[float], simulated: Sequence[float]
+) -> float | None:
+    """:func:`representativeness` over an ordinal question's substantive options in
+    position order (renormalised); ``None`` for questions without an order."""
+    ordinal = _ordinal_indices(question)
+    if ordinal is None:
+        return None
+    return representativeness(
+        _renormalised([human[i] for i in ordinal]), _renormalised([simulated[i] for i in ordinal])
+    )
+
+
 def scores(
     question: OptionsQuestion, human: Sequence[float], simulated: Sequence[float]
 ) -> dict[str, float | None]:
     """Every metric for one question (``human``/``simulated`` in option order)."""
-    ordinal = _ordinal_indices(question)
-    repr_score = None
-    if ordinal is not None:
-        repr_score = representativeness(
-            _renormalised([human[i] for i in ordinal]),
-            _renormalised([simulated[i] for i in ordinal]),
-        )
     return {
-        "representativeness": repr_score,
+        "representativeness": representativeness_or_none(question, human, simulated),
         "jensen_shannon": jensen_shannon(human, simulated),
         "total_variation": total_variation(human, simulated),
         "kl": kl_divergence(human, simulated),

@@ -135,7 +135,7 @@ class IndividualSplit:
         answered = _answered(human, attributes)
         plans: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         for respondent, their in answered.items():
-            order = _respondent_rng(seed, respondent).permutation(their).tolist()
+            order = seeded_rng(seed, respondent).permutation(their).tolist()
             if fixed_held_out is not None:
                 if not set(fixed_held_out) <= set(their):
                     continue
@@ -257,7 +257,8 @@ def _answered(human: HumanResponses, attributes: Sequence[str]) -> dict[str, lis
     }
 
 
-def _respondent_rng(seed: int, respondent: str) -> np.random.Generator:
-    """A generator of this respondent's own: adding respondents changes no one else's order."""
-    digest = hashlib.sha256(f"{seed}:{respondent}".encode()).digest()
+def seeded_rng(seed: int, key: str) -> np.random.Generator:
+    """A generator of ``key``'s own (a respondent, a question): adding respondents changes
+    no one else's order."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "big"))
