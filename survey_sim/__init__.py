@@ -24,9 +24,11 @@ from survey_sim.analysis import (
     Alignment,
     Calibration,
     DiagnosticWarning,
+    IndividualCalibration,
     Subgroups,
     plot_calibration,
     plot_distributions,
+    plot_learning_curve,
 )
 from survey_sim.asking import ChatFormat, PlainFormat, PromptFormat, SpectrumFormat, XmlFormat
 from survey_sim.data import (
@@ -47,7 +49,9 @@ from survey_sim.errors import (
     ServerError,
     SurveySimError,
 )
+from survey_sim.evaluate.individuals import IndividualEvaluation, evaluate_individuals
 from survey_sim.evaluate.metrics import compare, summarise
+from survey_sim.evaluate.splits import IndividualSplit
 from survey_sim.population import Persona, Population
 from survey_sim.questionnaire import (
     Bin,
@@ -67,6 +71,7 @@ from survey_sim.runs import (
     position_bias,
     simulate,
 )
+from survey_sim.runs.individuals import IndividualResult, simulate_individuals
 
 if TYPE_CHECKING:
     from survey_sim.engines.registry import DEFAULT_MODEL
@@ -102,6 +107,10 @@ __all__ = [
     "EngineStats",
     "FreeTextQuestion",
     "HumanResponses",
+    "IndividualCalibration",
+    "IndividualEvaluation",
+    "IndividualResult",
+    "IndividualSplit",
     "InputError",
     "MethodError",
     "ModelNotFoundError",
@@ -130,11 +139,14 @@ __all__ = [
     "cces_2016",
     "ces_2011",
     "compare",
+    "evaluate_individuals",
     "gss_spending_2018",
     "load_questionnaire",
     "plot_calibration",
     "plot_distributions",
+    "plot_learning_curve",
     "position_bias",
     "simulate",
+    "simulate_individuals",
     "summarise",
 ]

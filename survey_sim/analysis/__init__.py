@@ -1,21 +1,25 @@
 """Bayesian analysis of simulated against human distributions (PyMC, ArviZ), and plots.
 
 Model objects: :class:`Alignment`, :class:`Calibration`, :class:`Subgroups`
-(:mod:`~survey_sim.analysis.models`), with the PyMC construction in
+(:mod:`~survey_sim.analysis.models`), :class:`IndividualCalibration` (respondent level,
+:mod:`~survey_sim.analysis.individuals`), with the PyMC construction in
 :mod:`~survey_sim.analysis.backend`; plots in :mod:`~survey_sim.analysis.plots`.
 """
 
 from survey_sim.analysis.backend import DiagnosticWarning, SamplingOptions
+from survey_sim.analysis.individuals import IndividualCalibration
 from survey_sim.analysis.models import AlignedData, Alignment, Calibration, Subgroups
-from survey_sim.analysis.plots import plot_calibration, plot_distributions
+from survey_sim.analysis.plots import plot_calibration, plot_distributions, plot_learning_curve
 
 __all__ = [
     "AlignedData",
     "Alignment",
     "Calibration",
     "DiagnosticWarning",
+    "IndividualCalibration",
     "SamplingOptions",
     "Subgroups",
     "plot_calibration",
     "plot_distributions",
+    "plot_learning_curve",
 ]

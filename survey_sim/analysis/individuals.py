@@ -14,6 +14,9 @@ position, ``sigma`` how far questions stray from it). The last option of each qu
 the reference (its ``u`` is 0). Questions may have different numbers of options: the missing
 ones are masked out.
 
+Each respondent's answer is in the data once per k; every row counts 1/(number of k) in the
+likelihood, so the question effects, shared over k, weigh each real answer once.
+
 Fitted on training respondents only (:class:`~survey_sim.evaluate.individuals.Rows` of role
 train), it predicts test respondents' answers (:meth:`IndividualCalibration.predict`) with
 the posterior averaged over.
@@ -94,7 +97,6 @@ class IndividualCalibration:
             "shots": self.shots,
             "question": self.questions,
             "position": list(range(1, self.width + 1)),
-            "row": np.arange(len(question)),
         }
         free = self._free(self.rows, self.questions)
         with pm.Model(coords=coords):
@@ -104,7 +106,10 @@ class IndividualCalibration:
             z = pm.Normal("z", dims=("question", "position"))
             u = pm.Deterministic("u", (beta + sigma * z) * free, dims=("question", "position"))
             logits = alpha[shots][:, None] * x + u[question] + np.where(mask, 0.0, MASKED)
-            pm.Categorical("answer", logit_p=logits, observed=self.rows.answers, dims="row")
+            # A respondent's answer appears once per k: each row counts 1/len(shots), so the
+            # question effects (shared over k) see every real answer once, not once per k.
+            answers = pm.logp(pm.Categorical.dist(logit_p=logits), self.rows.answers)
+            pm.Potential("answer", answers.sum() / len(self.shots))
             self.idata = sample(["alpha", "beta", "sigma"], sampling, self.attributes)
         return self.idata
 

@@ -117,3 +117,32 @@ def _save(figure: Any, path: str | Path) -> Path:
     )
     plt.close(figure)
     return written
+
+
+def plot_learning_curve(
+    report: pl.DataFrame, path: str | Path, *, metric: str = "log_loss"
+) -> Path:
+    """``metric`` against the number of shown answers k, one line per method with its
+    bootstrap interval as a band, from an individual evaluation's ``report``
+    (:func:`survey_sim.evaluate_individuals`)."""
+    plt = _pyplot()
+    chosen = report.filter(pl.col("metric") == metric).sort("shots")
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for (method,), rows in chosen.group_by("method", maintain_order=True):
+        shots = rows["shots"].to_numpy()
+        (line,) = axis.plot(shots, rows["estimate"].to_numpy(), marker="o", label=str(method))
+        axis.fill_between(
+            shots,
+            rows["lower"].to_numpy(),
+            rows["upper"].to_numpy(),
+            alpha=0.15,
+            color=line.get_color(),
+        )
+    axis.set_xscale("symlog", linthresh=1)
+    ticks = sorted(set(chosen["shots"].to_list()))
+    axis.set_xticks(ticks, [str(k) for k in ticks])
+    axis.set_xlabel("answers shown (k)")
+    axis.set_ylabel(metric.replace("_", "-"))
+    axis.set_title(f"Held-out answers of test respondents: {metric.replace('_', '-')} by k")
+    axis.legend(fontsize=8, ncol=2)
+    return _save(figure, path)

@@ -8,6 +8,7 @@ from pathlib import Path
 from survey_sim.asking.formats import format_names
 from survey_sim.data.bundled import HUMAN_DATASETS
 from survey_sim.data.responses import HumanResponses
+from survey_sim.engines.base import Engine
 from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
 
@@ -24,6 +25,7 @@ def add_human_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model, prompt format and engine options every simulating command takes."""
     parser.add_argument(
         "--model",
         default=None,
@@ -43,23 +45,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default="label",
         help="answer with the option's letter/number or its text (default: label)",
     )
-    parser.add_argument(
-        "--permute",
-        action="store_true",
-        help="ask every question in balanced option orders, average them, and report the "
-        "position bias",
-    )
-    parser.add_argument(
-        "--method",
-        choices=["exact", "sample"],
-        default="exact",
-        help="exact probabilities from log-probs, or sampled answers under a JSON schema "
-        "(default: exact; free-text questions are always sampled)",
-    )
-    parser.add_argument(
-        "--samples", type=int, default=100, help="answers drawn per prompt when sampling"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first sampled prompt")
     parser.add_argument(
         "--engine",
         choices=["embedded", "sglang"],
@@ -86,6 +71,43 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "(results are still stored)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
+
+
+def add_asking_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the population mode asks: option orders, exact or sampled, samples, seed."""
+    parser.add_argument(
+        "--permute",
+        action="store_true",
+        help="ask every question in balanced option orders, average them, and report the "
+        "position bias",
+    )
+    parser.add_argument(
+        "--method",
+        choices=["exact", "sample"],
+        default="exact",
+        help="exact probabilities from log-probs, or sampled answers under a JSON schema "
+        "(default: exact; free-text questions are always sampled)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=100, help="answers drawn per prompt when sampling"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first sampled prompt")
+
+
+def build_engine(args: argparse.Namespace) -> Engine:
+    """The engine the arguments choose: embedded (loading ``--model``) or SGLang (``--url``)."""
+    if args.engine == "sglang":
+        from survey_sim.engines.sglang import SGLangEngine
+
+        if args.url is None:
+            raise SurveySimError("--engine sglang needs --url (start a server: survey-sim serve)")
+        return SGLangEngine(args.url, model=args.model)
+    if args.url is not None:
+        raise SurveySimError("--url needs --engine sglang")
+    from survey_sim.engines.transformers import EngineSettings, TransformersEngine
+
+    settings = EngineSettings(threads=args.threads, dtype=args.dtype)
+    return TransformersEngine.from_pretrained(args.model, settings=settings)
 
 
 def load_human(args: argparse.Namespace) -> HumanResponses:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from survey_sim.cli import cache, compare, population, run, serve
+from survey_sim.cli import cache, compare, individuals, population, run, serve
 from survey_sim.errors import SurveySimError
 
 _DESCRIPTION = """\
@@ -21,6 +21,8 @@ examples:
   survey-sim run questionnaires/gss_spending_2018.yaml --personas personas/us_adults_demo.yaml \\
       --format spectrum --out results.parquet
   survey-sim run my_survey.yaml --personas cells.csv --model ~/models/Qwen3-1.7B --out r.parquet
+  survey-sim individuals --human gss_spending_2018 --train 100 --test 100 --out ind.parquet
+  survey-sim evaluate ind.parquet --human gss_spending_2018
   survey-sim serve ~/models/Qwen3-14B --port 30000     # then, in another shell:
   survey-sim run my_survey.yaml --personas cells.csv --engine sglang \
       --url http://127.0.0.1:30000 --out r.parquet
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (run, compare, population, cache, serve):
+    for command in (run, individuals, compare, population, cache, serve):
         command.add_parser(commands)
     return parser
 

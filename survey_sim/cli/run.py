@@ -9,10 +9,9 @@ from pathlib import Path
 
 import polars as pl
 
-from survey_sim.cli._common import add_model_arguments
+from survey_sim.cli._common import add_asking_arguments, add_model_arguments, build_engine
 from survey_sim.data.bundled import bundled_file
 from survey_sim.engines.base import Engine
-from survey_sim.errors import SurveySimError
 from survey_sim.population import Population
 from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs import ResultsCache, SimulationResult, position_bias, simulate
@@ -31,6 +30,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--out", type=Path, default=Path("survey-sim-demo.parquet"), help="results file"
     )
     add_model_arguments(demo)
+    add_asking_arguments(demo)
 
     demo.set_defaults(handler=demo_command)
 
@@ -44,6 +44,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--personas", type=Path, required=True, help="persona table (.csv or .yaml)")
     run.add_argument("--out", type=Path, required=True, help="results file (.parquet)")
     add_model_arguments(run)
+    add_asking_arguments(run)
 
     run.set_defaults(handler=run_command)
 
@@ -63,27 +64,11 @@ def run_command(args: argparse.Namespace) -> int:
     return _run(args.questionnaire, args.personas, args)
 
 
-def _engine(args: argparse.Namespace) -> Engine:
-    """The engine the arguments choose: embedded (loading ``--model``) or SGLang (``--url``)."""
-    if args.engine == "sglang":
-        from survey_sim.engines.sglang import SGLangEngine
-
-        if args.url is None:
-            raise SurveySimError("--engine sglang needs --url (start a server: survey-sim serve)")
-        return SGLangEngine(args.url, model=args.model)
-    if args.url is not None:
-        raise SurveySimError("--url needs --engine sglang")
-    from survey_sim.engines.transformers import EngineSettings, TransformersEngine
-
-    settings = EngineSettings(threads=args.threads, dtype=args.dtype)
-    return TransformersEngine.from_pretrained(args.model, settings=settings)
-
-
 def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     questionnaire = load_questionnaire(questionnaire_path)
     population = Population.from_file(personas_path)
-    engine = _engine(args)
+    engine = build_engine(args)
     loaded = time.perf_counter()
     result = simulate(
         questionnaire,

@@ -1,0 +1,231 @@
+"""``survey-sim individuals`` (few-shot simulation of real respondents) and ``survey-sim
+evaluate`` (its held-out evaluation against the baselines)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from pathlib import Path
+
+import polars as pl
+
+from survey_sim._io import write_parquet_atomic
+from survey_sim.cli._common import (
+    add_human_arguments,
+    add_model_arguments,
+    build_engine,
+    load_human,
+)
+from survey_sim.errors import SurveySimError
+from survey_sim.evaluate.individuals import METHODS
+from survey_sim.evaluate.splits import IndividualSplit
+from survey_sim.runs.individuals import IndividualResult, simulate_individuals
+from survey_sim.runs.results import beside
+from survey_sim.runs.store import ResultsCache
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register both commands with the ``survey-sim`` parser."""
+    individuals = commands.add_parser(
+        "individuals",
+        help="predict real respondents' held-out answers from k of their own answers",
+        description="Split the respondents of --human into training and test respondents "
+        "(seeded); show each of them k of their own answers as earlier turns of the "
+        "conversation, for every k of a learning curve, and write the exact distribution of "
+        "each held-out answer to --out. Evaluate it with survey-sim evaluate.",
+    )
+    add_human_arguments(individuals)
+    individuals.add_argument(
+        "--shots",
+        type=_integers,
+        default=None,
+        metavar="K,K,...",
+        help="answers shown (default: 0,1,2,4,... up to all but the held-out questions)",
+    )
+    individuals.add_argument(
+        "--held-out",
+        default="2",
+        metavar="N|QUESTION,...",
+        help="questions to predict per respondent: a number (chosen at random per "
+        "respondent, default 2) or a fixed list of question ids",
+    )
+    individuals.add_argument(
+        "--train", type=int, default=200, help="training respondents to simulate (default 200)"
+    )
+    individuals.add_argument(
+        "--test", type=int, default=200, help="test respondents to simulate (default 200)"
+    )
+    individuals.add_argument(
+        "--demographics",
+        default="auto",
+        metavar="ATTR,...|none",
+        help="attributes to describe respondents with (default: the mapping's population "
+        "attributes; 'none': say nothing about them)",
+    )
+    individuals.add_argument("--seed", type=int, default=0, help="seed of the split")
+    individuals.add_argument("--out", type=Path, required=True, help="results file (.parquet)")
+    add_model_arguments(individuals)
+    individuals.set_defaults(handler=individuals_command)
+
+    evaluating = commands.add_parser(
+        "evaluate",
+        help="score few-shot predictions on held-out respondents against baselines",
+        description="Score the test respondents' held-out answers in RESULTS (from survey-sim "
+        "individuals) for the model and the baselines (uniform, marginal, demographic cell, "
+        "logistic regression, model + regression, PyMC calibration): log-loss, accuracy, "
+        "Brier score and calibration error per k with bootstrap intervals, and the population "
+        "view. Writes the report as Parquet and plots the learning curve.",
+    )
+    evaluating.add_argument("results", type=Path, help="results file from survey-sim individuals")
+    add_human_arguments(evaluating)
+    evaluating.add_argument(
+        "--methods",
+        type=lambda text: text.split(","),
+        default=list(METHODS),
+        metavar="METHOD,...",
+        help=f"methods to score (default: all of {', '.join(METHODS)})",
+    )
+    evaluating.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)"
+    )
+    evaluating.add_argument("--seed", type=int, default=0, help="seed of baselines and bootstrap")
+    evaluating.add_argument(
+        "--sampler", choices=["pymc", "nutpie"], default="pymc", help="NUTS for the calibration"
+    )
+    evaluating.add_argument(
+        "--out", type=Path, default=None, help="report (default: RESULTS.evaluation.parquet)"
+    )
+    evaluating.add_argument(
+        "--plot", type=Path, default=None, help="learning curve (default: RESULTS.png)"
+    )
+    evaluating.add_argument("--quiet", action="store_true", help="no progress bars")
+    evaluating.set_defaults(handler=evaluate_command)
+
+
+def _integers(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}"
+        ) from None
+
+
+def individuals_command(args: argparse.Namespace) -> int:
+    """``survey-sim individuals``."""
+    human = load_human(args)
+    held_out: int | list[str] = (
+        int(args.held_out) if args.held_out.isdecimal() else args.held_out.split(",")
+    )
+    demographics: bool | list[str] = (
+        True
+        if args.demographics == "auto"
+        else False
+        if args.demographics == "none"
+        else args.demographics.split(",")
+    )
+    split = IndividualSplit.draw(
+        human,
+        shots=args.shots,
+        held_out=held_out,
+        train=args.train,
+        test=args.test,
+        demographics=demographics,
+        seed=args.seed,
+    )
+    engine = build_engine(args)
+    result = simulate_individuals(
+        human,
+        engine,
+        split,
+        format=args.format,
+        answer=args.answer,
+        progress=not args.quiet,
+        cache=ResultsCache(fresh=args.fresh),
+    )
+    written = result.write_parquet(args.out)
+    work, manifest = result.manifest["work"], result.manifest
+    reuse = "" if work["hit_rate"] is None else f"; {work['hit_rate']:.0%} of prompt tokens reused"
+    print(
+        f"{len(split.train)} training and {len(split.test)} test respondents (of "
+        f"{split.eligible} eligible), k = {', '.join(map(str, split.shots))}, "
+        f"{len(next(iter(split.held_out.values())))} held-out questions each, on "
+        f"{engine.model_id} ({manifest['settings']['format']} format): "
+        f"{manifest['seconds']:.1f} s, {manifest['seconds_per_respondent']:.2f} s per "
+        f"respondent{reuse}.\nWrote {', '.join(str(path) for path in written)}."
+    )
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """``survey-sim evaluate``."""
+    from survey_sim.analysis.plots import plot_learning_curve
+    from survey_sim.evaluate.individuals import evaluate_individuals
+
+    if not args.results.is_file():
+        raise SurveySimError(f"{args.results}: no such results file")
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        raise SurveySimError(f"unknown method {', '.join(unknown)} (methods: {', '.join(METHODS)})")
+    if args.bootstrap < 10:
+        raise SurveySimError("--bootstrap needs at least 10 resamples")
+    result = IndividualResult.read_parquet(args.results)
+    human = load_human(args)
+    logging.getLogger("pymc").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # scikit-learn's API transitions
+        evaluation = evaluate_individuals(
+            result,
+            human,
+            methods=args.methods,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+            progress=not args.quiet,
+            sampling={"sampler": args.sampler, "seed": args.seed},
+        )
+    report_path = args.out or beside(args.results, "evaluation")
+    written = [
+        write_parquet_atomic(evaluation.report, report_path),
+        write_parquet_atomic(evaluation.population, beside(report_path, "population")),
+        plot_learning_curve(evaluation.report, args.plot or args.results.with_suffix(".png")),
+    ]
+    _print_report(evaluation.report, evaluation.population)
+    if evaluation.calibration is not None:
+        import arviz as az
+
+        print("\nRespondent-level calibration (alpha per k: 1 = trust the model's log-odds):")
+        summary = az.summary(evaluation.calibration, var_names=["alpha", "sigma"], kind="stats")
+        print(summary.to_string(float_format="{:.3f}".format))
+    print(
+        f"\nBaselines fitted on {evaluation.pool} respondents outside the simulated ones.\n"
+        f"Wrote {', '.join(str(path) for path in written)}."
+    )
+    return 0
+
+
+def _print_report(report: pl.DataFrame, population: pl.DataFrame) -> None:
+    def cell(metric: str) -> pl.Expr:
+        return pl.format(
+            "{} [{}, {}]",
+            *(pl.col(c).round(3) for c in ("estimate", "lower", "upper")),
+        ).alias(metric)
+
+    with pl.Config(
+        tbl_rows=-1,
+        tbl_cols=-1,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_width_chars=200,
+        fmt_str_lengths=40,
+    ):
+        print("Log-loss on held-out answers of test respondents (90% bootstrap intervals):")
+        log_loss = report.filter(pl.col("metric") == "log_loss").with_columns(cell("log_loss"))
+        print(log_loss.pivot(on="shots", index="method", values="log_loss", maintain_order=True))
+        top = int(report["shots"].max())  # type: ignore[arg-type]
+        print(f"\nEvery metric at k = {top}:")
+        at_top = report.filter(pl.col("shots") == top).with_columns(cell("value"))
+        print(at_top.pivot(on="metric", index="method", values="value", maintain_order=True))
+        print(f"\nPopulation view at k = {top} (predictions averaged per question):")
+        view = population.filter(pl.col("shots") == top)
+        print(view.pivot(on="metric", index="method", values="estimate", maintain_order=True))
