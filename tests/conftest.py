@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random model built here, and the real default model."""
+"""Shared fixtures: a tiny random model built here, the real default model, and a small
+survey with a known structure written as real files."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -28,6 +31,67 @@ def build_tiny_model(directory: Path) -> Path:
     LlamaForCausalLM(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+QUESTIONNAIRE = """\
+id: attitudes
+instructions: Please answer every question.
+option_sets:
+  agree:
+    - {code: 1, text: Agree}
+    - {code: 2, text: Neither}
+    - {code: 3, text: Disagree}
+questions:
+"""
+ATTITUDE_QUESTIONS = ["taxes", "parks", "roads", "schools", "police"]
+MAPPING = """\
+questionnaire: attitudes
+respondent: rid
+questions: {%s}
+attributes:
+  party: party
+population:
+  by: [party]
+  template: "You are a {party} voter."
+"""
+
+
+def write_attitudes(
+    directory: Path, respondents: int = 400, seed: int = 1
+) -> tuple[Path, Path, Path]:
+    """A survey of five spending items (data CSV, mapping, questionnaire): respondents'
+    answers follow a latent leaning (so shown answers predict held-out ones) that their party
+    also shifts; one in ten answers is missing (not asked)."""
+    text = QUESTIONNAIRE + "".join(
+        f"  - {{id: {q}, kind: ordinal, preamble: 'Some say the country spends too little.', "
+        f"text: 'Should we spend more on {q}?', options: agree}}\n"
+        for q in ATTITUDE_QUESTIONS
+    )
+    (directory / "attitudes.yaml").write_text(text)
+    (directory / "attitudes.mapping.yaml").write_text(
+        MAPPING % ", ".join(f"{q}: {q}" for q in ATTITUDE_QUESTIONS)
+    )
+    rng = np.random.default_rng(seed)
+    party = rng.choice(["Democrat", "Republican"], respondents)
+    leaning = rng.normal(size=respondents) + np.where(party == "Democrat", 1.3, -0.1)
+    data: dict[str, object] = {"rid": list(range(1, respondents + 1)), "party": party.tolist()}
+    for q in ATTITUDE_QUESTIONS:
+        noisy = leaning + rng.normal(scale=0.6, size=respondents)
+        answers = np.where(noisy > 0.5, 1, np.where(noisy < -0.5, 3, 2)).astype(float)
+        answers[rng.random(respondents) < 0.1] = np.nan
+        data[q] = answers.tolist()
+    pl.DataFrame(data).write_csv(directory / "attitudes.csv")
+    return (
+        directory / "attitudes.csv",
+        directory / "attitudes.mapping.yaml",
+        directory / "attitudes.yaml",
+    )
+
+
+@pytest.fixture
+def attitudes_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The five-item attitudes survey of :func:`write_attitudes`, written to ``tmp_path``."""
+    return write_attitudes(tmp_path)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -154,3 +154,51 @@ def test_population_cells_from_a_weighted_survey(tmp_path):
     assert sum(p.weight for p in population) == pytest.approx(1.0)
     unknown = run_cli("population", "--human", "ces_2011", "--by", "income", "--out", str(out))
     assert unknown.returncode == 2 and "cannot group by income" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_individuals_then_evaluate(tiny_model_dir, attitudes_files, tmp_path):
+    data, mapping, questionnaire = attitudes_files
+    human = ["--human", str(data), "--mapping", str(mapping), "--questionnaire", str(questionnaire)]
+    out = tmp_path / "ind.parquet"
+    simulated = run_cli(
+        "individuals",
+        *human,
+        "--model",
+        str(tiny_model_dir),
+        "--shots",
+        "0,1,3",
+        "--train",
+        "20",
+        "--test",
+        "25",
+        "--out",
+        str(out),
+    )
+    assert simulated.returncode == 0, simulated.stderr
+    assert "20 training and 25 test respondents" in simulated.stdout
+    assert "of prompt tokens reused" in simulated.stdout
+    assert pl.read_parquet(out).height == 45 * 3 * 2 * 3
+    evaluated = run_cli(
+        "evaluate",
+        str(out),
+        *human,
+        "--methods",
+        "uniform,marginal,regression,model",
+        "--bootstrap",
+        "100",
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "Log-loss on held-out answers" in evaluated.stdout
+    report = pl.read_parquet(tmp_path / "ind.evaluation.parquet")
+    assert set(report["method"]) == {"uniform", "marginal", "regression", "model"}
+    assert set(report["shots"]) == {0, 1, 3}
+    assert (tmp_path / "ind.png").stat().st_size > 10_000
+    assert (tmp_path / "ind.evaluation.population.parquet").exists()
+    wrong = run_cli("evaluate", str(out), *human, "--methods", "oracle")
+    assert wrong.returncode == 2 and "unknown method oracle" in wrong.stderr
+    too_many = run_cli(
+        "individuals", *human, "--shots", "0,9", "--out", str(tmp_path / "x.parquet")
+    )
+    assert too_many.returncode == 2 and "shots must be between 0 and 3" in too_many.stderr
+    assert not (tmp_path / "x.parquet").exists()
