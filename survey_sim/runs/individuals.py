@@ -45,7 +45,7 @@ from survey_sim.runs.results import (
     read_manifest,
     response_rows,
 )
-from survey_sim.runs.run import open_store, through_store
+from survey_sim.runs.run import open_store, store_record, through_store
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache
 
@@ -206,9 +206,7 @@ def simulate_individuals(
         settings.record(),
         started=started,
         work=engine.stats.since(work_before),
-        store=None
-        if store is None
-        else {"path": str(store.path), "hits": scores.hits, "misses": scores.misses},
+        store=store_record(store, scores),
     )
     manifest["seconds_per_respondent"] = round(manifest["seconds"] / len(split.respondents), 4)
     manifest["human"] = {"source": human.source, "respondents": len(split.respondents)}

@@ -84,13 +84,7 @@ def simulate(
         settings.record(),
         started=started,
         work=engine.stats.since(work_before),
-        store=None
-        if store is None
-        else {
-            "path": str(store.path),
-            "hits": scores.hits + samples.hits,
-            "misses": scores.misses + samples.misses,
-        },
+        store=store_record(store, scores, samples),
     )
     return SimulationResult.assemble(
         plan, scores.results, samples.results, model=engine.model_id, manifest=manifest
@@ -111,6 +105,18 @@ class Finished(Generic[ResultT]):
     results: list[ResultT]
     hits: int
     misses: int
+
+
+def store_record(store: ResultsCache | None, *finished: Finished[Any]) -> dict[str, Any] | None:
+    """What the manifest records of the store: its path, and the requests answered from it
+    (``hits``) and computed (``misses``) over ``finished``."""
+    if store is None:
+        return None
+    return {
+        "path": str(store.path),
+        "hits": sum(part.hits for part in finished),
+        "misses": sum(part.misses for part in finished),
+    }
 
 
 def through_store(
