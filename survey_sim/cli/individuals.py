@@ -145,15 +145,16 @@ def individuals_command(args: argparse.Namespace) -> int:
         cache=ResultsCache(fresh=args.fresh),
     )
     written = result.write_parquet(args.out)
-    work, manifest = result.manifest["work"], result.manifest
+    work, manifest, cached = result.manifest["work"], result.manifest, result.manifest["cache"]
     reuse = "" if work["hit_rate"] is None else f"; {work['hit_rate']:.0%} of prompt tokens reused"
+    stored = f"; {cached['hits']} requests from the results cache, {cached['misses']} computed"
     print(
         f"{len(split.train)} training and {len(split.test)} test respondents (of "
         f"{split.eligible} eligible), k = {', '.join(map(str, split.shots))}, "
         f"{len(next(iter(split.held_out.values())))} held-out questions each, on "
         f"{engine.model_id} ({manifest['settings']['format']} format): "
         f"{manifest['seconds']:.1f} s, {manifest['seconds_per_respondent']:.2f} s per "
-        f"respondent{reuse}.\nWrote {', '.join(str(path) for path in written)}."
+        f"respondent{stored}{reuse}.\nWrote {', '.join(str(path) for path in written)}."
     )
     return 0
 

@@ -37,9 +37,11 @@ The model-based fits use the **simulated training respondents**.
 Metrics per method and k, each with a bootstrap interval over test respondents: log-loss
 (nats, mean −log p(answer)), accuracy (the most likely option is the answer), Brier score
 (squared error of the probability vector), expected calibration error (10 equal-width bins of
-the top probability). The population view averages each method's predictions per question
-over the test respondents and compares them with those respondents' real answers
-(Jensen-Shannon, total variation, representativeness; see :mod:`survey_sim.evaluate.metrics`).
+the top probability; its percentile interval can sit above the estimate, because
+resampling respondents adds binning noise, which raises ECE). The population view averages
+each method's predictions per question over the test respondents and compares them with
+those respondents' real answers (Jensen-Shannon, total variation, representativeness; see
+:mod:`survey_sim.evaluate.metrics`).
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ def test_individuals_then_evaluate(tiny_model_dir, attitudes_files, tmp_path):
     )
     assert simulated.returncode == 0, simulated.stderr
     assert "20 training and 25 test respondents" in simulated.stdout
-    assert "of prompt tokens reused" in simulated.stdout
+    assert "requests from the results cache" in simulated.stdout
     assert pl.read_parquet(out).height == 45 * 3 * 2 * 3
     evaluated = run_cli(
         "evaluate",
