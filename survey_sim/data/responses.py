@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import string
 from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,12 @@ class HumanResponses:
             f"HumanResponses({self.source!r}: {respondents} respondents, "
             f"{self.frame['question_id'].n_unique()} questions, {self.frame.height} answers)"
         )
+
+    @cached_property
+    def answers(self) -> dict[tuple[str, str], str]:
+        """Every answer by (respondent id, question id): its option code."""
+        columns = self.frame.select("respondent_id", "question_id", "option_code")
+        return {(respondent, question): code for respondent, question, code in columns.iter_rows()}
 
     @property
     def attributes(self) -> list[str]:

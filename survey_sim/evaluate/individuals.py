@@ -186,11 +186,11 @@ def evaluate_individuals(
     predicted: dict[str, list[np.ndarray]] = {}
     regression: dict[str, list[np.ndarray]] = {}
     if {"regression", "model+regression"} & set(methods):
-        questions = sorted({*train.questions, *test.questions})
+        # Training rows are predicted only for model+regression, which weighs them.
+        roles = {"test": test, **({"train": train} if "model+regression" in methods else {})}
+        questions = sorted({q for rows in roles.values() for q in rows.questions})
         fits = pool.regressions(split.shots, questions, progress=progress)
-        regression = {
-            role: fits.predict(rows, human) for role, rows in (("train", train), ("test", test))
-        }
+        regression = {role: fits.predict(rows, human) for role, rows in roles.items()}
     for method in methods:
         match method:
             case "uniform":
@@ -228,18 +228,16 @@ class _Pool:
 
     def __init__(self, human: HumanResponses, split: IndividualSplit, seed: int) -> None:
         excluded = set(split.respondents)
-        frame = human.frame.filter(~pl.col("respondent_id").is_in(list(excluded)))
-        if frame.is_empty():
+        self.human, self.split, self.seed = human, split, seed
+        self.answers: dict[str, dict[str, str]] = {}
+        for (respondent, question), code in human.answers.items():
+            if respondent not in excluded:
+                self.answers.setdefault(respondent, {})[question] = code
+        if not self.answers:
             raise InputError(
                 human.source, "no respondent is left for the baselines outside the simulated ones"
             )
-        self.human, self.split, self.seed = human, split, seed
-        self.respondents = sorted(set(frame["respondent_id"]))
-        self.answers: dict[str, dict[str, str]] = {}
-        for respondent, question, code in frame.select(
-            "respondent_id", "question_id", "option_code"
-        ).iter_rows():
-            self.answers.setdefault(respondent, {})[question] = code
+        self.respondents = sorted(self.answers)
         demographics = list(split.demographics)
         people = human.frame.unique("respondent_id").select("respondent_id", *demographics)
         self.demographics = {
@@ -374,12 +372,7 @@ class _Regressions:
     def predict(self, rows: Rows, human: HumanResponses) -> list[np.ndarray]:
         """Each row's predicted distribution in option order, from exactly the answers the
         split showed at its k."""
-        answers = {
-            (r, q): code
-            for r, q, code in human.frame.select(
-                "respondent_id", "question_id", "option_code"
-            ).iter_rows()
-        }
+        answers = human.answers
         predictions = []
         for respondent, k, question_id in zip(
             rows.respondents, rows.shots, rows.questions, strict=True

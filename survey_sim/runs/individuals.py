@@ -164,12 +164,7 @@ def simulate_individuals(
         )
     split = split or IndividualSplit.draw(human)
     population = human.respondents(split.respondents, split.demographics)
-    answers: dict[tuple[str, str], str] = {
-        (respondent, question): code
-        for respondent, question, code in human.frame.select(
-            "respondent_id", "question_id", "option_code"
-        ).iter_rows()
-    }
+    answers = human.answers
     asks = _plan(human, split, settings, engine, {p.id: p for p in population}, answers)
     check_fits(
         engine,
