@@ -17,7 +17,7 @@ def code_text(value: Any) -> str:
 
 
 def declared_code(value: Any) -> Any:
-    """A code written in a YAML file, as text.
+    """A code (or option text, or label) written in a YAML file, as text.
 
     Unquoted YAML words such as ``Yes``, ``No``, ``ON`` read as booleans; they are refused
     with a message saying to quote them. Values other than text and numbers are passed on
@@ -25,8 +25,8 @@ def declared_code(value: Any) -> Any:
     """
     if isinstance(value, bool):
         raise ValueError(
-            f"a code or label reads as the YAML boolean {str(value).lower()}: quote values such "
-            'as "ON", "Yes", "No" or "off"'
+            f"this value reads as the YAML boolean {str(value).lower()}: quote words such as "
+            '"Yes", "No", "ON" or "off" (write text: "Yes", not text: Yes)'
         )
     if isinstance(value, int | float):
         return code_text(value)

@@ -70,10 +70,13 @@ def validate_yaml(
     path: Path,
     node: yaml.Node | None,
     describe: Callable[[tuple[Any, ...]], str | None] | None = None,
+    in_file: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None,
 ) -> ModelT:
     """Validate ``data`` as ``model``; on failure raise one InputError for the first problem.
 
-    ``describe(loc)`` may turn a pydantic location into words (e.g. "question 'natfare'").
+    ``describe(loc)`` may turn a pydantic location into words (e.g. "question 'natfare'");
+    ``in_file(loc)`` says where in the file that location is written, when the file puts it
+    elsewhere (the line then comes from there).
     """
     try:
         return model.model_validate(data)
@@ -83,4 +86,9 @@ def validate_yaml(
         where = describe(loc) if describe else None
         if where is None:
             where = "field " + ".".join(str(part) for part in loc) if loc else None
-        raise InputError(path, first["msg"], location=where, line=line_of(node, loc)) from None
+        problem = first["msg"]
+        if first["type"] == "value_error":  # our own validators' messages, without "Value error, "
+            problem = str(first["ctx"]["error"])
+        raise InputError(
+            path, problem, location=where, line=line_of(node, in_file(loc) if in_file else loc)
+        ) from None

@@ -64,7 +64,7 @@ class Option(_Strict):
     position: int | None = None
     substantive: bool = True
 
-    _code_as_text = field_validator("code", mode="before")(declared_code)
+    _written_as_text = field_validator("code", "text", "label", mode="before")(declared_code)
 
     @field_validator("code", "label")
     @classmethod
@@ -321,10 +321,10 @@ def load_questionnaire(path: str | Path) -> Questionnaire:
     if not isinstance(data, dict):
         raise InputError(path, "expected a mapping with 'id' and 'questions' at the top level")
     data = {key: value for key, value in data.items() if not str(key).startswith("x-")}
+    questions = data.get("questions")
     option_sets = data.pop("option_sets", None) or {}
     if not isinstance(option_sets, dict):
         raise InputError(path, "'option_sets' must map names to lists of options")
-    questions = data.get("questions")
     if isinstance(questions, list):
         data["questions"] = [
             _resolve_option_set(question, option_sets, path, index)
@@ -339,7 +339,16 @@ def load_questionnaire(path: str | Path) -> Questionnaire:
             return f"{name}{field}"
         return "field " + ".".join(str(part) for part in loc) if loc else None
 
-    return validate_yaml(Questionnaire, data, path, node, describe)
+    def in_file(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Where a question's field is written: options from a named set are in the set."""
+        if len(loc) >= 2 and loc[0] == "questions" and isinstance(loc[1], int):
+            rest = [part for part in loc[2:] if part not in QUESTION_KINDS]
+            written = questions[loc[1]].get("options") if isinstance(questions, list) else None
+            if rest[:1] == ["options"] and isinstance(written, str):
+                return ("option_sets", written, *rest[1:])
+        return loc
+
+    return validate_yaml(Questionnaire, data, path, node, describe, in_file)
 
 
 def _resolve_option_set(question: Any, option_sets: dict[str, Any], path: Path, index: int) -> Any:

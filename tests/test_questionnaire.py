@@ -153,6 +153,27 @@ def test_error_points_at_the_line_of_the_bad_field(tmp_path):
     assert "YAML boolean true: quote" in caught.value.problem
 
 
+def test_unquoted_yes_no_option_text_is_explained_at_its_line(tmp_path):
+    """Unquoted Yes reads as a YAML boolean: the message says so at the option's line, in
+    the question or in the option set the question uses."""
+    path = write(
+        tmp_path,
+        "id: t\noption_sets:\n  yn:\n    - {code: 1, text: Yes}\n    - {code: 0, text: 'No'}\n"
+        "questions:\n  - {id: q1, kind: single_choice, text: T, options: yn}\n"
+        "  - id: q2\n    kind: single_choice\n    text: T\n    options:\n"
+        "      - {code: 1, text: 'Yes'}\n      - {code: 0, text: No}\n",
+    )
+    with pytest.raises(InputError) as caught:
+        load_questionnaire(path)
+    assert caught.value.line == 4
+    assert 'reads as the YAML boolean true: quote words such as "Yes"' in caught.value.problem
+    path.write_text(path.read_text().replace("text: Yes}", "text: 'Yes'}"))
+    with pytest.raises(InputError) as caught:
+        load_questionnaire(path)
+    assert caught.value.line == 13
+    assert caught.value.location == "question 'q2', field 'options.1.text'"
+
+
 def test_non_utf8_and_missing_files(tmp_path):
     path = tmp_path / "latin1.yaml"
     path.write_bytes("id: caf\xe9\n".encode("latin-1"))

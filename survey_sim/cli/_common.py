@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+from collections.abc import Callable
 from pathlib import Path
 
 from survey_sim.asking.formats import format_names
 from survey_sim.data.bundled import HUMAN_DATASETS
+from survey_sim.data.readers import DATA_SUFFIXES
 from survey_sim.data.responses import HumanResponses
 from survey_sim.engines.base import Engine
 from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
+
+
+_FORMAT_NAMES = {".parquet": "Parquet", ".csv": "CSV", ".png": "PNG"}
+
+
+def output_file(suffix: str, what: str) -> Callable[[str], Path]:
+    """An argparse ``type`` for an output path, which must end in ``suffix``: a wrong
+    extension is refused when the arguments are read, before any work."""
+
+    def output_path(text: str) -> Path:
+        path = Path(text)
+        if path.suffix.lower() != suffix:
+            raise argparse.ArgumentTypeError(
+                f"{text}: {what} {'are' if what.endswith('s') else 'is'} written as "
+                f"{_FORMAT_NAMES[suffix]}; name a file ending in {suffix}"
+                f" (e.g. {path.with_suffix(suffix)})"
+            )
+        return path
+
+    return output_path
+
+
+RESULTS_FILE = output_file(".parquet", "results")
+"""``--out`` of the simulating commands: Parquet (polars: ``pl.read_parquet(path)``)."""
+PLOT_FILE = output_file(".png", "a plot")
 
 
 def add_human_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +46,7 @@ def add_human_arguments(parser: argparse.ArgumentParser) -> None:
         "--human",
         required=True,
         help=f"a bundled dataset ({', '.join(sorted(HUMAN_DATASETS))}) or a data file "
-        "(.csv, .parquet, .sav, .dta)",
+        f"({', '.join(DATA_SUFFIXES)})",
     )
     parser.add_argument("--mapping", type=Path, help="mapping YAML (with a data file)")
     parser.add_argument("--questionnaire", type=Path, help="questionnaire YAML (with a data file)")
@@ -111,9 +139,23 @@ def build_engine(args: argparse.Namespace) -> Engine:
 
 
 def load_human(args: argparse.Namespace) -> HumanResponses:
+    """The human data ``--human`` names: a bundled survey, or a data file read through
+    ``--mapping`` and ``--questionnaire``."""
     if args.human in HUMAN_DATASETS:
         return HUMAN_DATASETS[args.human]()
+    bundled = ", ".join(sorted(HUMAN_DATASETS))
+    if not Path(args.human).exists() and Path(args.human).suffix.lower() not in DATA_SUFFIXES:
+        close = difflib.get_close_matches(args.human, HUMAN_DATASETS, n=1)
+        raise SurveySimError(
+            f"--human {args.human}: no bundled survey of that name"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + f"; bundled: {bundled}. A data file ({', '.join(DATA_SUFFIXES)}) needs "
+            "--mapping and --questionnaire beside it."
+        )
     if args.mapping is None or args.questionnaire is None:
-        raise SurveySimError("a data file needs --mapping and --questionnaire")
+        raise SurveySimError(
+            f"--human {args.human}: a data file needs --mapping and --questionnaire "
+            f"(or name a bundled survey: {bundled})"
+        )
     questionnaire = load_questionnaire(args.questionnaire)
     return HumanResponses.from_file(args.human, args.mapping, questionnaire)

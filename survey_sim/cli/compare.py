@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from survey_sim._io import write_parquet_atomic
-from survey_sim.cli._common import add_human_arguments, load_human
+from survey_sim.cli._common import PLOT_FILE, add_human_arguments, load_human, output_file
 from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import SurveySimError
 from survey_sim.runs import SimulationResult
@@ -27,9 +27,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     comparing.add_argument("results", type=Path, help="results file (.parquet) from run/demo")
     add_human_arguments(comparing)
     comparing.add_argument(
-        "--plot", type=Path, default=None, help="PNG of the distributions (default: RESULTS.png)"
+        "--plot",
+        type=PLOT_FILE,
+        default=None,
+        help="PNG of the distributions (default: RESULTS.png)",
     )
-    comparing.add_argument("--out", type=Path, default=None, help="metrics as Parquet")
+    comparing.add_argument(
+        "--out", type=output_file(".parquet", "metrics"), default=None, help="metrics as Parquet"
+    )
     comparing.add_argument(
         "--calibrate",
         type=int,

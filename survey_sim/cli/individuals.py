@@ -12,10 +12,13 @@ import polars as pl
 
 from survey_sim._io import write_parquet_atomic
 from survey_sim.cli._common import (
+    PLOT_FILE,
+    RESULTS_FILE,
     add_human_arguments,
     add_model_arguments,
     build_engine,
     load_human,
+    output_file,
 )
 from survey_sim.errors import SurveySimError
 from survey_sim.evaluate.individuals import METHODS
@@ -64,7 +67,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "attributes; 'none': say nothing about them)",
     )
     individuals.add_argument("--seed", type=int, default=0, help="seed of the split")
-    individuals.add_argument("--out", type=Path, required=True, help="results file (.parquet)")
+    individuals.add_argument(
+        "--out", type=RESULTS_FILE, required=True, help="results file (.parquet)"
+    )
     add_model_arguments(individuals)
     individuals.set_defaults(handler=individuals_command)
 
@@ -94,10 +99,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--sampler", choices=["pymc", "nutpie"], default="pymc", help="NUTS for the calibration"
     )
     evaluating.add_argument(
-        "--out", type=Path, default=None, help="report (default: RESULTS.evaluation.parquet)"
+        "--out",
+        type=output_file(".parquet", "the report"),
+        default=None,
+        help="report (default: RESULTS.evaluation.parquet)",
     )
     evaluating.add_argument(
-        "--plot", type=Path, default=None, help="learning curve (default: RESULTS.png)"
+        "--plot", type=PLOT_FILE, default=None, help="learning curve (default: RESULTS.png)"
     )
     evaluating.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluating.set_defaults(handler=evaluate_command)

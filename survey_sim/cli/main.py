@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from survey_sim.cli import cache, compare, individuals, population, run, serve
@@ -56,11 +57,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("arguments after -- are for survey-sim serve only")
     args.passthrough = passthrough
     handler: Callable[[argparse.Namespace], int] = args.handler
+    warnings.formatwarning = _one_line
     try:
         return handler(args)
     except SurveySimError as error:
         print(f"survey-sim: error: {error}", file=sys.stderr)
         return 2
+
+
+def _one_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """Warnings as one line each, like errors (not Python's file:line header)."""
+    return f"survey-sim: warning: {message}\n"
 
 
 if __name__ == "__main__":

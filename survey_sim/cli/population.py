@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import polars as pl
 
-from survey_sim.cli._common import add_human_arguments, load_human
+from survey_sim.cli._common import add_human_arguments, load_human, output_file
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,7 +31,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="drop cells with fewer respondents (default: the mapping's, else 1)",
     )
-    building.add_argument("--out", type=Path, required=True, help="persona table (.csv)")
+    building.add_argument(
+        "--out",
+        type=output_file(".csv", "persona cells"),
+        required=True,
+        help="persona table (.csv)",
+    )
 
     building.set_defaults(handler=population_command)
 

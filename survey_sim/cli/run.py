@@ -9,7 +9,12 @@ from pathlib import Path
 
 import polars as pl
 
-from survey_sim.cli._common import add_asking_arguments, add_model_arguments, build_engine
+from survey_sim.cli._common import (
+    RESULTS_FILE,
+    add_asking_arguments,
+    add_model_arguments,
+    build_engine,
+)
 from survey_sim.data.bundled import bundled_file
 from survey_sim.engines.base import Engine
 from survey_sim.population import Population
@@ -27,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "per-persona and population distributions, and write Parquet.",
     )
     demo.add_argument(
-        "--out", type=Path, default=Path("survey-sim-demo.parquet"), help="results file"
+        "--out", type=RESULTS_FILE, default=Path("survey-sim-demo.parquet"), help="results file"
     )
     add_model_arguments(demo)
     add_asking_arguments(demo)
@@ -42,7 +47,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     run.add_argument("questionnaire", type=Path, help="questionnaire YAML file")
     run.add_argument("--personas", type=Path, required=True, help="persona table (.csv or .yaml)")
-    run.add_argument("--out", type=Path, required=True, help="results file (.parquet)")
+    run.add_argument("--out", type=RESULTS_FILE, required=True, help="results file (.parquet)")
     add_model_arguments(run)
     add_asking_arguments(run)
 

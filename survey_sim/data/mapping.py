@@ -38,14 +38,26 @@ that lists every such code, so nothing is silently dropped.
 
 from __future__ import annotations
 
+import codecs
+import itertools
 import math
+import string
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from survey_sim._codes import declared_code
-from survey_sim._yaml import load_yaml, validate_yaml
+from survey_sim._yaml import line_of, load_yaml, validate_yaml
 from survey_sim.errors import InputError
 
 
@@ -59,6 +71,17 @@ def _codes_dict(value: Any) -> Any:
 def _codes_list(value: Any) -> Any:
     """A YAML list of codes as text (other values are left for validation to reject)."""
     return [declared_code(v) for v in value] if isinstance(value, list) else value
+
+
+def template_fields(template: str | None) -> list[str]:
+    """The ``{fields}`` a description template uses, in order, once each."""
+    if template is None:
+        return []
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field]
+    except ValueError as error:
+        raise ValueError(f"invalid template: {error}") from None
+    return list(dict.fromkeys(fields))
 
 
 class _Strict(BaseModel):
@@ -98,6 +121,19 @@ class AttributeMapping(_Strict):
     _missing_as_text = field_validator("missing", mode="before")(_codes_list)
     _labels_as_text = field_validator("labels", mode="before")(_codes_dict)
 
+    @field_validator("bins")
+    @classmethod
+    def _disjoint(cls, bins: tuple[AttributeBin, ...] | None) -> tuple[AttributeBin, ...] | None:
+        ordered = sorted(bins or (), key=lambda b: (b.min, b.max))
+        for lower, upper in itertools.pairwise(ordered):
+            if upper.min <= lower.max:
+                raise ValueError(
+                    f"bins {lower.label!r} and {upper.label!r} overlap (both hold "
+                    f"{upper.min:g} to {min(lower.max, upper.max):g}): bounds are inclusive, "
+                    "so a value must fall in one bin only"
+                )
+        return bins
+
     @model_validator(mode="after")
     def _labels_or_bins(self) -> AttributeMapping:
         if self.labels is not None and self.bins is not None:
@@ -129,6 +165,7 @@ class DataMapping(_Strict):
     """Ties a data file's columns to a questionnaire (see the module docstring)."""
 
     questionnaire: str | None = None
+    encoding: str = "utf-8"
     respondent: str | None = None
     weight: str | None = None
     missing: tuple[str, ...] = ()
@@ -138,6 +175,17 @@ class DataMapping(_Strict):
 
     _missing_as_text = field_validator("missing", mode="before")(_codes_list)
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding {value!r} (e.g. utf-8, latin-1, cp1252)"
+            ) from None
+        return value
+
     @field_validator("questions", "attributes", mode="before")
     @classmethod
     def _column_shorthand(cls, value: Any) -> Any:
@@ -145,17 +193,27 @@ class DataMapping(_Strict):
             return {k: {"column": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
 
-    @model_validator(mode="after")
-    def _cells_from_known_attributes(self) -> DataMapping:
-        if self.population is not None:
-            unknown = [name for name in self.population.by if name not in self.attributes]
+    @field_validator("population")
+    @classmethod
+    def _cells_from_known_attributes(
+        cls, population: PopulationRecipe | None, info: ValidationInfo
+    ) -> PopulationRecipe | None:
+        attributes = info.data.get("attributes")
+        if population is None or attributes is None:  # attributes failed: reported already
+            return population
+        fields = template_fields(population.template)
+        for what, names in (("'by' names", population.by), ("'template' uses", fields)):
+            unknown = [name for name in names if name not in attributes]
             if unknown:
                 raise ValueError(
-                    f"population.by names {', '.join(unknown)}, which "
+                    f"{what} {', '.join(unknown)}, which "
                     f"{'is' if len(unknown) == 1 else 'are'} not under 'attributes' "
-                    f"({', '.join(self.attributes) or 'none'})"
+                    f"({', '.join(attributes) or 'none'})"
                 )
-        return self
+        return population
+
+    _file: Path | None = PrivateAttr(default=None)
+    _node: yaml.Node | None = PrivateAttr(default=None)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> DataMapping:
@@ -164,7 +222,29 @@ class DataMapping(_Strict):
         data, node = load_yaml(path)
         if not isinstance(data, dict):
             raise InputError(path, "expected a mapping with 'questions' at the top level")
-        return validate_yaml(cls, data, path, node, _describe)
+        mapping = validate_yaml(cls, data, path, node, _describe)
+        mapping._file, mapping._node = path, node
+        return mapping
+
+    def columns(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Every data column the mapping reads, with where it is named (a field location)."""
+        named: list[tuple[str, tuple[str, ...]]] = [
+            (column, (key,)) for key in ("respondent", "weight") if (column := getattr(self, key))
+        ]
+        entries: dict[str, ColumnMapping] | dict[str, AttributeMapping]
+        for group, entries in (("questions", self.questions), ("attributes", self.attributes)):
+            named += [(entry.column, (group, name, "column")) for name, entry in entries.items()]
+        return named
+
+    def error(self, problem: str, location: tuple[str, ...], fallback: str) -> InputError:
+        """An error about the entry at ``location``, pointing into the mapping file (its
+        line) when the mapping was read from one, else naming ``fallback``."""
+        return InputError(
+            self._file or fallback,
+            problem,
+            location=_describe(location),
+            line=line_of(self._node, location) if self._file else None,
+        )
 
 
 def _describe(loc: tuple[Any, ...]) -> str | None:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import difflib
 import math
-import string
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -14,7 +15,13 @@ import polars as pl
 
 from survey_sim._codes import code_text
 from survey_sim._distribution import weighted_distribution
-from survey_sim.data.mapping import AttributeMapping, ColumnMapping, DataMapping, PopulationRecipe
+from survey_sim.data.mapping import (
+    AttributeMapping,
+    ColumnMapping,
+    DataMapping,
+    PopulationRecipe,
+    template_fields,
+)
 from survey_sim.data.readers import read_table
 from survey_sim.errors import InputError
 from survey_sim.population import Population
@@ -166,11 +173,18 @@ class HumanResponses:
         )
 
     def _template(self, names: Sequence[str], template: str | None) -> str | None:
-        """``template``, else the mapping's when every field it uses is among ``names``."""
+        """``template``, else the mapping's when every field it uses is among ``names``
+        (else, with a warning, none: the personas get the plain profile listing)."""
         if template is None and self.recipe is not None and self.recipe.template is not None:
-            fields = {field for _, field, _, _ in string.Formatter().parse(self.recipe.template)}
-            if fields - {None} <= set(names):  # others get the default profile listing
+            absent = [f for f in template_fields(self.recipe.template) if f not in names]
+            if not absent:
                 return self.recipe.template
+            warnings.warn(
+                f"the mapping's template uses {', '.join(absent)}, which the personas here "
+                f"are not described by ({', '.join(names) or 'no attribute'}): they get a "
+                "plain profile listing instead",
+                stacklevel=3,
+            )
         return template
 
     def _recipe(
@@ -204,7 +218,7 @@ class HumanResponses:
         path = Path(path)
         if not isinstance(mapping, DataMapping):
             mapping = DataMapping.from_yaml(mapping)
-        frame, labels = read_table(path)
+        frame, labels = read_table(path, mapping.encoding)
         return cls.from_frame(frame, mapping, questionnaire, source=str(path), labels=labels)
 
     @classmethod
@@ -243,12 +257,16 @@ def _tidy(
             source,
             f"the mapping is for questionnaire {mapping.questionnaire!r}, not {questionnaire.id!r}",
         )
-    needed = [m.column for m in mapping.questions.values()]
-    needed += [c for c in (mapping.respondent, mapping.weight) if c is not None]
-    needed += [a.column for a in mapping.attributes.values()]
-    absent = sorted({c for c in needed if c not in frame.columns})
+    absent = [(column, where) for column, where in mapping.columns() if column not in frame.columns]
     if absent:
-        raise InputError(source, f"columns not in the data: {', '.join(absent)}")
+        column, where = absent[0]
+        others = f"; {len(absent) - 1} more columns are not there either: " if absent[1:] else ""
+        raise mapping.error(
+            f"column {column!r} is not in {source}{_closest(column, frame.columns)}{others}"
+            + ", ".join(repr(c) for c, _ in absent[1:]),
+            where,
+            fallback=source,
+        )
     respondents = (
         frame[mapping.respondent].map_elements(code_text, return_dtype=pl.String)
         if mapping.respondent
@@ -394,6 +412,13 @@ def _recode(
             location=where,
         )
     return result
+
+
+def _closest(name: str, columns: Sequence[str]) -> str:
+    """`` (closest: a, b)`` naming the columns spelt most like ``name``, or nothing."""
+    by_folded = {column.casefold(): column for column in columns}
+    close = difflib.get_close_matches(name.casefold(), by_folded, n=3, cutoff=0.5)
+    return f" (closest: {', '.join(by_folded[c] for c in close)})" if close else ""
 
 
 def _weights(frame: pl.DataFrame, column: str | None, source: str) -> pl.Series:

@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 
 from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import InputError
-from survey_sim.evaluate.metrics import jensen_shannon, representativeness_or_none, total_variation
+from survey_sim.evaluate.metrics import jensen_shannon, representativeness_of, total_variation
 from survey_sim.evaluate.splits import IndividualSplit, seeded_rng
 from survey_sim.questionnaire import ChoiceQuestion
 from survey_sim.runs.individuals import IndividualResult
@@ -517,9 +517,9 @@ def _population_view(
                 scores["total_variation"].append(
                     total_variation(people.tolist(), simulated.tolist())
                 )
-                score = representativeness_or_none(question, people.tolist(), simulated.tolist())
-                if score is not None:
-                    scores["representativeness"].append(score)
+                scores["representativeness"].append(
+                    representativeness_of(question, people.tolist(), simulated.tolist())
+                )
             for metric, values in scores.items():
                 rows.append(
                     {

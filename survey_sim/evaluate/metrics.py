@@ -3,9 +3,13 @@
 Per question, between a human distribution ``p`` and a simulated one ``q`` over the same
 options:
 
-* ``representativeness`` (OpinionQA): 1 − W₁(p, q) / (N − 1), with W₁ the Wasserstein
-  distance over the N ordinal positions (ordinal questions only, substantive options
-  renormalised). 1 is identical; 0 puts all mass at opposite ends.
+* ``representativeness`` (OpinionQA): 1 − W₁(p, q) / (largest distance), with W₁ the
+  Wasserstein distance between the answers under the question's distance between options.
+  Ordinal questions: options N positions apart are N apart, so it is 1 − W₁ / (N − 1) over
+  the substantive options (renormalised). Unordered questions (yes/no, nominal): any two
+  different options are 1 apart, and W₁ is then the total variation, so it is 1 − TV. For
+  two options both definitions agree, whatever their order. 1 is identical; 0 puts all mass
+  as far apart as the options allow.
 * ``jensen_shannon``: JS divergence in bits, in [0, 1] (0 is identical).
 * ``total_variation``: half the L1 distance, in [0, 1].
 * ``kl``: KL(p ‖ q) in nats, how surprised the simulation is by people (``q`` is floored at
@@ -71,14 +75,14 @@ def representativeness(p: Sequence[float], q: Sequence[float]) -> float:
     return 1 - wasserstein_ordinal(p, q) / (len(p) - 1)
 
 
-def representativeness_or_none(
+def representativeness_of(
     question: OptionsQuestion, human: Sequence[float], simulated: Sequence[float]
-) -> float | None:
-    """:func:`representativeness` over an ordinal question's substantive options in
-    position order (renormalised); ``None`` for questions without an order."""
+) -> float:
+    """Representativeness of one question (module docstring): over an ordinal question's
+    substantive options in position order (renormalised), else 1 − total variation."""
     ordinal = _ordinal_indices(question)
     if ordinal is None:
-        return None
+        return 1 - total_variation(human, simulated)
     return representativeness(
         _renormalised([human[i] for i in ordinal]), _renormalised([simulated[i] for i in ordinal])
     )
@@ -89,7 +93,7 @@ def scores(
 ) -> dict[str, float | None]:
     """Every metric for one question (``human``/``simulated`` in option order)."""
     return {
-        "representativeness": representativeness_or_none(question, human, simulated),
+        "representativeness": representativeness_of(question, human, simulated),
         "jensen_shannon": jensen_shannon(human, simulated),
         "total_variation": total_variation(human, simulated),
         "kl": kl_divergence(human, simulated),

@@ -146,9 +146,13 @@ def test_bad_weights_and_ids(tmp_path, mini, mapping_path, change, message):
 
 
 def test_mapping_errors(tmp_path, mini, mapping_path):
-    pl.DataFrame(ROWS).drop("party").write_csv(tmp_path / "data.csv")
-    with pytest.raises(InputError, match="columns not in the data: party"):
+    pl.DataFrame(ROWS).rename({"party": "Party_ID"}).write_csv(tmp_path / "data.csv")
+    with pytest.raises(InputError) as error:  # blamed on the mapping's line, with spellings
         HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
+    assert str(error.value) == (
+        f"{mapping_path}:11: attribute 'party', field 'column': column 'party' is not in "
+        f"{tmp_path / 'data.csv'} (closest: Party_ID)"
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         MAPPING.replace("  trust: q_trust\n", "  trust: {column: q_trust, colour: red}\n")
@@ -232,7 +236,17 @@ def test_attribute_labels_bins_and_population(tmp_path, mini, mapping_path):
         (
             {"age": [25, 60, 41, 39, 30]},
             AGE_AND_PARTY.replace("by: [side, age]", "by: [side, income]"),
-            "population.by names income, which is not under 'attributes'",
+            "'by' names income, which is not under 'attributes'",
+        ),
+        (  # a template field no attribute has would describe nobody: refused
+            {"age": [25, 60, 41, 39, 30]},
+            AGE_AND_PARTY.replace("lean {side}", "lean {party_side}"),
+            "'template' uses party_side, which is not under 'attributes' (party, age, side)",
+        ),
+        (
+            {"age": [25, 60, 41, 39, 30]},
+            AGE_AND_PARTY.replace("{label: old, min: 40}", "{label: old, min: 39}"),
+            "bins 'young' and 'old' overlap (both hold 39 to 39)",
         ),
     ],
 )
@@ -257,6 +271,32 @@ def test_cells_need_known_attributes(tmp_path, mini, mapping_path):
 def test_unquoted_yaml_booleans_are_refused(tmp_path):
     path = tmp_path / "mapping.yaml"
     path.write_text("questions:\n  q: {column: c, codes: {Yes: y, No: n}}\n")
-    with pytest.raises(InputError, match='quote values such as "ON", "Yes"') as error:
+    with pytest.raises(InputError, match='quote words such as "Yes", "No"') as error:
         DataMapping.from_yaml(path)
     assert str(error.value).startswith(f"{path}:2: question 'q', field 'codes'")
+
+
+def test_template_fields_the_cells_lack_are_said(tmp_path, mini, mapping_path):
+    mapping_path.write_text(MAPPING + AGE_AND_PARTY)
+    pl.DataFrame(dict(ROWS, age=[25, 60, 41, 39, 30])).write_csv(tmp_path / "data.csv")
+    human = HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
+    with pytest.warns(UserWarning, match="template uses age, which the personas here are not"):
+        population = human.population(["side"])
+    assert "side: left" in next(iter(population)).description
+
+
+def test_csv_encodings(tmp_path, mini, mapping_path):
+    """A Latin-1 export is an error naming the file, its line and the fix; naming the
+    encoding in the mapping reads it."""
+    rows = dict(ROWS, party=["D", "R", "R", "D", "Indépendant"])
+    (tmp_path / "data.csv").write_bytes(pl.DataFrame(rows).write_csv().encode("latin-1"))
+    with pytest.raises(InputError) as error:
+        HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
+    assert str(error.value).startswith(f"{tmp_path / 'data.csv'}:6: not valid utf-8 text")
+    assert "'encoding: latin-1'" in str(error.value)
+    mapping_path.write_text(MAPPING + "encoding: latin-1\n")
+    human = HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
+    assert "Indépendant" in human.frame["party"].to_list()
+    mapping_path.write_text(MAPPING + "encoding: klingon\n")
+    with pytest.raises(InputError, match="unknown text encoding 'klingon'"):
+        DataMapping.from_yaml(mapping_path)

@@ -8,11 +8,13 @@ import polars as pl
 import pytest
 
 from survey_sim.data.bundled import gss_spending_2018
+from survey_sim.questionnaire import ChoiceQuestion
 from survey_sim.evaluate.metrics import (
     compare,
     jensen_shannon,
     kl_divergence,
     representativeness,
+    representativeness_of,
     summarise,
     total_variation,
     wasserstein_ordinal,
@@ -34,6 +36,21 @@ def test_known_values():
     assert kl_divergence([0.5, 0.5], [1.0, 0.0]) == pytest.approx(
         0.5 * math.log(0.5) + 0.5 * math.log(0.5 / 1e-6)
     )  # an option the simulation rules out costs a lot, not infinity
+
+
+def test_representativeness_of_unordered_questions():
+    """Unordered options are all one apart: W1 is then the total variation; for two options
+    that is what the ordinal definition gives too, in either order."""
+    options = [{"code": c, "text": c.title()} for c in ("yes", "no")]
+    nominal = ChoiceQuestion(id="q", kind="single_choice", text="T", options=options)
+    ordinal = nominal.model_copy(update={"kind": "ordinal"})
+    for question in (nominal, ordinal):
+        assert representativeness_of(question, [0.7, 0.3], [0.4, 0.6]) == pytest.approx(0.7)
+    colours = [{"code": c, "text": c} for c in ("red", "green", "blue")]
+    three = ChoiceQuestion(id="c", kind="single_choice", text="T", options=colours)
+    assert representativeness_of(three, [1, 0, 0], [0, 0, 1]) == 0  # as far apart as can be
+    assert representativeness_of(three, [1, 0, 0], [0, 1, 0]) == 0  # (ordinal would say 0.5)
+    assert representativeness_of(three, [0.5, 0.5, 0], [0.5, 0, 0.5]) == pytest.approx(0.5)
 
 
 @pytest.fixture(scope="module")
