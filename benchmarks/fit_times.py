@@ -40,7 +40,7 @@ def fit_all(results: str, personas: str, sampler: str) -> dict[str, list[float]]
 
     human = gss_spending_2018()
     result = SimulationResult.read_parquet(results)
-    by_party = result.subgroups(Population.from_csv(personas), ["party"])
+    by_party = result.subgroups(["party"], Population.from_csv(personas))
     fits = {
         "alignment": lambda: Alignment(result, human).fit(sampler=sampler),
         "calibration": lambda: Calibration(result, human).fit(sampler=sampler),

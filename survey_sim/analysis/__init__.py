@@ -8,8 +8,19 @@ Model objects: :class:`Alignment`, :class:`Calibration`, :class:`Subgroups`
 
 from survey_sim.analysis.backend import DiagnosticWarning, SamplingOptions
 from survey_sim.analysis.individuals import IndividualCalibration
-from survey_sim.analysis.models import AlignedData, Alignment, Calibration, Subgroups
-from survey_sim.analysis.plots import plot_calibration, plot_distributions, plot_learning_curve
+from survey_sim.analysis.models import (
+    AlignedData,
+    Alignment,
+    Calibration,
+    Subgroups,
+    coverage_by_question,
+)
+from survey_sim.analysis.plots import (
+    plot_calibration,
+    plot_distributions,
+    plot_gaps,
+    plot_learning_curve,
+)
 
 __all__ = [
     "AlignedData",
@@ -19,7 +30,9 @@ __all__ = [
     "IndividualCalibration",
     "SamplingOptions",
     "Subgroups",
+    "coverage_by_question",
     "plot_calibration",
     "plot_distributions",
+    "plot_gaps",
     "plot_learning_curve",
 ]

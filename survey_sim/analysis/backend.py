@@ -8,6 +8,7 @@ keeps PyMC details to itself.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import warnings
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
@@ -43,6 +44,13 @@ class SamplingOptions(TypedDict, total=False):
     reports divergences."""
     progress: bool
     """Show the sampler's progress bar (default off)."""
+
+
+def sampler_messages(shown: bool) -> None:
+    """Show or hide PyMC's per-fit log lines ("Initializing NUTS ...", "Sampling 2 chains")."""
+    import pymc  # noqa: F401  (importing pymc sets its logger's level; set it after)
+
+    logging.getLogger("pymc").setLevel(logging.INFO if shown else logging.WARNING)
 
 
 def sample(

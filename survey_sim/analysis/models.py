@@ -233,8 +233,10 @@ class Calibration:
         Returns:
             One row per question × option: ``question_id``, ``option_code``, ``simulated``
             (the raw simulated probability), ``predicted`` (posterior mean share),
-            ``lower`` and ``upper`` (central ``interval``), ``human`` (the observed share)
-            and ``covered``.
+            ``lower`` and ``upper`` (central ``interval``, recorded in ``interval``),
+            ``human`` (the observed share), ``covered``, and ``free``: false for the
+            question's last option, whose share the others fix (so a yes/no question is one
+            check, not two).
         """
         if self.idata is None:
             raise SurveySimError("fit the calibration before predicting with it")
@@ -268,6 +270,8 @@ class Calibration:
                         "upper": float(upper),
                         "human": float(human_share[k]),
                         "covered": bool(lower <= human_share[k] <= upper),
+                        "free": k < len(data.options) - 1,
+                        "interval": interval,
                     }
                 )
         return pl.DataFrame(rows)
@@ -276,9 +280,10 @@ class Calibration:
         self, *, folds: int = 3, interval: float = 0.9, **sampling: Unpack[SamplingOptions]
     ) -> pl.DataFrame:
         """Predictions for every question, each from a fit without it (k-fold), with a
-        ``fold`` column. The share of ``covered`` rows is the held-out interval coverage:
-        near ``interval`` means calibrated predictions for unfielded questions can be
-        trusted at face value.
+        ``fold`` column. The share of ``covered`` rows among the ``free`` ones is the
+        held-out interval coverage: near ``interval`` means calibrated predictions for
+        unfielded questions can be trusted at face value (:func:`coverage_by_question`
+        gives it per question).
 
         Raises:
             InputError: fewer than 2 folds, or more folds than questions.
@@ -303,6 +308,19 @@ class Calibration:
             predictions = model.predict(held_out, interval=interval, seed=seed + fold)
             parts.append(predictions.with_columns(fold=pl.lit(fold)))
         return pl.concat(parts)
+
+
+def coverage_by_question(predictions: pl.DataFrame) -> pl.DataFrame:
+    """Held-out coverage per question, from :meth:`Calibration.predict` or
+    :meth:`Calibration.held_out` rows: ``shares`` (the free shares checked), ``covered``
+    (how many fell inside their interval), ``all_covered`` and the mean interval ``width``."""
+    free = predictions.filter(pl.col("free"))
+    return free.group_by("question_id", maintain_order=True).agg(
+        shares=pl.len(),
+        covered=pl.col("covered").sum(),
+        all_covered=pl.col("covered").all(),
+        width=(pl.col("upper") - pl.col("lower")).mean(),
+    )
 
 
 class Subgroups:

@@ -4,15 +4,23 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from survey_sim._io import write_atomic
+from survey_sim.analysis.models import coverage_by_question
 from survey_sim.data.responses import HumanResponses
-from survey_sim.evaluate.metrics import option_probs, shared_questions, simulated_distribution
+from survey_sim.evaluate.metrics import (
+    leave_one_out_marginal,
+    option_probs,
+    shared_questions,
+    simulated_distribution,
+)
 
 if TYPE_CHECKING:
     import arviz as az
@@ -24,38 +32,68 @@ def plot_distributions(
     comparison: pl.DataFrame,
     path: str | Path,
     *,
+    title: str | None = None,
     columns: int = 3,
+    interval: float = 0.9,
 ) -> Path:
-    """One small bar chart per compared question: human shares beside simulated
-    probabilities, titled with the question's representativeness (or total variation when
-    not ordinal) from ``comparison`` (:func:`survey_sim.evaluate.metrics.compare`)."""
+    """One small bar chart per compared question: human shares (with their sampling
+    interval, from the effective sample size) beside simulated probabilities, the uniform
+    distribution as a dashed line and the human marginal of the other questions as ticks.
+    Each panel names the question (id and the start of its wording), the respondents who
+    answered, and its scores from ``comparison`` (:func:`survey_sim.evaluate.metrics.compare`):
+    the model's representativeness and total variation beside the human-marginal and
+    split-half references. ``title`` says what was compared (model, population, data).
+    """
     plt = _pyplot()
     people = human.distribution()
     model = simulated_distribution(simulated)
     questions = shared_questions(model, people, human)
+    human_probs = {q.id: option_probs(people, q) for q in questions}
+    wordings = _distinct_wordings([q.text for q in questions])
+    z = NormalDist().inv_cdf(0.5 + interval / 2)
     rows = math.ceil(len(questions) / columns)
     figure, axes = plt.subplots(
-        rows, columns, figsize=(4 * columns, 2.6 * rows), squeeze=False, sharey=True
+        rows, columns, figsize=(4.3 * columns, 3.1 * rows), squeeze=False, sharey=True
     )
     for axis, question in zip(axes.flat, questions, strict=False):
-        shares = option_probs(people, question)
-        simulated_probs = option_probs(model, question)
-        positions = range(len(question.options))
-        axis.bar([x - 0.2 for x in positions], shares, width=0.4, label="human")
-        axis.bar([x + 0.2 for x in positions], simulated_probs, width=0.4, label="simulated")
-        axis.set_xticks(list(positions), [o.text for o in question.options], fontsize=7)
-        score = comparison.filter(
-            pl.col("question_id") == question.id, pl.col("source") == "model"
-        ).row(0, named=True)
-        metric = (
-            f"repr {score['representativeness']:.2f}"
-            if score["representativeness"] is not None
-            else f"TV {score['total_variation']:.2f}"
+        answered = people.filter(pl.col("question_id") == question.id)
+        shares = np.array(human_probs[question.id])
+        n_effective = float(answered["n_effective"][0])
+        spread = z * np.sqrt(shares * (1 - shares) / n_effective)
+        positions = np.arange(len(question.options))
+        axis.bar(positions - 0.2, shares, width=0.4, yerr=spread, capsize=2, label="people")
+        axis.bar(positions + 0.2, option_probs(model, question), width=0.4, label="simulated")
+        axis.axhline(1 / len(positions), color="grey", linestyle="--", linewidth=0.8)
+        marginal = leave_one_out_marginal(question, questions, human_probs)
+        if marginal is not None:
+            axis.scatter(positions - 0.2, marginal, marker="_", s=200, color="black", zorder=3)
+        axis.set_xticks(list(positions), [_short(o.text, 18) for o in question.options], fontsize=7)
+        scores = {
+            row["source"]: row
+            for row in comparison.filter(pl.col("question_id") == question.id).iter_rows(named=True)
+        }
+        axis.set_title(
+            f"{question.id}: {_short(wordings[question.text], 48)}\n"
+            f"n={int(answered['n'][0]):,}  repr {_score(scores, 'model')} "
+            f"(marginal {_score(scores, 'human_marginal')}, split-half "
+            f"{_score(scores, 'split_half')})  TV {scores['model']['total_variation']:.2f}",
+            fontsize=8,
         )
-        axis.set_title(f"{question.id} ({metric})", fontsize=9)
     for axis in list(axes.flat)[len(questions) :]:
         axis.set_visible(False)
-    axes.flat[0].legend(fontsize=7)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    handles += [
+        plt.Line2D([], [], color="grey", linestyle="--", linewidth=0.8),
+        plt.Line2D([], [], color="black", marker="_", linestyle="none", markersize=12),
+    ]
+    labels += ["uniform", "human marginal of the other questions"]
+    figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    figure.suptitle(
+        (textwrap.fill(title, 160) + "\n" if title else "")
+        + f"people: {interval:.0%} sampling intervals; repr: representativeness",
+        fontsize=9,
+    )
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
     return _save(figure, path)
 
 
@@ -63,9 +101,10 @@ def plot_calibration(idata: az.InferenceData, predictions: pl.DataFrame, path: s
     """The calibration posterior and its held-out interval coverage, side by side.
 
     Left: the posterior of ``alpha`` (0: the simulated probabilities carry no signal about
-    people, 1: they are right as they are). Right: every held-out question x option, the
-    calibrated prediction and its interval against the observed human share; intervals
-    that miss the diagonal are drawn in red.
+    people, 1: they are right as they are). Right: every held-out question's free shares
+    (all options but the last, which the others fix: a yes/no question is one point), the
+    calibrated prediction and its interval against the observed human share, labelled by
+    question; intervals that miss the diagonal are drawn in red.
 
     Args:
         idata: A :meth:`survey_sim.analysis.Calibration.fit` posterior.
@@ -73,7 +112,7 @@ def plot_calibration(idata: az.InferenceData, predictions: pl.DataFrame, path: s
             :meth:`~survey_sim.analysis.Calibration.held_out` rows.
     """
     plt = _pyplot()
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
     alpha = idata.posterior["alpha"].values.reshape(-1)
     sigma = float(idata.posterior["sigma"].mean())
     left.hist(alpha, bins=40, color="tab:blue", alpha=0.8)
@@ -84,19 +123,100 @@ def plot_calibration(idata: az.InferenceData, predictions: pl.DataFrame, path: s
     left.set_xlabel("alpha: how far human log-odds follow the simulated ones")
     left.set_yticks([])
 
-    covered = predictions["covered"].to_numpy()
+    free = predictions.filter(pl.col("free"))
+    covered = free["covered"].to_numpy()
     for mask, colour in [(covered, "tab:blue"), (~covered, "tab:red")]:
-        rows = predictions.filter(pl.Series(mask))
+        rows = free.filter(pl.Series(mask))
         middle = rows["predicted"].to_numpy()
         spans = np.vstack([middle - rows["lower"].to_numpy(), rows["upper"].to_numpy() - middle])
         right.errorbar(rows["human"], middle, yerr=spans, fmt="o", color=colour, markersize=3)
+    several = free["option_code"].n_unique() > 1
+    for row in free.iter_rows(named=True):
+        label = row["question_id"] + (f" {row['option_code']}" if several else "")
+        right.annotate(
+            label,
+            (row["human"], row["predicted"]),
+            fontsize=6,
+            xytext=(3, 2),
+            textcoords="offset points",
+        )
     right.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
-    right.set_xlabel("human share (held out)")
-    right.set_ylabel("calibrated prediction and interval")
+    right.set_xlabel("human share (held-out question)")
+    level = free["interval"][0] if "interval" in free.columns and free.height else 0.9
+    right.set_ylabel(f"calibrated prediction, {level:.0%} interval")
+    questions = coverage_by_question(predictions)
     right.set_title(
-        f"held-out intervals cover {int(covered.sum())} of {len(covered)} shares", fontsize=10
+        f"held out: {int(covered.sum())} of {len(covered)} free shares inside their "
+        f"{level:.0%} interval;\n{int(questions['all_covered'].sum())} of {questions.height} "
+        "questions wholly",
+        fontsize=10,
     )
     return _save(figure, path)
+
+
+def plot_gaps(gaps: pl.DataFrame, path: str | Path, *, by: str, title: str | None = None) -> Path:
+    """How far apart subgroups answer in the simulation against among people
+    (:func:`survey_sim.evaluate.metrics.subgroup_gaps`): one point per question and pair of
+    groups, labelled by question; on the diagonal the simulation separates the groups as
+    much as people do, near the floor it does not tell them apart. Hollow points move the
+    wrong way (the simulation's difference points against people's)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 5.2))
+    largest = max(0.05, gaps.select(pl.max_horizontal(pl.col("people", "model").max())).item())
+    for (a, b), rows in gaps.group_by("group_a", "group_b", maintain_order=True):
+        wrong = rows["same_direction"].eq(False).to_numpy()
+        points = axis.scatter(
+            rows["people"].filter(~wrong), rows["model"].filter(~wrong), label=f"{a} vs {b}", s=22
+        )
+        axis.scatter(
+            rows["people"].filter(wrong),
+            rows["model"].filter(wrong),
+            s=22,
+            facecolors="none",
+            edgecolors=points.get_facecolor(),
+        )
+        for row in rows.iter_rows(named=True):
+            axis.annotate(
+                row["question_id"],
+                (row["people"], row["model"]),
+                fontsize=6,
+                xytext=(3, 2),
+                textcoords="offset points",
+            )
+    axis.plot([0, largest * 1.05], [0, largest * 1.05], color="grey", linestyle="--", linewidth=1)
+    axis.set_xlabel(f"people: total variation between the {by} groups")
+    axis.set_ylabel(f"simulation: total variation between the {by} groups")
+    axis.set_title(
+        (textwrap.fill(title, 80) + "\n" if title else "") + f"Gaps between {by} groups "
+        "(hollow: the simulation moves the other way)",
+        fontsize=9,
+    )
+    axis.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def _short(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _distinct_wordings(texts: list[str]) -> dict[str, str]:
+    """Each text without the words every text starts with ("Should it be possible for ...
+    if she is married" -> "... if she is married"), so that short labels tell them apart."""
+    words = [text.split() for text in texts]
+    shared = 0
+    if len(words) > 1:
+        while all(len(w) > shared + 1 and w[shared] == words[0][shared] for w in words):
+            shared += 1
+    if shared < 3:
+        return {text: text for text in texts}
+    return {text: "… " + " ".join(w[shared:]) for text, w in zip(texts, words, strict=True)}
+
+
+def _score(scores: dict[str, dict[str, Any]], source: str) -> str:
+    value = scores.get(source, {}).get("representativeness")
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _pyplot() -> Any:

@@ -15,7 +15,6 @@ from survey_sim.engines.base import Engine
 from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
 
-
 _FORMAT_NAMES = {".parquet": "Parquet", ".csv": "CSV", ".png": "PNG"}
 
 

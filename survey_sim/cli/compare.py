@@ -3,16 +3,39 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from survey_sim._io import write_parquet_atomic
+from survey_sim._io import write_atomic, write_parquet_atomic
 from survey_sim.cli._common import PLOT_FILE, add_human_arguments, load_human, output_file
 from survey_sim.data.responses import HumanResponses
-from survey_sim.errors import SurveySimError
+from survey_sim.errors import InputError, SurveySimError
+from survey_sim.evaluate.metrics import (
+    compare,
+    compare_subgroups,
+    shared_questions,
+    shared_subgroups,
+    simulated_distribution,
+    subgroup_gaps,
+    summarise,
+)
 from survey_sim.runs import SimulationResult
+from survey_sim.runs.results import beside
+
+if TYPE_CHECKING:
+    import arviz as az
+
+    from survey_sim.analysis import Calibration
+
+REPRESENTATIVENESS = (
+    "representativeness: 1 - W1/(N-1) over the positions of ordinal items; 1 - total "
+    "variation for unordered ones (yes/no, nominal), where every two options are one apart."
+)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,7 +45,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="score simulated distributions against real human answers",
         description="Compare the population distribution in RESULTS (written by run or demo) "
         "with human answers: metrics per question beside uniform, human-marginal and "
-        "split-half references, and a PNG of the distributions.",
+        "split-half references, and a PNG of the distributions (RESULTS.png). Every "
+        "argument is checked before any work, and a failing comparison writes no file.",
     )
     comparing.add_argument("results", type=Path, help="results file (.parquet) from run/demo")
     add_human_arguments(comparing)
@@ -33,7 +57,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="PNG of the distributions (default: RESULTS.png)",
     )
     comparing.add_argument(
-        "--out", type=output_file(".parquet", "metrics"), default=None, help="metrics as Parquet"
+        "--out",
+        type=output_file(".parquet", "metrics"),
+        default=None,
+        help="metrics per question as Parquet (with --by also OUT.ATTR.parquet per subgroup "
+        "and OUT.ATTR_gaps.parquet)",
+    )
+    comparing.add_argument(
+        "--by",
+        default=None,
+        metavar="ATTR[,ATTR]",
+        help="also score each subgroup of these persona attributes (the human data must have "
+        "them too), and the gaps between subgroups among people and in the simulation "
+        "(RESULTS.ATTR.png)",
     )
     comparing.add_argument(
         "--calibrate",
@@ -41,8 +77,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FOLDS",
         default=None,
         help="also fit the PyMC calibration model, with held-out interval coverage over FOLDS "
-        "folds of questions, and plot both (RESULTS.calibration.png); needs questions with "
-        "the same number of options",
+        "folds of questions; writes RESULTS.calibration.nc (posterior, ArviZ), "
+        ".calibration.parquet (held-out predictions with intervals), "
+        ".calibration_summary.parquet and .calibration.png; needs questions with the same "
+        "options",
     )
     comparing.add_argument(
         "--sampler",
@@ -50,54 +88,213 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="pymc",
         help="NUTS implementation for --calibrate (nutpie: the fast extra)",
     )
+    comparing.add_argument(
+        "--verbose", action="store_true", help="the sampler's messages and progress per fit"
+    )
 
     comparing.set_defaults(handler=compare_command)
 
 
-def compare_command(args: argparse.Namespace) -> int:
-    from survey_sim.analysis.plots import plot_distributions
-    from survey_sim.evaluate.metrics import compare, summarise
+@dataclass(frozen=True)
+class _Study:
+    """What a comparison compares, every part checked."""
 
-    if args.calibrate is not None and args.calibrate < 2:
-        raise SurveySimError("--calibrate needs at least 2 folds")
-    if not args.results.is_file():
-        raise SurveySimError(f"{args.results}: no such results file")
-    human = load_human(args)
-    simulated = SimulationResult.read_parquet(args.results).population
-    comparison = compare(simulated, human)
-    plot = plot_distributions(
-        simulated, human, comparison, args.plot or args.results.with_suffix(".png")
-    )
-    with pl.Config(tbl_rows=-1, float_precision=3, tbl_hide_dataframe_shape=True):
-        print(f"{human!r}\n\nMean over questions (split_half: two halves of the same people):")
+    result: SimulationResult
+    human: HumanResponses
+    by: list[str]
+    calibration: Calibration | None
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    """``survey-sim compare``: check everything, compute everything, then write the files."""
+    study = _checked(args)
+    simulated = study.result.population
+    comparison = compare(simulated, study.human)
+    writes: list[Callable[[], Path]] = [
+        lambda: _distribution_plot(study, comparison, args.plot or args.results.with_suffix(".png"))
+    ]
+    with pl.Config(
+        tbl_rows=-1,
+        float_precision=3,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_width_chars=120,
+    ):
+        print(
+            f"{study.human!r}\n\nMean over questions (split_half: two halves of the same people):"
+        )
         print(summarise(comparison))
         print("\nPer question:")
         print(comparison.drop("coverage"))
-    written = [plot]
-    if args.out is not None:
-        written.append(write_parquet_atomic(comparison, args.out))
-    if args.calibrate is not None:
-        written.append(_calibrate(simulated, human, args))
+        print(REPRESENTATIVENESS)
+        if study.by:
+            writes += _by_subgroup(study, args)
+        if args.out is not None:
+            writes.append(lambda: write_parquet_atomic(comparison, args.out))
+        if study.calibration is not None:
+            writes += _calibrate(study.calibration, args)
+    written = _write_all(writes)
     print(f"Wrote {', '.join(str(path) for path in written)}.")
     return 0
 
 
-def _calibrate(simulated: pl.DataFrame, human: HumanResponses, args: argparse.Namespace) -> Path:
+def _checked(args: argparse.Namespace) -> _Study:
+    """Every argument and input checked, before any computation."""
+    if args.calibrate is not None and args.calibrate < 2:
+        raise SurveySimError("--calibrate needs at least 2 folds")
+    if not args.results.is_file():
+        raise SurveySimError(f"{args.results}: no such results file")
+    result = SimulationResult.read_parquet(args.results)
+    human = load_human(args)
+    model = simulated_distribution(result.population)
+    simulated_survey = result.manifest.get("questionnaire", {}).get("id")
+    if not set(model["question_id"]) & {q.id for q in human.questionnaire}:
+        raise InputError(
+            args.results,
+            f"these results answer questionnaire {simulated_survey or '(unknown)'!r}, but "
+            f"--human {args.human} is questionnaire {human.questionnaire.id!r}: they share no "
+            "question",
+        )
+    questions = shared_questions(model, human.distribution(), human)
+    by = [] if args.by is None else [name.strip() for name in args.by.split(",")]
+    if by:
+        shared_subgroups(result.subgroups(by), human, by)
+    calibration = None
+    if args.calibrate is not None:
+        from survey_sim.analysis import Calibration
+
+        calibration = Calibration(result.population, human)
+        if args.calibrate > len(questions):
+            raise SurveySimError(
+                f"--calibrate {args.calibrate}: there are {len(questions)} questions to hold "
+                f"out, so at most {len(questions)} folds"
+            )
+    if not result.manifest.get("settings", {}).get("permute", True):
+        warnings.warn(
+            "these results were asked in one option order (run without --permute): a model "
+            "that favours the first (or last) option it reads shows that as opinion here. "
+            "Rerun with --permute to average balanced orders and measure the position bias.",
+            stacklevel=1,
+        )
+    return _Study(result, human, by, calibration)
+
+
+def _title(study: _Study) -> str:
+    """Which model, prompt format, population and human data a plot shows."""
+    manifest = study.result.manifest
+    model = manifest.get("model", {}).get("model_id", "unknown model")
+    settings = manifest.get("settings", {})
+    population = manifest.get("population", {})
+    return (
+        f"{model} ({settings.get('format', '?')} format"
+        f"{', permuted orders' if settings.get('permute') else ''}), population "
+        f"{population.get('id', '?')!r} ({population.get('personas', '?')} personas) vs "
+        f"{study.human.source}"
+    )
+
+
+def _distribution_plot(study: _Study, comparison: pl.DataFrame, path: Path) -> Path:
+    from survey_sim.analysis.plots import plot_distributions
+
+    return plot_distributions(
+        study.result.population, study.human, comparison, path, title=_title(study)
+    )
+
+
+def _by_subgroup(study: _Study, args: argparse.Namespace) -> list[Callable[[], Path]]:
+    """Print per-subgroup scores and the gaps between subgroups; return their writers."""
+    from survey_sim.analysis.plots import plot_gaps
+
+    name = "_".join(study.by)
+    simulated = study.result.subgroups(study.by)
+    within = compare_subgroups(simulated, study.human, study.by)
+    gaps = subgroup_gaps(simulated, study.human, study.by)
+    print(f"\nWithin each {', '.join(study.by)} subgroup (mean over questions):")
+    print(
+        within.filter(pl.col("source").is_in(["model", "split_half"]))
+        .group_by(*study.by, "source", maintain_order=True)
+        .agg(
+            pl.col("representativeness", "jensen_shannon", "total_variation").mean(),
+            n=pl.col("n").sum(),
+        )
+        .pivot(on="source", index=study.by, values=["representativeness", "total_variation"])
+    )
+    print(
+        f"\nGaps between {', '.join(study.by)} groups (total variation between the groups' "
+        "answers, mean over questions; same_direction: share of questions where the "
+        "simulation moves from one group to the other the way people do):"
+    )
+    print(
+        gaps.group_by("group_a", "group_b", maintain_order=True).agg(
+            questions=pl.len(),
+            people=pl.col("people").mean(),
+            model=pl.col("model").mean(),
+            same_direction=pl.col("same_direction").mean(),
+        )
+    )
+    writes: list[Callable[[], Path]] = [
+        lambda: plot_gaps(
+            gaps, beside(args.results, name, ".png"), by=", ".join(study.by), title=_title(study)
+        )
+    ]
+    if args.out is not None:
+        writes += [
+            lambda: write_parquet_atomic(within, beside(args.out, name)),
+            lambda: write_parquet_atomic(gaps, beside(args.out, f"{name}_gaps")),
+        ]
+    return writes
+
+
+def _calibrate(calibration: Calibration, args: argparse.Namespace) -> list[Callable[[], Path]]:
+    """Fit and print the calibration model; return the writers of its files."""
     import arviz as az
 
-    from survey_sim.analysis import Calibration, plot_calibration
+    from survey_sim.analysis import coverage_by_question, plot_calibration
+    from survey_sim.analysis.backend import sampler_messages
 
-    logging.getLogger("pymc").setLevel(logging.WARNING)  # one line per fit is enough here
+    sampler_messages(args.verbose)
     print(f"\nCalibration model: full fit, then {args.calibrate} held-out folds ...")
-    calibration = Calibration(simulated, human)
-    idata = calibration.fit(sampler=args.sampler)
-    predictions = calibration.held_out(folds=args.calibrate, sampler=args.sampler)
+    options = {"sampler": args.sampler, "progress": args.verbose}
+    idata = calibration.fit(**options)
+    predictions = calibration.held_out(folds=args.calibrate, **options)
     summary = az.summary(idata, var_names=["alpha", "beta", "sigma"], kind="stats")
     print(summary.to_string(float_format="{:.3f}".format))
-    covered = predictions["covered"].to_numpy()
-    width = (predictions["upper"] - predictions["lower"]).to_numpy()
+    per_question = coverage_by_question(predictions)
+    free = predictions.filter(pl.col("free"))
+    level = f"{free['interval'][0]:.0%}"
     print(
-        f"Held-out 90% intervals cover {covered.sum()} of {len(covered)} human shares "
-        f"({covered.mean():.2f}); mean width {width.mean():.2f}."
+        f"\nHeld-out {level} intervals, per question (a question's last share is fixed by the "
+        "others, so it is not counted):"
     )
-    return plot_calibration(idata, predictions, args.results.with_suffix(".calibration.png"))
+    print(per_question)
+    width = float(free.select((pl.col("upper") - pl.col("lower")).mean()).item())
+    print(
+        f"{int(per_question['all_covered'].sum())} of {per_question.height} questions have "
+        f"every share inside its interval; {int(free['covered'].sum())} of {free.height} free "
+        f"shares are inside; mean width {width:.2f}."
+    )
+    summary_frame = pl.from_pandas(summary.reset_index(names="parameter"))
+    return [
+        lambda: _write_netcdf(idata, beside(args.results, "calibration", ".nc")),
+        lambda: write_parquet_atomic(predictions, beside(args.results, "calibration")),
+        lambda: write_parquet_atomic(summary_frame, beside(args.results, "calibration_summary")),
+        lambda: plot_calibration(idata, predictions, beside(args.results, "calibration", ".png")),
+    ]
+
+
+def _write_netcdf(idata: az.InferenceData, path: Path) -> Path:
+    return write_atomic(path, lambda temporary: idata.to_netcdf(temporary))
+
+
+def _write_all(writes: list[Callable[[], Path]]) -> list[Path]:
+    """Run every writer; if one fails, remove what the others wrote, so a failed comparison
+    leaves no partial set of files."""
+    written: list[Path] = []
+    try:
+        for write in writes:
+            written.append(write())
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return written

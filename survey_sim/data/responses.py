@@ -58,6 +58,16 @@ class HumanResponses:
             f"{self.frame['question_id'].n_unique()} questions, {self.frame.height} answers)"
         )
 
+    def subset(self, condition: pl.Expr, label: str) -> HumanResponses:
+        """The respondents' answers where ``condition`` holds (e.g. one subgroup), named
+        ``label`` in messages and reprs."""
+        return HumanResponses(
+            self.frame.filter(condition),
+            self.questionnaire,
+            f"{self.source} [{label}]",
+            self.recipe,
+        )
+
     @cached_property
     def answers(self) -> dict[tuple[str, str], str]:
         """Every answer by (respondent id, question id): its option code."""

@@ -25,6 +25,7 @@ it by much).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -136,7 +137,7 @@ def compare(
         references: dict[str, list[float] | None] = {
             "model": simulated_probs,
             "uniform": [1 / len(p)] * len(p),
-            "human_marginal": _leave_one_out(question, shared, human_probs),
+            "human_marginal": leave_one_out_marginal(question, shared, human_probs),
         }
         for source, q in references.items():
             if q is not None:
@@ -173,6 +174,123 @@ def compare(
             "n": pl.Int64,
         },
     )
+
+
+def compare_subgroups(
+    simulated: pl.DataFrame,
+    human: HumanResponses,
+    by: Sequence[str],
+    *,
+    splits: int = 20,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """:func:`compare` within every subgroup that both sides have: the same rows, with the
+    ``by`` columns first (the references, split-halves included, come from the subgroup's
+    own respondents).
+
+    Args:
+        simulated: Distributions per ``by`` group, question and option
+            (:meth:`SimulationResult.subgroups`).
+        human: The human answers, with the ``by`` attributes.
+    """
+    parts = []
+    for group in shared_subgroups(simulated, human, by):
+        match = [pl.col(name) == value for name, value in zip(by, group, strict=True)]
+        label = ", ".join(f"{name}={value}" for name, value in zip(by, group, strict=True))
+        within = compare(
+            simulated.filter(*match).drop(by),
+            human.subset(pl.all_horizontal(match), label),
+            splits=splits,
+            seed=seed,
+        )
+        parts.append(
+            within.select(*(pl.lit(v).alias(n) for n, v in zip(by, group, strict=True)), pl.all())
+        )
+    return pl.concat(parts)
+
+
+def subgroup_gaps(
+    simulated: pl.DataFrame, human: HumanResponses, by: Sequence[str]
+) -> pl.DataFrame:
+    """How far apart subgroups answer, among people and in the simulation.
+
+    One row per question and pair of subgroups (``group_a``, ``group_b``: the ``by`` values
+    joined by ", "): ``people`` and ``model`` are the total variation between the two
+    groups' distributions (0: the groups answer alike); ``same_direction`` says whether the
+    simulation moves from one group to the other the way people do (the two differences
+    point the same way: their dot product is positive; null when either gap is 0). A
+    simulation whose ``model`` gaps are near 0 where people's are large does not tell the
+    groups apart, however well it matches the population as a whole.
+    """
+    people = human.distribution(by)
+    model = simulated_distribution(simulated, by)
+    groups = shared_subgroups(simulated, human, by)
+    rows = []
+    for question in shared_questions(model, people, human):
+        per_group = {}
+        for group in groups:
+            match = [pl.col(name) == value for name, value in zip(by, group, strict=True)]
+            answered = people.filter(*match, pl.col("question_id") == question.id)
+            simulated_rows = model.filter(*match, pl.col("question_id") == question.id)
+            if not answered.is_empty() and not simulated_rows.is_empty():
+                per_group[", ".join(group)] = (
+                    np.array(option_probs(answered, question)),
+                    np.array(option_probs(simulated_rows, question)),
+                )
+        for (a, (people_a, model_a)), (b, (people_b, model_b)) in itertools.combinations(
+            per_group.items(), 2
+        ):
+            people_shift, model_shift = people_b - people_a, model_b - model_a
+            agreement = float(people_shift @ model_shift)
+            rows.append(
+                {
+                    "question_id": question.id,
+                    "group_a": a,
+                    "group_b": b,
+                    "people": total_variation(people_a.tolist(), people_b.tolist()),
+                    "model": total_variation(model_a.tolist(), model_b.tolist()),
+                    "same_direction": None if agreement == 0 else agreement > 0,
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "question_id": pl.String,
+            "group_a": pl.String,
+            "group_b": pl.String,
+            "people": pl.Float64,
+            "model": pl.Float64,
+            "same_direction": pl.Boolean,
+        },
+    )
+
+
+def shared_subgroups(
+    simulated: pl.DataFrame, human: HumanResponses, by: Sequence[str]
+) -> list[tuple[str, ...]]:
+    """The combinations of ``by`` values both the simulation and the respondents have.
+
+    Raises:
+        InputError: an attribute one side lacks, or no combination in common.
+    """
+    for name in by:
+        if name not in human.attributes:
+            raise InputError(
+                human.source,
+                f"the human data have no attribute {name!r} "
+                f"(attributes: {', '.join(human.attributes) or 'none'})",
+            )
+    simulated_groups = set(simulated.select(by).unique().rows())
+    human_groups = set(human.frame.select(by).drop_nulls().unique().rows())
+    shared = sorted(simulated_groups & human_groups)
+    if not shared:
+        raise InputError(
+            human.source,
+            f"no {', '.join(by)} group is in both the simulation "
+            f"({'; '.join(', '.join(g) for g in sorted(simulated_groups))}) and the human data "
+            f"({'; '.join(', '.join(g) for g in sorted(human_groups))})",
+        )
+    return shared
 
 
 def summarise(comparison: pl.DataFrame) -> pl.DataFrame:
@@ -257,9 +375,12 @@ def option_probs(frame: pl.DataFrame, question: OptionsQuestion) -> list[float]:
     return _renormalised([by_code[o.code] for o in question.options])
 
 
-def _leave_one_out(
+def leave_one_out_marginal(
     question: OptionsQuestion, questions: Sequence[OptionsQuestion], probs: dict[str, list[float]]
 ) -> list[float] | None:
+    """The ``human_marginal`` reference of ``question``: the mean of ``probs`` (per question
+    id, in option order) over the other ``questions`` with the same options; ``None`` when
+    no other question has them."""
     codes = [o.code for o in question.options]
     others = [
         probs[q.id]

@@ -47,6 +47,7 @@ def run_manifest(
             "id": population.id,
             "personas": len(population),
             "sha256": _sha256(population.frame.write_csv()),
+            "table": population.frame.drop("description").to_dicts(),
         },
         "settings": settings,
         "work": work.as_dict(),

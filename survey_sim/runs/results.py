@@ -152,10 +152,28 @@ class SimulationResult:
         """
         return distribution(self.responses)
 
-    def subgroups(self, population: Population, by: Sequence[str]) -> pl.DataFrame:
+    @property
+    def personas(self) -> pl.DataFrame:
+        """The personas that answered: ``persona_id``, ``weight`` and their attributes (as
+        the manifest records them).
+
+        Raises:
+            InputError: results without that record (written by survey-sim before 0.2).
+        """
+        table = self.manifest.get("population", {}).get("table")
+        if not table:
+            raise InputError(
+                "results",
+                "the manifest does not record the personas' attributes (results written "
+                "by an earlier survey-sim, or without their manifest); run the study again",
+            )
+        return pl.from_dicts(table, infer_schema_length=None, strict=False)
+
+    def subgroups(self, by: Sequence[str], population: Population | None = None) -> pl.DataFrame:
         """The distribution within each combination of the personas' ``by`` attributes
-        (``population``: the personas that answered)."""
-        return subgroup_distributions(self.responses, population, by)
+        (from ``population``, the personas that answered, else from the manifest)."""
+        personas = self.personas if population is None else population.frame
+        return subgroup_distributions(self.responses, personas, by)
 
     def write_parquet(self, path: str | Path) -> list[Path]:
         """Write ``responses`` to ``path``, ``population`` beside it (``*.population.parquet``),
@@ -241,25 +259,25 @@ def distribution(responses: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFram
 
 
 def subgroup_distributions(
-    responses: pl.DataFrame, population: Population, by: Sequence[str]
+    responses: pl.DataFrame, personas: pl.DataFrame, by: Sequence[str]
 ) -> pl.DataFrame:
     """Simulated distributions per subgroup: persona probabilities averaged with the
     personas' weights within each combination of the ``by`` attributes.
 
     Args:
         responses: Per-persona results (``SimulationResult.responses``).
-        population: The personas that answered, with their attributes.
+        personas: The personas that answered: ``persona_id`` and their attributes.
 
     Raises:
         InputError: an attribute the personas do not have.
     """
-    personas = population.frame
     absent = [name for name in by if name not in personas.columns]
     if absent:
+        known = [c for c in personas.columns if c not in ("persona_id", "weight", "description")]
         raise InputError(
-            f"population {population.id!r}",
+            "personas",
             f"the personas have no attribute {', '.join(absent)} "
-            f"(columns: {', '.join(personas.columns)})",
+            f"(their attributes: {', '.join(known) or 'none'})",
         )
     attributes = personas.select("persona_id", *(pl.col(name).cast(pl.String) for name in by))
     return distribution(responses.join(attributes, on="persona_id"), by)

@@ -184,12 +184,12 @@ def test_subgroup_distributions_average_personas_by_weight():
         model=pl.lit("m"),
         format=pl.lit("chat"),
     )
-    grouped = subgroup_distributions(responses, population, ["party"]).sort(
+    grouped = subgroup_distributions(responses, population.frame, ["party"]).sort(
         "party", maintain_order=True
     )
     assert grouped["prob"].to_list() == pytest.approx([0.5, 0.5, 0.1, 0.9])
     with pytest.raises(InputError, match="no attribute age"):
-        subgroup_distributions(responses, population, ["age"])
+        subgroup_distributions(responses, population.frame, ["age"])
 
 
 def test_nutpie_samples_the_same_posterior():
