@@ -40,10 +40,11 @@ RESULTS_FILE = output_file(".parquet", "results")
 PLOT_FILE = output_file(".png", "a plot")
 
 
-def add_human_arguments(parser: argparse.ArgumentParser) -> None:
+def add_human_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``--human`` (a bundled survey or a data file), ``--mapping``, ``--questionnaire``."""
     parser.add_argument(
         "--human",
-        required=True,
+        required=required,
         help=f"a bundled dataset ({', '.join(sorted(HUMAN_DATASETS))}) or a data file "
         f"({', '.join(DATA_SUFFIXES)})",
     )
@@ -119,6 +120,11 @@ def add_asking_arguments(parser: argparse.ArgumentParser) -> None:
         "--samples", type=int, default=100, help="answers drawn per prompt when sampling"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first sampled prompt")
+    parser.add_argument(
+        "--per-persona",
+        action="store_true",
+        help="also print every persona's distributions (the results file always holds them)",
+    )
 
 
 def build_engine(args: argparse.Namespace) -> Engine:

@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from survey_sim.cli import cache, compare, individuals, population, run, serve
+from survey_sim.cli import cache, check, compare, individuals, population, run, serve
 from survey_sim.errors import SurveySimError
 
 _DESCRIPTION = """\
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (run, individuals, compare, population, cache, serve):
+    for command in (run, individuals, compare, population, check, cache, serve):
         command.add_parser(commands)
     return parser
 

@@ -91,7 +91,7 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
     finished = time.perf_counter()
     written = result.write_parquet(args.out)
     if not args.quiet:
-        _print_tables(result, permuted=args.permute)
+        _print_tables(result, permuted=args.permute, per_persona=args.per_persona)
     work, cached = result.manifest["work"], result.manifest["cache"]
     reuse = "" if work["hit_rate"] is None else f", {work['hit_rate']:.0%} of prompt tokens"
     print(
@@ -128,7 +128,7 @@ def _by_outcome_set(frame: pl.DataFrame) -> list[pl.DataFrame]:
     return labelled.partition_by("outcomes", maintain_order=True, include_key=False)
 
 
-def _print_tables(result: SimulationResult, *, permuted: bool) -> None:
+def _print_tables(result: SimulationResult, *, permuted: bool, per_persona: bool) -> None:
     with pl.Config(
         tbl_rows=-1,
         tbl_cols=-1,
@@ -138,14 +138,16 @@ def _print_tables(result: SimulationResult, *, permuted: bool) -> None:
         tbl_width_chars=160,
         fmt_str_lengths=80,
     ):
-        if not result.responses.is_empty():
+        if per_persona and not result.responses.is_empty():
             print("Per-persona answer distributions (multi-select: P(selected) per option):")
-            per_persona = result.responses.group_by(
+            per_persona_rows = result.responses.group_by(
                 "persona_id", "question_id", "option_text", maintain_order=True
             ).agg(pl.col("prob").mean(), pl.col("coverage").mean())
-            for table in _by_outcome_set(per_persona):
+            for table in _by_outcome_set(per_persona_rows):
                 print(distribution_table(table, ["persona_id", "question_id"]))
-            print("\nPopulation distribution (persona weights applied):")
+            print()
+        if not result.population.is_empty():
+            print("Population distribution (persona weights applied; multi-select: P(selected)):")
             for table in _by_outcome_set(result.population):
                 print(distribution_table(table, ["question_id"]))
         if permuted:

@@ -36,7 +36,9 @@ class HumanResponses:
     """Human answers in tidy form: one row per respondent × answered question.
 
     Columns: ``respondent_id``, ``weight``, ``question_id``, ``option_code``, then one
-    column per mapped demographic attribute (as text).
+    column per mapped demographic attribute (as text). ``rows`` is the number of
+    respondents in the data as read (those who answered no mapped question have no row in
+    ``frame``); ``None`` when not known.
     """
 
     def __init__(
@@ -45,11 +47,13 @@ class HumanResponses:
         questionnaire: Questionnaire,
         source: str,
         recipe: PopulationRecipe | None = None,
+        rows: int | None = None,
     ) -> None:
         self.frame = frame
         self.questionnaire = questionnaire
         self.source = source
         self.recipe = recipe
+        self.rows = rows
 
     def __repr__(self) -> str:
         respondents = self.frame["respondent_id"].n_unique()
@@ -252,6 +256,7 @@ class HumanResponses:
             questionnaire,
             source,
             mapping.population,
+            rows=frame.height,
         )
 
 
