@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,12 @@ def write_attitudes(
         directory / "attitudes.mapping.yaml",
         directory / "attitudes.yaml",
     )
+
+
+@pytest.fixture(scope="session")
+def attitudes_writer() -> Callable[..., tuple[Path, Path, Path]]:
+    """:func:`write_attitudes`, for fixtures that write the survey once per module."""
+    return write_attitudes
 
 
 @pytest.fixture

@@ -139,7 +139,10 @@ def test_compare_with_real_gss_answers(tiny_model_dir, tmp_path):
     assert no_mapping.returncode == 2 and "needs --mapping and --questionnaire" in no_mapping.stderr
     calibrated = run_cli("compare", str(out), "--human", "gss_spending_2018", "--calibrate", "2")
     assert calibrated.returncode == 0, calibrated.stderr
-    assert re.search(r"Held-out 90% intervals cover \d+ of 54 human shares", calibrated.stdout)
+    assert re.search(
+        r"\d+ of 18 questions have every share inside its interval; \d+ of 36 free shares",
+        calibrated.stdout,
+    )
     assert "alpha" in calibrated.stdout and "sigma" in calibrated.stdout
     assert (tmp_path / "gss.calibration.png").stat().st_size > 10_000
 

@@ -8,7 +8,6 @@ import polars as pl
 import pytest
 
 from survey_sim.data.bundled import gss_spending_2018
-from survey_sim.questionnaire import ChoiceQuestion
 from survey_sim.evaluate.metrics import (
     compare,
     jensen_shannon,
@@ -19,6 +18,7 @@ from survey_sim.evaluate.metrics import (
     total_variation,
     wasserstein_ordinal,
 )
+from survey_sim.questionnaire import ChoiceQuestion
 
 
 def test_known_values():
