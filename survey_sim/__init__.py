@@ -26,8 +26,10 @@ from survey_sim.analysis import (
     DiagnosticWarning,
     IndividualCalibration,
     Subgroups,
+    coverage_by_question,
     plot_calibration,
     plot_distributions,
+    plot_gaps,
     plot_learning_curve,
 )
 from survey_sim.asking import ChatFormat, PlainFormat, PromptFormat, SpectrumFormat, XmlFormat
@@ -50,7 +52,7 @@ from survey_sim.errors import (
     SurveySimError,
 )
 from survey_sim.evaluate.individuals import IndividualEvaluation, evaluate_individuals
-from survey_sim.evaluate.metrics import compare, summarise
+from survey_sim.evaluate.metrics import compare, compare_subgroups, subgroup_gaps, summarise
 from survey_sim.evaluate.splits import IndividualSplit
 from survey_sim.population import Persona, Population
 from survey_sim.questionnaire import (
@@ -139,14 +141,18 @@ __all__ = [
     "cces_2016",
     "ces_2011",
     "compare",
+    "compare_subgroups",
+    "coverage_by_question",
     "evaluate_individuals",
     "gss_spending_2018",
     "load_questionnaire",
     "plot_calibration",
     "plot_distributions",
+    "plot_gaps",
     "plot_learning_curve",
     "position_bias",
     "simulate",
     "simulate_individuals",
+    "subgroup_gaps",
     "summarise",
 ]

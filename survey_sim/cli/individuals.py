@@ -4,7 +4,6 @@ evaluate`` (its held-out evaluation against the baselines)."""
 from __future__ import annotations
 
 import argparse
-import logging
 import warnings
 from pathlib import Path
 
@@ -108,6 +107,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--plot", type=PLOT_FILE, default=None, help="learning curve (default: RESULTS.png)"
     )
     evaluating.add_argument("--quiet", action="store_true", help="no progress bars")
+    evaluating.add_argument(
+        "--verbose", action="store_true", help="the PyMC sampler's messages for the calibration"
+    )
     evaluating.set_defaults(handler=evaluate_command)
 
 
@@ -181,7 +183,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
         raise SurveySimError("--bootstrap needs at least 10 resamples")
     result = IndividualResult.read_parquet(args.results)
     human = load_human(args)
-    logging.getLogger("pymc").setLevel(logging.WARNING)
+    if "calibrated" in args.methods:
+        from survey_sim.analysis.backend import sampler_messages
+
+        sampler_messages(args.verbose)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # scikit-learn's API transitions
         evaluation = evaluate_individuals(

@@ -4,7 +4,8 @@ weighted answer distributions.
 A mapping file (YAML) says which data column answers which question, how data codes
 become option codes, which codes mean "missing", and where weights and demographics are::
 
-    questionnaire: gss_spending_2018
+    questionnaire: gss_spending_2018   # the questionnaire's id
+    encoding: utf-8                # optional: a CSV file's text encoding (latin-1, cp1252...)
     respondent: id                 # optional: respondent id column (default: row number)
     weight: wtssall                # optional: survey weights (default: 1 each)
     missing: [8, 9]                # codes dropped in every question (nulls always are)
@@ -20,12 +21,14 @@ become option codes, which codes mean "missing", and where weights and demograph
         column: partyid
         labels: {0: Democrat, 1: Democrat, 2: independent, 3: independent, 4: independent,
                  5: Republican, 6: Republican, 7: another party}
-      age:                         # or numeric ranges
+      age:                         # or numeric ranges (inclusive; overlaps are refused)
         column: age
         bins: [{label: 18-29, max: 29}, {label: 30-49, min: 30, max: 49}, {label: 50+, min: 50}]
     population:                    # optional: persona cells built from the attributes
       by: [party, age]
-      template: "You are {age} years old and identify as {party}."
+      template: "You are {age} years old and identify as {party}."   # fields: attributes
+
+The README's "Your own survey" section walks through a complete example.
 
 With ``labels`` or ``bins``, a value the mapping does not cover is an error listing every such
 value (list it under the attribute's ``missing`` to drop it); the respondent keeps their
@@ -229,7 +232,9 @@ class DataMapping(_Strict):
     def columns(self) -> list[tuple[str, tuple[str, ...]]]:
         """Every data column the mapping reads, with where it is named (a field location)."""
         named: list[tuple[str, tuple[str, ...]]] = [
-            (column, (key,)) for key in ("respondent", "weight") if (column := getattr(self, key))
+            (column, (key,))
+            for key in ("respondent", "weight")
+            if (column := getattr(self, key)) is not None
         ]
         entries: dict[str, ColumnMapping] | dict[str, AttributeMapping]
         for group, entries in (("questions", self.questions), ("attributes", self.attributes)):
