@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from survey_sim.asking.formats import format_names
@@ -14,6 +15,7 @@ from survey_sim.data.responses import HumanResponses
 from survey_sim.engines.base import Engine
 from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
+from survey_sim.runs.results import beside
 
 _FORMAT_NAMES = {".parquet": "Parquet", ".csv": "CSV", ".png": "PNG"}
 
@@ -38,6 +40,36 @@ def output_file(suffix: str, what: str) -> Callable[[str], Path]:
 RESULTS_FILE = output_file(".parquet", "results")
 """``--out`` of the simulating commands: Parquet (polars: ``pl.read_parquet(path)``)."""
 PLOT_FILE = output_file(".png", "a plot")
+
+
+def check_outputs(outputs: Sequence[Path | None], inputs: Sequence[str | Path | None]) -> None:
+    """Refuse, before any work, an output that is a folder, that is one of the command's
+    input files, or whose folder is a file or cannot be written."""
+    read = {Path(path).resolve() for path in inputs if path is not None}
+    for path in outputs:
+        if path is None:
+            continue
+        if path.is_dir():
+            raise SurveySimError(f"{path}: a folder; name a file to write")
+        if path.resolve() in read:
+            raise SurveySimError(f"{path}: an input of this command; name another file to write")
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise SurveySimError(f"{path}: cannot write there: {folder} is a file, not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise SurveySimError(f"{path}: cannot write in {folder} (permission denied)")
+
+
+def results_files(path: Path) -> list[Path]:
+    """The files a results ``--out`` writes: the responses and the files beside them."""
+    return [
+        path,
+        beside(path, "population"),
+        beside(path, "draws"),
+        beside(path, "manifest", ".json"),
+    ]
 
 
 def add_human_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from survey_sim._io import write_atomic, write_parquet_atomic
-from survey_sim.cli._common import PLOT_FILE, add_human_arguments, load_human, output_file
+from survey_sim.cli._common import (
+    PLOT_FILE,
+    add_human_arguments,
+    check_outputs,
+    load_human,
+    output_file,
+    results_files,
+)
 from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import InputError, SurveySimError
 from survey_sim.evaluate.metrics import (
@@ -144,6 +151,10 @@ def _checked(args: argparse.Namespace) -> _Study:
         raise SurveySimError("--calibrate needs at least 2 folds")
     if not args.results.is_file():
         raise SurveySimError(f"{args.results}: no such results file")
+    check_outputs(
+        [args.plot, args.out],
+        [*results_files(args.results), args.human, args.mapping, args.questionnaire],
+    )
     result = SimulationResult.read_parquet(args.results)
     human = load_human(args)
     model = simulated_distribution(result.population)

@@ -16,8 +16,10 @@ from survey_sim.cli._common import (
     add_human_arguments,
     add_model_arguments,
     build_engine,
+    check_outputs,
     load_human,
     output_file,
+    results_files,
 )
 from survey_sim.errors import SurveySimError
 from survey_sim.evaluate.individuals import METHODS
@@ -124,6 +126,7 @@ def _integers(text: str) -> list[int]:
 
 def individuals_command(args: argparse.Namespace) -> int:
     """``survey-sim individuals``."""
+    check_outputs(results_files(args.out), [args.human, args.mapping, args.questionnaire])
     human = load_human(args)
     held_out: int | list[str] = (
         int(args.held_out) if args.held_out.isdecimal() else args.held_out.split(",")
@@ -181,6 +184,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
         raise SurveySimError(f"unknown method {', '.join(unknown)} (methods: {', '.join(METHODS)})")
     if args.bootstrap < 10:
         raise SurveySimError("--bootstrap needs at least 10 resamples")
+    report_path = args.out or beside(args.results, "evaluation")
+    plot_path = args.plot or args.results.with_suffix(".png")
+    check_outputs(
+        [report_path, beside(report_path, "population"), plot_path],
+        [args.results, *results_files(args.results), args.human, args.mapping],
+    )
     result = IndividualResult.read_parquet(args.results)
     human = load_human(args)
     if "calibrated" in args.methods:
@@ -198,11 +207,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             sampling={"sampler": args.sampler, "seed": args.seed},
         )
-    report_path = args.out or beside(args.results, "evaluation")
     written = [
         write_parquet_atomic(evaluation.report, report_path),
         write_parquet_atomic(evaluation.population, beside(report_path, "population")),
-        plot_learning_curve(evaluation.report, args.plot or args.results.with_suffix(".png")),
+        plot_learning_curve(evaluation.report, plot_path),
     ]
     _print_report(evaluation.report, evaluation.population)
     if evaluation.calibration is not None:

@@ -6,7 +6,7 @@ import argparse
 
 import polars as pl
 
-from survey_sim.cli._common import add_human_arguments, load_human, output_file
+from survey_sim.cli._common import add_human_arguments, check_outputs, load_human, output_file
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,6 +42,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def population_command(args: argparse.Namespace) -> int:
+    check_outputs([args.out], [args.human, args.mapping, args.questionnaire])
     human = load_human(args)
     by = None if args.by is None else [name.strip() for name in args.by.split(",")]
     cells = human.cells(by, args.min_respondents)

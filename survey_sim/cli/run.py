@@ -14,6 +14,8 @@ from survey_sim.cli._common import (
     add_asking_arguments,
     add_model_arguments,
     build_engine,
+    check_outputs,
+    results_files,
 )
 from survey_sim.data.bundled import bundled_file
 from survey_sim.engines.base import Engine
@@ -71,6 +73,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    check_outputs(results_files(args.out), [questionnaire_path, personas_path])
     questionnaire = load_questionnaire(questionnaire_path)
     population = Population.from_file(personas_path)
     engine = build_engine(args)

@@ -83,6 +83,7 @@ def test_compare_by_party_with_calibration_files(study):
         (["--by", "income"], "the personas have no attribute income (their attributes: party)"),
         (["--plot", "plot.jpg"], "plot.jpg: a plot is written as PNG"),
         (["--out", "metrics.csv"], "name a file ending in .parquet"),
+        (["--out", "sim.parquet"], "sim.parquet: an input of this command"),
     ],
 )
 def test_compare_refuses_before_any_work_and_writes_nothing(study, arguments, message):
@@ -126,3 +127,15 @@ def test_argument_mistakes_are_explained(tmp_path, arguments, message):
     refused = run_cli(*arguments, cwd=tmp_path)
     assert refused.returncode == 2 and message in refused.stderr, refused.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(tmp_path):
+    (tmp_path / "folder.parquet").mkdir()
+    (tmp_path / "file.txt").write_text("not a folder")
+    for out, message in [
+        ("folder.parquet", "folder.parquet: a folder; name a file to write"),
+        ("file.txt/r.parquet", "cannot write there: file.txt is a file, not a folder"),
+    ]:
+        refused = run_cli("run", "q.yaml", "--personas", "p.csv", "--out", out, cwd=tmp_path)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "folder.parquet"]
