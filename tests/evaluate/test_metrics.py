@@ -7,13 +7,16 @@ import math
 import polars as pl
 import pytest
 
+from survey_sim import HumanResponses, load_questionnaire
 from survey_sim.data.bundled import gss_spending_2018
 from survey_sim.evaluate.metrics import (
     compare,
+    compare_subgroups,
     jensen_shannon,
     kl_divergence,
     representativeness,
     representativeness_of,
+    subgroup_gaps,
     summarise,
     total_variation,
     wasserstein_ordinal,
@@ -90,3 +93,22 @@ def test_questions_not_in_common(gss_people):
     other = pl.DataFrame({"question_id": ["x"], "option_code": ["1"], "prob": [1.0]})
     with pytest.raises(ValueError, match="no question in common"):
         compare(other, gss_people)
+
+
+def test_subgroup_scores_and_gaps_of_a_perfect_simulation(attitudes_files):
+    """Simulating each party exactly as its people answer: every subgroup scores perfectly,
+    and the simulation's gaps are people's, in the same direction."""
+    data, mapping, questionnaire = attitudes_files
+    human = HumanResponses.from_file(data, mapping, load_questionnaire(questionnaire))
+    perfect = human.distribution(["party"]).select("party", "question_id", "option_code", "prob")
+    within = compare_subgroups(perfect, human, ["party"], splits=2)
+    model = within.filter(pl.col("source") == "model")
+    assert sorted(set(model["party"])) == ["Democrat", "Republican"] and model.height == 10
+    assert model["representativeness"].to_list() == pytest.approx([1.0] * 10)
+    gaps = subgroup_gaps(perfect, human, ["party"])
+    assert gaps["model"].to_list() == pytest.approx(gaps["people"].to_list())
+    assert gaps["same_direction"].to_list() == [True] * 5
+    democrats = perfect.filter(pl.col("party") == "Democrat", pl.col("question_id") == "taxes")
+    republicans = perfect.filter(pl.col("party") == "Republican", pl.col("question_id") == "taxes")
+    expected = 0.5 * (democrats["prob"] - republicans["prob"]).abs().sum()
+    assert gaps.filter(pl.col("question_id") == "taxes")["people"][0] == pytest.approx(expected)
