@@ -7,6 +7,7 @@ import difflib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 
 from survey_sim.asking.formats import format_names
 from survey_sim.data.bundled import HUMAN_DATASETS
@@ -16,6 +17,17 @@ from survey_sim.engines.base import Engine
 from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs.results import beside
+
+
+class Stopped(BaseException):
+    """The process was asked to stop (SIGTERM): raised where it is, so that temporary files
+    are removed and servers stopped on the way out, as for Ctrl-C."""
+
+
+def raise_stopped(signal_number: int, frame: FrameType | None) -> None:
+    """The SIGTERM handler every command runs under (see :class:`Stopped`)."""
+    raise Stopped
+
 
 _FORMAT_NAMES = {".parquet": "Parquet", ".csv": "CSV", ".png": "PNG"}
 

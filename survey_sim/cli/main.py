@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 
 from survey_sim.cli import cache, check, compare, individuals, population, run, serve
+from survey_sim.cli._common import Stopped, raise_stopped
 from survey_sim.errors import SurveySimError
 
 _DESCRIPTION = """\
@@ -58,11 +60,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.passthrough = passthrough
     handler: Callable[[argparse.Namespace], int] = args.handler
     warnings.formatwarning = _one_line
+    signal.signal(signal.SIGTERM, raise_stopped)
     try:
         return handler(args)
     except SurveySimError as error:
         print(f"survey-sim: error: {error}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Stopped) as stop:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        what = "stopped (SIGTERM)" if isinstance(stop, Stopped) else "interrupted"
+        resume = (
+            "; requests already answered are in the results cache: rerun the same command to resume"
+            if args.command in RESUMABLE
+            else ""
+        )
+        print(f"survey-sim: {what}{resume}", file=sys.stderr)
+        return 143 if isinstance(stop, Stopped) else 130
+
+
+RESUMABLE = ("run", "demo", "individuals")
+"""Commands whose finished requests the results cache keeps when they are stopped."""
 
 
 def _one_line(

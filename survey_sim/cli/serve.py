@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import time
-from types import FrameType
 
+from survey_sim.cli._common import Stopped
 from survey_sim.engines.sglang_server import launch
 
 
@@ -46,11 +45,6 @@ def serve_command(args: argparse.Namespace) -> int:
         deterministic=args.deterministic,
         extra_args=args.passthrough,
     )
-
-    def stop(signal_number: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
     print(
         f"SGLang serves {args.model} at {server.url} (up in {time.perf_counter() - started:.0f} "
         f"s; log: {server.log}). Use it with: survey-sim run ... --engine sglang --url "
@@ -62,7 +56,7 @@ def serve_command(args: argparse.Namespace) -> int:
             time.sleep(1)
         print(f"survey-sim: error: an SGLang process exited; its log ends:\n{server.log_tail()}")
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stopped):
         print("stopping SGLang...", flush=True)
         return 0
     finally:
