@@ -20,6 +20,10 @@ def read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, "a folder, not a file") from None
+    except OSError as error:
+        raise InputError(path, f"cannot read: {error.strerror}") from None
     except UnicodeDecodeError as error:
         raise InputError(
             path, f"not valid UTF-8 (byte {error.start}); save the file as UTF-8"

@@ -19,6 +19,17 @@ from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs.results import beside
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 class Stopped(BaseException):
     """The process was asked to stop (SIGTERM): raised where it is, so that temporary files
     are removed and servers stopped on the way out, as for Ctrl-C."""
@@ -129,7 +140,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="the SGLang server or router, e.g. http://127.0.0.1:30000 (with --engine sglang; "
         "start one with survey-sim serve)",
     )
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
     parser.add_argument(
         "--dtype",
         choices=["float32", "bfloat16", "float16"],

