@@ -142,7 +142,7 @@ def plot_calibration(idata: az.InferenceData, predictions: pl.DataFrame, path: s
         )
     right.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
     right.set_xlabel("human share (held-out question)")
-    level = free["interval"][0] if "interval" in free.columns and free.height else 0.9
+    level = free["interval"][0]
     right.set_ylabel(f"calibrated prediction, {level:.0%} interval")
     questions = coverage_by_question(predictions)
     right.set_title(

@@ -16,7 +16,6 @@ from survey_sim.data.responses import HumanResponses
 from survey_sim.engines.base import Engine
 from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
-from survey_sim.runs.results import beside
 
 
 def positive_int(text: str) -> int:
@@ -83,16 +82,6 @@ def check_outputs(outputs: Sequence[Path | None], inputs: Sequence[str | Path | 
             raise SurveySimError(f"{path}: cannot write there: {folder} is a file, not a folder")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise SurveySimError(f"{path}: cannot write in {folder} (permission denied)")
-
-
-def results_files(path: Path) -> list[Path]:
-    """The files a results ``--out`` writes: the responses and the files beside them."""
-    return [
-        path,
-        beside(path, "population"),
-        beside(path, "draws"),
-        beside(path, "manifest", ".json"),
-    ]
 
 
 def add_human_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

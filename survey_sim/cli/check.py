@@ -97,12 +97,11 @@ def _human_summary(human: HumanResponses, mapping: Path | None) -> str:
         "codes): " + ", ".join(f"{q} {n:,}" for q, n in answered.iter_rows()) + "."
     )
     for name in human.attributes:
-        values = people[name]
+        values = sorted(people[name].drop_nulls().unique().to_list())
         lines.append(
-            f"  Attribute {name}: {values.drop_nulls().n_unique()} values "
-            f"({', '.join(sorted(values.drop_nulls().unique().to_list())[:8])}"
-            f"{', ...' if values.drop_nulls().n_unique() > 8 else ''}); "
-            f"{values.null_count():,} kept respondents without one."
+            f"  Attribute {name}: {len(values)} values ({', '.join(values[:8])}"
+            f"{', ...' if len(values) > 8 else ''}); "
+            f"{people[name].null_count():,} kept respondents without one."
         )
     if human.recipe is not None:
         cells = human.cells()

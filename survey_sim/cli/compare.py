@@ -18,7 +18,6 @@ from survey_sim.cli._common import (
     check_outputs,
     load_human,
     output_file,
-    results_files,
 )
 from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import InputError, SurveySimError
@@ -32,7 +31,7 @@ from survey_sim.evaluate.metrics import (
     summarise,
 )
 from survey_sim.runs import SimulationResult
-from survey_sim.runs.results import beside
+from survey_sim.runs.results import ResultFiles, beside
 
 if TYPE_CHECKING:
     import arviz as az
@@ -109,6 +108,7 @@ class _Study:
     result: SimulationResult
     human: HumanResponses
     by: list[str]
+    by_subgroup: pl.DataFrame | None
     calibration: Calibration | None
 
 
@@ -134,8 +134,8 @@ def compare_command(args: argparse.Namespace) -> int:
         print("\nPer question:")
         print(comparison.drop("coverage"))
         print(REPRESENTATIVENESS)
-        if study.by:
-            writes += _by_subgroup(study, args)
+        if study.by_subgroup is not None:
+            writes += _by_subgroup(study, study.by_subgroup, args)
         if args.out is not None:
             writes.append(lambda: write_parquet_atomic(comparison, args.out))
         if study.calibration is not None:
@@ -153,7 +153,7 @@ def _checked(args: argparse.Namespace) -> _Study:
         raise SurveySimError(f"{args.results}: no such results file")
     check_outputs(
         [args.plot, args.out],
-        [*results_files(args.results), args.human, args.mapping, args.questionnaire],
+        [*ResultFiles.at(args.results), args.human, args.mapping, args.questionnaire],
     )
     result = SimulationResult.read_parquet(args.results)
     human = load_human(args)
@@ -168,8 +168,9 @@ def _checked(args: argparse.Namespace) -> _Study:
         )
     questions = shared_questions(model, human.distribution(), human)
     by = [] if args.by is None else [name.strip() for name in args.by.split(",")]
-    if by:
-        shared_subgroups(result.subgroups(by), human, by)
+    by_subgroup = result.subgroups(by) if by else None
+    if by_subgroup is not None:
+        shared_subgroups(by_subgroup, human, by)
     calibration = None
     if args.calibrate is not None:
         from survey_sim.analysis import Calibration
@@ -187,7 +188,7 @@ def _checked(args: argparse.Namespace) -> _Study:
             "Rerun with --permute to average balanced orders and measure the position bias.",
             stacklevel=1,
         )
-    return _Study(result, human, by, calibration)
+    return _Study(result, human, by, by_subgroup, calibration)
 
 
 def _title(study: _Study) -> str:
@@ -212,12 +213,13 @@ def _distribution_plot(study: _Study, comparison: pl.DataFrame, path: Path) -> P
     )
 
 
-def _by_subgroup(study: _Study, args: argparse.Namespace) -> list[Callable[[], Path]]:
+def _by_subgroup(
+    study: _Study, simulated: pl.DataFrame, args: argparse.Namespace
+) -> list[Callable[[], Path]]:
     """Print per-subgroup scores and the gaps between subgroups; return their writers."""
     from survey_sim.analysis.plots import plot_gaps
 
     name = "_".join(study.by)
-    simulated = study.result.subgroups(study.by)
     within = compare_subgroups(simulated, study.human, study.by)
     gaps = subgroup_gaps(simulated, study.human, study.by)
     print(f"\nWithin each {', '.join(study.by)} subgroup (mean over questions):")

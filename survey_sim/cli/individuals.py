@@ -19,13 +19,12 @@ from survey_sim.cli._common import (
     check_outputs,
     load_human,
     output_file,
-    results_files,
 )
 from survey_sim.errors import SurveySimError
 from survey_sim.evaluate.individuals import METHODS
 from survey_sim.evaluate.splits import IndividualSplit
 from survey_sim.runs.individuals import IndividualResult, simulate_individuals
-from survey_sim.runs.results import beside
+from survey_sim.runs.results import ResultFiles, beside
 from survey_sim.runs.store import ResultsCache
 
 
@@ -126,7 +125,7 @@ def _integers(text: str) -> list[int]:
 
 def individuals_command(args: argparse.Namespace) -> int:
     """``survey-sim individuals``."""
-    check_outputs(results_files(args.out), [args.human, args.mapping, args.questionnaire])
+    check_outputs(ResultFiles.at(args.out), [args.human, args.mapping, args.questionnaire])
     human = load_human(args)
     held_out: int | list[str] = (
         int(args.held_out) if args.held_out.isdecimal() else args.held_out.split(",")
@@ -188,7 +187,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     plot_path = args.plot or args.results.with_suffix(".png")
     check_outputs(
         [report_path, beside(report_path, "population"), plot_path],
-        [args.results, *results_files(args.results), args.human, args.mapping],
+        [args.results, *ResultFiles.at(args.results), args.human, args.mapping],
     )
     result = IndividualResult.read_parquet(args.results)
     human = load_human(args)

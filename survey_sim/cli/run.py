@@ -15,13 +15,13 @@ from survey_sim.cli._common import (
     add_model_arguments,
     build_engine,
     check_outputs,
-    results_files,
 )
 from survey_sim.data.bundled import bundled_file
 from survey_sim.engines.base import Engine
 from survey_sim.population import Population
 from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs import ResultsCache, SimulationResult, position_bias, simulate
+from survey_sim.runs.results import ResultFiles
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,7 +73,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    check_outputs(results_files(args.out), [questionnaire_path, personas_path])
+    check_outputs(ResultFiles.at(args.out), [questionnaire_path, personas_path])
     questionnaire = load_questionnaire(questionnaire_path)
     population = Population.from_file(personas_path)
     engine = build_engine(args)

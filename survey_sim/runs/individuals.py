@@ -40,7 +40,7 @@ from survey_sim.runs.plan import check_fits
 from survey_sim.runs.results import (
     OUTCOME_COLUMNS,
     RUN_COLUMNS,
-    beside,
+    ResultFiles,
     read_checked,
     read_manifest,
     response_rows,
@@ -89,7 +89,7 @@ class IndividualResult:
         (``*.manifest.json``), each file complete or not at all."""
         path = Path(path)
         text = json.dumps(self.manifest, indent=2, default=str)
-        manifest = beside(path, "manifest", ".json")
+        manifest = ResultFiles.at(path).manifest
         return [
             write_parquet_atomic(self.responses, path),
             write_atomic(manifest, lambda temporary: Path(temporary).write_text(text)),
@@ -104,7 +104,7 @@ class IndividualResult:
         """
         path = Path(path)
         responses = read_checked(path, INDIVIDUAL_SCHEMA)
-        manifest_path = beside(path, "manifest", ".json")
+        manifest_path = ResultFiles.at(path).manifest
         if not manifest_path.exists():
             raise InputError(
                 path, f"no manifest beside it ({manifest_path.name}): the split is there"

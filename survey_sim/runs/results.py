@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -183,28 +183,25 @@ class SimulationResult:
         Files appear complete or not at all (written to a temporary file, then renamed).
         Returns the paths written.
         """
-        path = Path(path)
-        frames = {path: self.responses, beside(path, "population"): self.population}
+        files = ResultFiles.at(Path(path))
+        frames = {files.responses: self.responses, files.population: self.population}
         if not self.draws.is_empty():
-            frames[beside(path, "draws")] = self.draws
+            frames[files.draws] = self.draws
         written = [write_parquet_atomic(frame, target) for target, frame in frames.items()]
         if self.manifest:
             text = json.dumps(self.manifest, indent=2, default=str)
-            manifest = beside(path, "manifest", ".json")
             written.append(
-                write_atomic(manifest, lambda temporary: Path(temporary).write_text(text))
+                write_atomic(files.manifest, lambda temporary: Path(temporary).write_text(text))
             )
         return written
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> SimulationResult:
         """Read the files written by :meth:`write_parquet` (``path`` is the responses file)."""
-        path = Path(path)
-        draws_path = beside(path, "draws")
-        responses = read_checked(path, RESPONSE_SCHEMA)
-        draws = read_checked(draws_path, DRAW_SCHEMA) if draws_path.exists() else None
-        manifest_path = beside(path, "manifest", ".json")
-        manifest = read_manifest(manifest_path) if manifest_path.exists() else {}
+        files = ResultFiles.at(Path(path))
+        responses = read_checked(files.responses, RESPONSE_SCHEMA)
+        draws = read_checked(files.draws, DRAW_SCHEMA) if files.draws.exists() else None
+        manifest = read_manifest(files.manifest) if files.manifest.exists() else {}
         return cls(
             responses, pl.DataFrame(schema=DRAW_SCHEMA) if draws is None else draws, manifest
         )
@@ -236,6 +233,25 @@ def read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
             "(rerun the simulation)",
         )
     return frame
+
+
+class ResultFiles(NamedTuple):
+    """The files of one results set: the responses file and those written beside it."""
+
+    responses: Path
+    population: Path
+    draws: Path
+    manifest: Path
+
+    @classmethod
+    def at(cls, path: Path) -> ResultFiles:
+        """The set whose responses file is ``path``."""
+        return cls(
+            path,
+            beside(path, "population"),
+            beside(path, "draws"),
+            beside(path, "manifest", ".json"),
+        )
 
 
 def beside(path: Path, part: str, suffix: str | None = None) -> Path:
