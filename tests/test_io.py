@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,3 +32,23 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         write_atomic(tmp_path / "out.txt", fail)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_only_temporaries_of_writers_no_longer_running_are_swept(tmp_path):
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead = tmp_path / f".out.txt.{finished.stdout.strip()}.abc.tmp"
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as writer:
+        live = tmp_path / f".out.txt.{writer.pid}.def.tmp"
+        other = tmp_path / f".other.txt.{finished.stdout.strip()}.ghi.tmp"
+        for leftover in (dead, live, other):
+            leftover.write_text("half")
+        write_atomic(tmp_path / "out.txt", lambda temporary: Path(temporary).write_text("whole"))
+        writer.kill()
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["out.txt", live.name, other.name]
+    )

@@ -18,7 +18,6 @@ no model work and a killed run resumes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,6 @@ from typing import Any
 import polars as pl
 from tqdm.auto import tqdm
 
-from survey_sim._io import write_atomic, write_parquet_atomic
 from survey_sim.asking.kinds import Asking, answered_turn, ask
 from survey_sim.data.responses import HumanResponses
 from survey_sim.engines.base import Engine, ScoreRequest, ScoreResult
@@ -41,9 +39,9 @@ from survey_sim.runs.results import (
     OUTCOME_COLUMNS,
     RUN_COLUMNS,
     ResultFiles,
-    read_checked,
-    read_manifest,
+    read_results,
     response_rows,
+    write_results,
 )
 from survey_sim.runs.run import open_store, store_record, through_store
 from survey_sim.runs.settings import SimulationSettings
@@ -86,33 +84,25 @@ class IndividualResult:
 
     def write_parquet(self, path: str | Path) -> list[Path]:
         """Write ``responses`` to ``path`` and the manifest (with the split) beside it
-        (``*.manifest.json``), each file complete or not at all."""
-        path = Path(path)
-        text = json.dumps(self.manifest, indent=2, default=str)
-        manifest = ResultFiles.at(path).manifest
-        return [
-            write_parquet_atomic(self.responses, path),
-            write_atomic(manifest, lambda temporary: Path(temporary).write_text(text)),
-        ]
+        (``*.manifest.json``), as one set (:func:`~survey_sim.runs.results.write_results`)."""
+        return write_results(ResultFiles.at(Path(path)), self.responses, {}, self.manifest)
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> IndividualResult:
         """Read what :meth:`write_parquet` wrote.
 
         Raises:
-            InputError: not an individual simulation's files.
+            InputError: not an individual simulation's files, or files of different runs.
         """
-        path = Path(path)
-        responses = read_checked(path, INDIVIDUAL_SCHEMA)
-        manifest_path = ResultFiles.at(path).manifest
-        if not manifest_path.exists():
+        files = ResultFiles.at(Path(path))
+        if not files.manifest.exists():
             raise InputError(
-                path, f"no manifest beside it ({manifest_path.name}): the split is there"
+                path, f"no manifest beside it ({files.manifest.name}): the split is there"
             )
-        manifest = read_manifest(manifest_path)
+        responses, manifest = read_results(files, INDIVIDUAL_SCHEMA)
         if "split" not in manifest:
             raise InputError(
-                manifest_path, "not the manifest of an individual simulation (no split)"
+                files.manifest, "not the manifest of an individual simulation (no split)"
             )
         return cls(responses, IndividualSplit.from_record(manifest["split"]), manifest)
 

@@ -5,16 +5,17 @@ aggregation (:func:`survey_sim._distribution.weighted_distribution`)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import polars as pl
 
 from survey_sim._distribution import weighted_distribution
-from survey_sim._io import write_atomic, write_parquet_atomic
+from survey_sim._io import Writer, write_set
 from survey_sim._yaml import read_text
 from survey_sim.asking.kinds import Distribution
 from survey_sim.engines.base import SampleResult, ScoreResult
@@ -180,31 +181,113 @@ class SimulationResult:
         ``draws`` when answers were sampled (``*.draws.parquet``) and the manifest
         (``*.manifest.json``).
 
-        Files appear complete or not at all (written to a temporary file, then renamed).
-        Returns the paths written.
+        The files are written as one set (:func:`write_results`): complete, or not at all.
+        Returns the paths written, the responses file first.
         """
         files = ResultFiles.at(Path(path))
-        frames = {files.responses: self.responses, files.population: self.population}
+        companions = {files.population: self.population}
         if not self.draws.is_empty():
-            frames[files.draws] = self.draws
-        written = [write_parquet_atomic(frame, target) for target, frame in frames.items()]
-        if self.manifest:
-            text = json.dumps(self.manifest, indent=2, default=str)
-            written.append(
-                write_atomic(files.manifest, lambda temporary: Path(temporary).write_text(text))
-            )
-        return written
+            companions[files.draws] = self.draws
+        stale = [] if files.draws in companions else [files.draws]
+        return write_results(files, self.responses, companions, self.manifest, stale=stale)
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> SimulationResult:
-        """Read the files written by :meth:`write_parquet` (``path`` is the responses file)."""
+        """Read the files written by :meth:`write_parquet` (``path`` is the responses file).
+
+        Raises:
+            InputError: not a results file, or files of different runs side by side.
+        """
         files = ResultFiles.at(Path(path))
-        responses = read_checked(files.responses, RESPONSE_SCHEMA)
+        responses, manifest = read_results(files, RESPONSE_SCHEMA)
         draws = read_checked(files.draws, DRAW_SCHEMA) if files.draws.exists() else None
-        manifest = read_manifest(files.manifest) if files.manifest.exists() else {}
         return cls(
             responses, pl.DataFrame(schema=DRAW_SCHEMA) if draws is None else draws, manifest
         )
+
+
+SET_KEY = "survey_sim.results_set"
+"""The Parquet metadata key (and the manifest's) of the id shared by one results set."""
+
+
+def write_results(
+    files: ResultFiles,
+    responses: pl.DataFrame,
+    companions: Mapping[Path, pl.DataFrame],
+    manifest: Mapping[str, Any],
+    *,
+    stale: Iterable[Path] = (),
+) -> list[Path]:
+    """Write a results set: ``responses``, its ``companions`` and the manifest, all or none
+    (:func:`survey_sim._io.write_set`), removing ``stale`` files of an earlier set.
+
+    Every Parquet file of the set carries one new set id in its metadata, and the manifest
+    records the id and the set's files, so :func:`read_results` can tell a complete set from
+    files of different runs (which only a SIGKILL during the final renames can leave). The
+    responses file, the one readers open, is renamed into place last.
+    """
+    set_id = uuid.uuid4().hex
+    record = {
+        **manifest,
+        "results_set": {"id": set_id, "files": sorted(path.name for path in companions)},
+    }
+    text = json.dumps(record, indent=2, default=str)
+    writers: dict[Path, Writer] = {
+        path: partial(frame.write_parquet, metadata={SET_KEY: set_id})
+        for path, frame in companions.items()
+    }
+    writers[files.manifest] = lambda temporary: Path(temporary).write_text(text)
+    writers[files.responses] = partial(responses.write_parquet, metadata={SET_KEY: set_id})
+    written = write_set(writers, remove=stale)
+    return [written[-1], *written[:-1]]
+
+
+def read_results(
+    files: ResultFiles, schema: dict[str, pl.DataType]
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """A results set's responses and manifest, checked to belong together.
+
+    Raises:
+        InputError: not a results file; or the manifest, or a file it lists, missing or
+            from another run (a run killed while it wrote its files).
+    """
+    responses = read_checked(files.responses, schema)
+    set_id = _set_id(files.responses)
+    if not files.manifest.exists():
+        if set_id is None:  # written before results sets had ids
+            return responses, {}
+        raise InputError(files.responses, f"{_INCOMPLETE}: {files.manifest.name} is missing")
+    manifest = read_manifest(files.manifest)
+    recorded = manifest.pop("results_set", {})
+    if set_id is None:
+        return responses, manifest
+    if recorded.get("id") != set_id:
+        raise InputError(
+            files.manifest, f"{_INCOMPLETE}: it describes another run than {files.responses.name}"
+        )
+    for name in recorded.get("files", []):
+        companion = files.responses.with_name(name)
+        if not companion.exists():
+            raise InputError(files.responses, f"{_INCOMPLETE}: {name} is missing")
+        if _set_id(companion) != set_id:
+            raise InputError(
+                companion,
+                f"{_INCOMPLETE}: it holds another run's results than {files.responses.name}",
+            )
+    return responses, manifest
+
+
+def _set_id(path: Path) -> str | None:
+    try:
+        return pl.read_parquet_metadata(path).get(SET_KEY)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise InputError(path, f"cannot read as Parquet: {error}") from None
+
+
+_INCOMPLETE = (
+    "not a complete results set (a run stopped while writing its files?); rerun the command "
+    "to write them again"
+)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

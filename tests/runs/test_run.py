@@ -1,9 +1,14 @@
+import os
+import signal
+import subprocess
+import sys
+
 import polars as pl
 import pytest
 
 from survey_sim import InputError, Population, ScoringError, SimulationResult, simulate
 from survey_sim.engines import ScoreRequest
-from survey_sim.runs.results import RESPONSE_SCHEMA
+from survey_sim.runs.results import CELL_COLUMNS, DRAW_SCHEMA, RESPONSE_SCHEMA
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +114,78 @@ def test_a_broken_manifest_is_named(small_result, tmp_path):
     (tmp_path / "run.manifest.json").write_text("{not json")
     with pytest.raises(InputError, match=r"run\.manifest\.json:1: not a run manifest"):
         SimulationResult.read_parquet(tmp_path / "run.parquet")
+
+
+def test_a_kill_between_the_renames_is_detected_and_its_leftovers_swept(small_result, tmp_path):
+    """SIGKILL right after the first file of a new set is renamed into place: the old and new
+    files side by side are refused, and the next write removes the dead writer's temporaries."""
+    source, target = tmp_path / "source.parquet", tmp_path / "run.parquet"
+    small_result.write_parquet(source)
+    SimulationResult(small_result.responses.head(9), manifest={"earlier": True}).write_parquet(
+        target
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER.format(source=source, target=target)], check=False
+    )
+    assert killed.returncode == -signal.SIGKILL
+    with pytest.raises(InputError, match="not a complete results set"):
+        SimulationResult.read_parquet(target)
+    leftovers = sorted(p.name for p in tmp_path.glob(".run.*.tmp"))
+    assert [name.split(".")[2] for name in leftovers] == ["manifest", "parquet"]
+    small_result.write_parquet(target)
+    assert not list(tmp_path.glob(".run.*.tmp"))
+    assert SimulationResult.read_parquet(target).responses.equals(small_result.responses)
+
+
+KILLED_WRITER = """
+import os, signal
+from survey_sim import SimulationResult
+rename = os.replace
+def rename_then_die(source, target):
+    rename(source, target)
+    os.kill(os.getpid(), signal.SIGKILL)
+os.replace = rename_then_die
+SimulationResult.read_parquet("{source}").write_parquet("{target}")
+"""
+
+
+def test_ctrl_c_while_a_set_is_renamed_takes_effect_after_the_last_file(
+    small_result, tmp_path, monkeypatch
+):
+    SimulationResult(small_result.responses.head(9)).write_parquet(tmp_path / "run.parquet")
+    rename = os.replace
+
+    def rename_and_interrupt(source: str, target: str) -> None:
+        rename(source, target)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", rename_and_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        small_result.write_parquet(tmp_path / "run.parquet")
+    monkeypatch.undo()
+    again = SimulationResult.read_parquet(tmp_path / "run.parquet")
+    assert again.responses.equals(small_result.responses)
+    assert again.manifest == small_result.manifest
+
+
+def test_a_set_without_draws_removes_the_earlier_sets_draws(small_result, tmp_path):
+    draw = {
+        **small_result.responses.select(*CELL_COLUMNS).row(0, named=True),
+        "draw": 0,
+        "answer": '"1"',
+        "text": '{"answer": "1"}',
+        "truncated": False,
+        "invalid": False,
+        "seed": 1,
+        "model": "m",
+        "format": "chat",
+    }
+    sampled = SimulationResult(small_result.responses, pl.DataFrame([draw], schema=DRAW_SCHEMA))
+    sampled.write_parquet(tmp_path / "run.parquet")
+    assert (tmp_path / "run.draws.parquet").exists()
+    small_result.write_parquet(tmp_path / "run.parquet")
+    assert not (tmp_path / "run.draws.parquet").exists()
+    assert SimulationResult.read_parquet(tmp_path / "run.parquet").draws.is_empty()
 
 
 def test_sampling_seeds_come_from_content(tiny_engine, gss, demo_population):
