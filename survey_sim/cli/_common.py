@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from survey_sim.asking.formats import format_names
 from survey_sim.data.bundled import HUMAN_DATASETS
@@ -16,6 +17,7 @@ from survey_sim.data.responses import HumanResponses
 from survey_sim.engines.base import Engine
 from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
+from survey_sim.runs.store import ResultsCache
 
 
 def positive_int(text: str) -> int:
@@ -136,11 +138,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default="float32",
         help="model dtype (default: float32)",
     )
-    parser.add_argument(
+    storing = parser.add_mutually_exclusive_group()
+    storing.add_argument(
         "--fresh",
         action="store_true",
         help="recompute everything instead of answering from the results cache "
-        "(results are still stored)",
+        "(results are still stored; a damaged cache is replaced by an empty one)",
+    )
+    storing.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the results cache (a stopped run cannot resume)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
 
@@ -208,3 +216,16 @@ def load_human(args: argparse.Namespace) -> HumanResponses:
         )
     questionnaire = load_questionnaire(args.questionnaire)
     return HumanResponses.from_file(args.human, args.mapping, questionnaire)
+
+
+def open_cache(args: argparse.Namespace) -> ResultsCache | bool:
+    """The results store ``--fresh`` / ``--no-cache`` ask for (``False``: none), opened now so
+    that a store that cannot be used is reported before the model loads."""
+    return False if args.no_cache else ResultsCache(fresh=args.fresh)
+
+
+def cache_summary(record: dict[str, Any] | None) -> str:
+    """The manifest's record of the results store, in words."""
+    if record is None:
+        return "results cache not used"
+    return f"{record['hits']} requests from the results cache, {record['misses']} computed"

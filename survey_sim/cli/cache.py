@@ -22,10 +22,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cache_command(args: argparse.Namespace) -> int:
-    cache = ResultsCache()
-    if args.action == "clear":
+    if args.action == "clear":  # fresh: a damaged store is replaced, not read
+        cache = ResultsCache(fresh=True)
         print(f"Deleted {cache.clear()} entries from {cache.path}.")
     else:
-        info = cache.info()
+        info = ResultsCache().info()
         print(f"{info['path']}: {info['entries']} entries, {info['bytes'] / 2**20:.1f} MiB.")
     return 0

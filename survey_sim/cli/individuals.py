@@ -16,8 +16,10 @@ from survey_sim.cli._common import (
     add_human_arguments,
     add_model_arguments,
     build_engine,
+    cache_summary,
     check_outputs,
     load_human,
+    open_cache,
     output_file,
 )
 from survey_sim.errors import SurveySimError
@@ -25,7 +27,6 @@ from survey_sim.evaluate.individuals import METHODS
 from survey_sim.evaluate.splits import IndividualSplit
 from survey_sim.runs.individuals import IndividualResult, simulate_individuals
 from survey_sim.runs.results import ResultFiles, beside
-from survey_sim.runs.store import ResultsCache
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -146,6 +147,7 @@ def individuals_command(args: argparse.Namespace) -> int:
         demographics=demographics,
         seed=args.seed,
     )
+    cache = open_cache(args)
     engine = build_engine(args)
     result = simulate_individuals(
         human,
@@ -154,12 +156,12 @@ def individuals_command(args: argparse.Namespace) -> int:
         format=args.format,
         answer=args.answer,
         progress=not args.quiet,
-        cache=ResultsCache(fresh=args.fresh),
+        cache=cache,
     )
     written = result.write_parquet(args.out)
     work, manifest, cached = result.manifest["work"], result.manifest, result.manifest["cache"]
     reuse = "" if work["hit_rate"] is None else f"; {work['hit_rate']:.0%} of prompt tokens reused"
-    stored = f"; {cached['hits']} requests from the results cache, {cached['misses']} computed"
+    stored = f"; {cache_summary(cached)}"
     print(
         f"{len(split.train)} training and {len(split.test)} test respondents (of "
         f"{split.eligible} eligible), k = {', '.join(map(str, split.shots))}, "

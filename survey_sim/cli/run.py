@@ -14,13 +14,15 @@ from survey_sim.cli._common import (
     add_asking_arguments,
     add_model_arguments,
     build_engine,
+    cache_summary,
     check_outputs,
+    open_cache,
 )
 from survey_sim.data.bundled import bundled_file
 from survey_sim.engines.base import Engine
 from survey_sim.population import Population
 from survey_sim.questionnaire import load_questionnaire
-from survey_sim.runs import ResultsCache, SimulationResult, position_bias, simulate
+from survey_sim.runs import SimulationResult, position_bias, simulate
 from survey_sim.runs.results import ResultFiles
 
 
@@ -76,6 +78,7 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
     check_outputs(ResultFiles.at(args.out), [questionnaire_path, personas_path])
     questionnaire = load_questionnaire(questionnaire_path)
     population = Population.from_file(personas_path)
+    cache = open_cache(args)
     engine = build_engine(args)
     loaded = time.perf_counter()
     result = simulate(
@@ -89,7 +92,7 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
         samples=args.samples,
         seed=args.seed,
         progress=not args.quiet,
-        cache=ResultsCache(fresh=args.fresh),
+        cache=cache,
     )
     finished = time.perf_counter()
     written = result.write_parquet(args.out)
@@ -101,8 +104,7 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
         f"{len(population)} personas x {len(questionnaire)} questions on {engine.model_id} "
         f"({result.manifest['settings']['format']} format{_reuse_strategy(engine)}): "
         f"model loaded in "
-        f"{loaded - started:.1f} s, answered in {finished - loaded:.1f} s; {cached['hits']} "
-        f"requests from the results cache, {cached['misses']} computed "
+        f"{loaded - started:.1f} s, answered in {finished - loaded:.1f} s; {cache_summary(cached)} "
         f"({work['computed_tokens']} tokens computed, {work['reused_tokens']} reused{reuse}).\n"
         f"Wrote {', '.join(str(path) for path in written)}."
     )

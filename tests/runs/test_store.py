@@ -124,7 +124,7 @@ def test_two_processes_write_at_once(tmp_path):
 def stored(path: Path) -> int:
     try:
         with sqlite3.connect(path, timeout=30) as connection:
-            return connection.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+            return connection.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
     except sqlite3.OperationalError:  # not created yet
         return 0
 
