@@ -87,13 +87,14 @@ def sweep_temporaries(path: Path) -> list[Path]:
     removed: list[Path] = []
     for temporary in path.parent.glob(f".{path.name}.*.tmp"):
         owner = temporary.name[len(path.name) + 2 :].split(".", 1)[0]
-        if owner.isdigit() and not _running(int(owner)):
+        if owner.isdigit() and not running(int(owner)):
             temporary.unlink(missing_ok=True)
             removed.append(temporary)
     return removed
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -7,15 +7,18 @@ test prompts, so that prompts cross them as real few-shot prompts cross real win
 is downloaded: the models are built from configs, with random weights.
 
 Used by survey-sim's own tests and ``benchmarks/architectures.py``; an engine of your own
-can be checked against the same matrix.
+can be checked against the same matrix. :func:`assert_same_results` compares two runs'
+results as far as survey-sim promises they agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
+import polars.testing
 import torch
 import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -25,6 +28,48 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerFast,
 )
+
+from survey_sim.engines.base import ResultsCallback, ScoreRequest, ScoreResult
+from survey_sim.engines.transformers import TransformersEngine
+
+RECOMPUTED_TOLERANCE = 1e-4
+"""How far a result computed in another forward pass may move (float32): a resumed run, a
+rerun that reads part of its results from the store, another ``--threads``. Measured on the
+default model: up to 1.5e-5 in log-prob (``benchmarks/resume.py``)."""
+
+
+def assert_same_results(got: pl.DataFrame, expected: pl.DataFrame) -> None:
+    """Two responses frames the same in every row and label, and in their numbers up to
+    :data:`RECOMPUTED_TOLERANCE` (absolute)."""
+    polars.testing.assert_frame_equal(got, expected, rel_tol=0, abs_tol=RECOMPUTED_TOLERANCE)
+
+
+class InterruptedAfter:
+    """An engine that stops, as if by Ctrl-C, once ``passes`` batches of score results were
+    handed over (over all its calls): a run killed at a chosen point, for resume tests."""
+
+    def __init__(self, engine: TransformersEngine, passes: int) -> None:
+        self.engine, self.passes, self.handed = engine, passes, 0
+        self.model_id, self.stats = engine.model_id, engine.stats
+        self.fingerprint, self.describe = engine.fingerprint, engine.describe
+        self.render_chat, self.sample = engine.render_chat, engine.sample
+        self.context_length, self.sequence_tokens = engine.context_length, engine.sequence_tokens
+
+    def score(
+        self,
+        requests: Sequence[ScoreRequest],
+        *,
+        on_results: ResultsCallback[ScoreResult] | None = None,
+    ) -> list[ScoreResult]:
+        def forward(batch: list[tuple[int, ScoreResult]]) -> None:
+            if on_results is not None:
+                on_results(batch)
+            self.handed += 1
+            if self.handed == self.passes:
+                raise KeyboardInterrupt
+
+        return self.engine.score(requests, on_results=forward)
+
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -15,8 +16,11 @@ from survey_sim.data.bundled import HUMAN_DATASETS
 from survey_sim.data.readers import DATA_SUFFIXES
 from survey_sim.data.responses import HumanResponses
 from survey_sim.engines.base import Engine
+from survey_sim.engines.registry import locate_model
 from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
+from survey_sim.runs.individuals import IndividualResult
+from survey_sim.runs.results import SimulationResult
 from survey_sim.runs.store import ResultsCache
 
 
@@ -82,8 +86,25 @@ def check_outputs(outputs: Sequence[Path | None], inputs: Sequence[str | Path | 
             folder = folder.parent
         if not folder.is_dir():
             raise SurveySimError(f"{path}: cannot write there: {folder} is a file, not a folder")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise SurveySimError(f"{path}: cannot write in {folder} (permission denied)")
+        try:  # the one reliable test (root, read-only file systems, /proc): write a file
+            probe, probe_path = tempfile.mkstemp(prefix=".survey-sim-probe.", dir=folder)
+        except OSError as error:
+            raise SurveySimError(f"{path}: cannot write in {folder} ({error.strerror})") from None
+        os.close(probe)
+        os.unlink(probe_path)
+
+
+def write_run(result: SimulationResult | IndividualResult, path: Path) -> list[Path]:
+    """Write a run's results set; a failure (a full disk) is one line that says the answers
+    are kept in the results cache."""
+    try:
+        return result.write_parquet(path)
+    except OSError as error:
+        raise SurveySimError(
+            f"{path}: cannot write the results ({error.strerror}); the answers are in the "
+            "results cache (unless --no-cache): rerun the command once there is room, or with "
+            "another --out, to write them without computing them again"
+        ) from None
 
 
 def add_human_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -179,20 +200,31 @@ def add_asking_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_engine(args: argparse.Namespace) -> Engine:
-    """The engine the arguments choose: embedded (loading ``--model``) or SGLang (``--url``)."""
+def engine_loader(args: argparse.Namespace) -> Callable[[], Engine]:
+    """What loads the engine the arguments choose (embedded, loading ``--model``; or SGLang
+    at ``--url``), once the arguments and the model's location are checked: commands call it
+    after every input was checked, so no mistake waits for torch to load."""
     if args.engine == "sglang":
-        from survey_sim.engines.sglang import SGLangEngine
-
         if args.url is None:
             raise SurveySimError("--engine sglang needs --url (start a server: survey-sim serve)")
-        return SGLangEngine(args.url, model=args.model)
+
+        def connect() -> Engine:
+            from survey_sim.engines.sglang import SGLangEngine
+
+            return SGLangEngine(args.url, model=args.model)
+
+        return connect
     if args.url is not None:
         raise SurveySimError("--url needs --engine sglang")
-    from survey_sim.engines.transformers import EngineSettings, TransformersEngine
+    locate_model(args.model)
 
-    settings = EngineSettings(threads=args.threads, dtype=args.dtype)
-    return TransformersEngine.from_pretrained(args.model, settings=settings)
+    def load() -> Engine:
+        from survey_sim.engines.transformers import EngineSettings, TransformersEngine
+
+        settings = EngineSettings(threads=args.threads, dtype=args.dtype)
+        return TransformersEngine.from_pretrained(args.model, settings=settings)
+
+    return load
 
 
 def load_human(args: argparse.Namespace) -> HumanResponses:

@@ -15,18 +15,20 @@ from survey_sim.cli._common import (
     RESULTS_FILE,
     add_human_arguments,
     add_model_arguments,
-    build_engine,
     cache_summary,
     check_outputs,
+    engine_loader,
     load_human,
     open_cache,
     output_file,
+    write_run,
 )
 from survey_sim.errors import SurveySimError
 from survey_sim.evaluate.individuals import METHODS
 from survey_sim.evaluate.splits import IndividualSplit
 from survey_sim.runs.individuals import IndividualResult, simulate_individuals
 from survey_sim.runs.results import ResultFiles, beside
+from survey_sim.runs.settings import SimulationSettings
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -147,18 +149,19 @@ def individuals_command(args: argparse.Namespace) -> int:
         demographics=demographics,
         seed=args.seed,
     )
+    settings = SimulationSettings.of(format=args.format, answer=args.answer)
+    load_engine = engine_loader(args)
     cache = open_cache(args)
-    engine = build_engine(args)
+    engine = load_engine()
     result = simulate_individuals(
         human,
         engine,
         split,
-        format=args.format,
-        answer=args.answer,
+        settings,
         progress=not args.quiet,
         cache=cache,
     )
-    written = result.write_parquet(args.out)
+    written = write_run(result, args.out)
     work, manifest, cached = result.manifest["work"], result.manifest, result.manifest["cache"]
     reuse = "" if work["hit_rate"] is None else f"; {work['hit_rate']:.0%} of prompt tokens reused"
     stored = f"; {cache_summary(cached)}"

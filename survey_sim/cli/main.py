@@ -69,17 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, Stopped) as stop:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         what = "stopped (SIGTERM)" if isinstance(stop, Stopped) else "interrupted"
-        resume = (
-            "; requests already answered are in the results cache: rerun the same command to resume"
-            if args.command in RESUMABLE
-            else ""
-        )
-        print(f"survey-sim: {what}{resume}", file=sys.stderr)
+        kept = "".join(f": {note}" for note in getattr(stop, "__notes__", []))
+        print(f"survey-sim: {what}{kept}", file=sys.stderr)
         return 143 if isinstance(stop, Stopped) else 130
-
-
-RESUMABLE = ("run", "demo", "individuals")
-"""Commands whose finished requests the results cache keeps when they are stopped."""
 
 
 def _one_line(

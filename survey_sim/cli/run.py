@@ -13,16 +13,17 @@ from survey_sim.cli._common import (
     RESULTS_FILE,
     add_asking_arguments,
     add_model_arguments,
-    build_engine,
     cache_summary,
     check_outputs,
+    engine_loader,
     open_cache,
+    write_run,
 )
 from survey_sim.data.bundled import bundled_file
 from survey_sim.engines.base import Engine
 from survey_sim.population import Population
 from survey_sim.questionnaire import load_questionnaire
-from survey_sim.runs import SimulationResult, position_bias, simulate
+from survey_sim.runs import SimulationResult, SimulationSettings, position_bias, simulate
 from survey_sim.runs.results import ResultFiles
 
 
@@ -78,24 +79,23 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
     check_outputs(ResultFiles.at(args.out), [questionnaire_path, personas_path])
     questionnaire = load_questionnaire(questionnaire_path)
     population = Population.from_file(personas_path)
-    cache = open_cache(args)
-    engine = build_engine(args)
-    loaded = time.perf_counter()
-    result = simulate(
-        questionnaire,
-        population,
-        engine,
+    settings = SimulationSettings.of(
         format=args.format,
         answer=args.answer,
         permute=args.permute,
         method={"default": args.method, "free_text": "sample"},
         samples=args.samples,
         seed=args.seed,
-        progress=not args.quiet,
-        cache=cache,
+    )
+    load_engine = engine_loader(args)
+    cache = open_cache(args)
+    engine = load_engine()
+    loaded = time.perf_counter()
+    result = simulate(
+        questionnaire, population, engine, settings, progress=not args.quiet, cache=cache
     )
     finished = time.perf_counter()
-    written = result.write_parquet(args.out)
+    written = write_run(result, args.out)
     if not args.quiet:
         _print_tables(result, permuted=args.permute, per_persona=args.per_persona)
     work, cached = result.manifest["work"], result.manifest["cache"]

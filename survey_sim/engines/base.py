@@ -244,3 +244,14 @@ class Engine(Protocol):
         """Draw completions under each request's JSON schema, in request order;
         ``on_results`` as for :meth:`score`."""
         ...
+
+
+@runtime_checkable
+class CoreSharing(Protocol):
+    """An engine that can share this machine's cores with other runs (optional: engines
+    without it keep their threads). Runs call it before each chunk of work they claimed."""
+
+    def share_cores(self, runs: int) -> None:
+        """Use this machine's share of the cores when ``runs`` runs (this one included)
+        compute at once, unless the user fixed the thread count."""
+        ...

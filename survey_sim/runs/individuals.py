@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from tqdm.auto import tqdm
 
 from survey_sim.asking.kinds import Asking, answered_turn, ask
 from survey_sim.data.responses import HumanResponses
@@ -43,7 +42,7 @@ from survey_sim.runs.results import (
     response_rows,
     write_results,
 )
-from survey_sim.runs.run import open_store, store_record, through_store
+from survey_sim.runs.run import Progress, open_store, store_record, through_store
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache
 
@@ -167,11 +166,9 @@ def simulate_individuals(
     )
     store = open_store(cache)
     work_before = dataclasses.replace(engine.stats)
-    with tqdm(
-        total=len(asks), desc="Individuals", unit="prompt", disable=not progress, leave=False
-    ) as bar:
+    with Progress(len(asks), "Individuals", store, shown=progress) as answered:
         requests = [a.request for a in asks]
-        scores = through_store(engine.score, requests, ScoreResult, engine, store, bar)
+        scores = through_store(engine.score, requests, ScoreResult, engine, store, answered)
     run = {"method": "exact", "model": engine.model_id, "format": settings.prompt_format().name}
     rows: list[dict[str, object]] = []
     for item, result in zip(asks, scores.results, strict=True):

@@ -15,7 +15,13 @@ from typing import Any, Generic, TypeVar
 
 from tqdm.auto import tqdm
 
-from survey_sim.engines.base import Engine, ResultsCallback, SampleResult, ScoreResult
+from survey_sim.engines.base import (
+    CoreSharing,
+    Engine,
+    ResultsCallback,
+    SampleResult,
+    ScoreResult,
+)
 from survey_sim.errors import SurveySimError
 from survey_sim.population import Population
 from survey_sim.questionnaire import Questionnaire
@@ -70,12 +76,12 @@ def simulate(
     store = open_store(cache)
     work_before = dataclasses.replace(engine.stats)
     total = len(plan.score_requests) + len(plan.sample_requests)
-    with tqdm(
-        total=total, desc="Simulating", unit="prompt", disable=not progress, leave=False
-    ) as bar:
-        scores = through_store(engine.score, plan.score_requests, ScoreResult, engine, store, bar)
+    with Progress(total, "Simulating", store, shown=progress) as answered:
+        scores = through_store(
+            engine.score, plan.score_requests, ScoreResult, engine, store, answered
+        )
         samples = through_store(
-            engine.sample, plan.sample_requests, SampleResult, engine, store, bar
+            engine.sample, plan.sample_requests, SampleResult, engine, store, answered
         )
     manifest = run_manifest(
         questionnaire,
@@ -125,37 +131,135 @@ def through_store(
     kind: type[ResultT],
     engine: Engine,
     store: ResultsCache | None,
-    bar: tqdm,
+    answered: Progress,
 ) -> Finished[ResultT]:
     """Results of ``requests``: stored ones from ``store``, the rest from ``compute`` (the
-    engine's score or sample), stored as soon as the engine hands them over."""
+    engine's score or sample), stored as soon as the engine hands them over.
+
+    With a store (not ``fresh``), the work is claimed :data:`CLAIM_CHUNK` requests at a time,
+    so that two runs of one study sharing the store split it: each computes what it claimed
+    and takes the other's results from the store, waiting for them if need be (a claim of a
+    run that stopped lapses, and its work is taken over).
+    """
     if not requests:
         return Finished([], 0, 0)
     results: list[ResultT | None] = [None] * len(requests)
-    keys: list[str] = []
-    if store is not None:
-        keys = [request_key(engine.fingerprint, request) for request in requests]
-        found = store.get(keys)
-        results = [decode(kind, found[key]) if key in found else None for key in keys]
-    todo = [index for index, result in enumerate(results) if result is None]
-    bar.update(len(requests) - len(todo))
+    keys = [] if store is None else [request_key(engine.fingerprint, r) for r in requests]
+    computed = 0
 
-    def finished(batch: list[tuple[int, ResultT]]) -> None:
-        fresh = [(todo[position], result) for position, result in batch]
-        fresh = [(index, result) for index, result in fresh if results[index] is None]
-        for index, result in fresh:
-            results[index] = result
-        if store is not None and fresh:  # one transaction: a kill never splits a batch
-            store.put({keys[index]: encode(result) for index, result in fresh})
-        bar.update(len(fresh))
+    def take_stored(indices: Sequence[int]) -> None:
+        assert store is not None
+        found = store.get([keys[index] for index in indices])
+        taken = 0
+        for index in indices:
+            if keys[index] in found and results[index] is None:
+                results[index] = decode(kind, found[keys[index]])
+                taken += results[index] is not None
+        answered.advance(taken)
 
-    on_results: ResultsCallback[ResultT] = finished
-    if todo:
-        returned = compute([requests[index] for index in todo], on_results=on_results)
-        if len(returned) != len(todo):
+    def compute_these(indices: list[int]) -> None:
+        nonlocal computed
+
+        def finished(batch: list[tuple[int, ResultT]]) -> None:
+            fresh = [(indices[position], result) for position, result in batch]
+            fresh = [(index, result) for index, result in fresh if results[index] is None]
+            for index, result in fresh:
+                results[index] = result
+            if store is not None and fresh:  # one transaction: a kill never splits a batch
+                store.put({keys[index]: encode(result) for index, result in fresh})
+            answered.advance(len(fresh))
+
+        on_results: ResultsCallback[ResultT] = finished
+        returned = compute([requests[index] for index in indices], on_results=on_results)
+        if len(returned) != len(indices):
             raise SurveySimError(
-                f"{type(engine).__name__} returned {len(returned)} results for {len(todo)} requests"
+                f"{type(engine).__name__} returned {len(returned)} results for "
+                f"{len(indices)} requests"
             )
         finished(list(enumerate(returned)))  # what an engine did not hand over as it went
+        computed += len(indices)
+
+    if store is None or store.fresh:
+        compute_these(list(range(len(requests))))
+    else:
+        _share_work(store, keys, results, take_stored, compute_these, engine)
     complete = [result for result in results if result is not None]
-    return Finished(complete, len(requests) - len(todo), len(todo))
+    return Finished(complete, len(requests) - computed, computed)
+
+
+CLAIM_CHUNK = 64
+"""Requests claimed at a time: the unit two runs sharing a store split the work by."""
+WAIT_SECONDS = 0.5
+"""How often a run waiting for another run's results looks for them."""
+
+
+def _share_work(
+    store: ResultsCache,
+    keys: list[str],
+    results: Sequence[object | None],
+    take_stored: Callable[[Sequence[int]], None],
+    compute_these: Callable[[list[int]], None],
+    engine: Engine,
+) -> None:
+    """Compute what no other run has claimed, chunk by chunk; then take the other runs'
+    results from the store as they come, claiming (and computing) what they give up."""
+    pending = [index for index, result in enumerate(results) if result is None]
+    waiting: list[int] = []
+    while pending or waiting:
+        if pending:
+            chunk, pending = pending[:CLAIM_CHUNK], pending[CLAIM_CHUNK:]
+        else:
+            chunk, waiting = waiting, []
+        take_stored(chunk)  # what another run stored since we last looked
+        chunk = [index for index in chunk if results[index] is None]
+        if not chunk:
+            continue
+        claimed = store.claim([keys[index] for index in chunk])
+        mine = [index for index in chunk if keys[index] in claimed]
+        waiting += [index for index in chunk if keys[index] not in claimed]
+        if not mine:
+            if not pending:
+                time.sleep(WAIT_SECONDS)
+            continue
+        if isinstance(engine, CoreSharing):
+            engine.share_cores(store.runs())
+        try:
+            compute_these(mine)
+        except BaseException:
+            store.release([keys[index] for index in mine])
+            raise
+
+
+class Progress:
+    """Requests answered so far (from the store or computed), on a progress bar if
+    ``shown``. As a context manager it closes the bar, and notes on an exception that stops
+    the run (Ctrl-C, SIGTERM, an engine error) how many answers ``store`` keeps."""
+
+    def __init__(
+        self, total: int, description: str, store: ResultsCache | None, *, shown: bool
+    ) -> None:
+        self.total, self.answered, self.store = total, 0, store
+        self._bar = tqdm(
+            total=total, desc=description, unit="prompt", disable=not shown, leave=False
+        )
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, stopped: BaseException | None, _: object
+    ) -> None:
+        self._bar.close()
+        if stopped is not None:
+            stopped.add_note(self.kept())
+
+    def advance(self, count: int) -> None:
+        self.answered += count
+        self._bar.update(count)
+
+    def kept(self) -> str:
+        """What a run stopped now keeps (each answer was stored as it was handed over)."""
+        answered = f"{self.answered:,} of {self.total:,} requests"
+        if self.store is None or not self.store.storing:
+            return f"{answered} answered, none kept (no results cache)"
+        return f"{answered} saved in the results cache; rerun the same command to resume"

@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 import time
 import warnings
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from survey_sim._io import running
 from survey_sim._paths import cache_dir
 from survey_sim.engines.base import SampleRequest, SampleResult, ScoreRequest, ScoreResult
 from survey_sim.errors import SurveySimError
@@ -90,6 +92,11 @@ class ResultsCache:
     def __repr__(self) -> str:
         return f"ResultsCache({str(self.path)!r}, fresh={self.fresh})"
 
+    @property
+    def storing(self) -> bool:
+        """Whether results are still stored (``False`` once storing failed, e.g. disk full)."""
+        return self._storing_failed is None
+
     def _create(self) -> None:
         """Open (creating when absent) the database and its table; remember which file it is,
         so that a deleted one is noticed."""
@@ -103,6 +110,10 @@ class ResultsCache:
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
                 "checksum TEXT NOT NULL, created REAL NOT NULL)"
+            )
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS claims "
+                "(key TEXT PRIMARY KEY, owner TEXT NOT NULL, claimed REAL NOT NULL)"
             )
         self._identity = _identity(self.path)
 
@@ -229,7 +240,62 @@ class ResultsCache:
         with self._connection() as connection:
             connection.execute("BEGIN IMMEDIATE")
             connection.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)", rows)
+            connection.executemany("DELETE FROM claims WHERE key = ?", [row[:1] for row in rows])
             connection.execute("COMMIT")
+
+    def claim(self, keys: Sequence[str]) -> set[str]:
+        """Claim the computing of ``keys`` for this process, so that another run of the same
+        study (sharing this store) leaves them to it: returns the keys now this process's,
+        those no other run that is still going has claimed. A claim lapses
+        when its process is gone (on this machine) or after :data:`CLAIM_LAPSES` seconds;
+        storing a result ends its claim. Where claiming fails (a read-only store), every key
+        is this process's.
+        """
+        if not keys:
+            return set()
+        now = time.time()
+        try:
+            self._current()
+            with self._connection() as connection:
+                connection.execute("BEGIN IMMEDIATE")
+                marks = ",".join("?" * len(keys))
+                held = {
+                    key
+                    for key, owner, claimed in connection.execute(
+                        f"SELECT key, owner, claimed FROM claims WHERE key IN ({marks})", list(keys)
+                    )
+                    if owner != _owner() and _going(owner, now - claimed)
+                }
+                mine = [key for key in keys if key not in held]
+                connection.executemany(
+                    "INSERT OR REPLACE INTO claims VALUES (?, ?, ?)",
+                    [(key, _owner(), now) for key in mine],
+                )
+                connection.execute("COMMIT")
+        except sqlite3.Error:
+            return set(keys)
+        return set(mine)
+
+    def release(self, keys: Sequence[str]) -> None:
+        """Give up this process's claims on ``keys`` (a run stopped by an error it survives)."""
+        try:
+            with self._connection() as connection:
+                connection.executemany(
+                    "DELETE FROM claims WHERE key = ? AND owner = ?",
+                    [(key, _owner()) for key in keys],
+                )
+        except sqlite3.Error:
+            pass  # unreleased claims lapse
+
+    def runs(self) -> int:
+        """Runs on this machine computing into this store now (this process included)."""
+        try:
+            with self._connection() as connection:
+                owners = [row[0] for row in connection.execute("SELECT DISTINCT owner FROM claims")]
+        except sqlite3.Error:
+            return 1
+        local = {owner for owner in owners if owner.startswith(f"{_HOST}:") and _going(owner, 0)}
+        return len(local | {_owner()})
 
     def _remove_files(self) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -256,6 +322,24 @@ class ResultsCache:
         except sqlite3.Error as error:
             raise self._failure(error) from None
         return int(entries)
+
+
+CLAIM_LAPSES = 1800.0
+"""Seconds after which a claim lapses, even if its process still runs."""
+_HOST = socket.gethostname()
+
+
+def _owner() -> str:
+    """Who claims work: this machine and process (``host:pid``)."""
+    return f"{_HOST}:{os.getpid()}"
+
+
+def _going(owner: str, age: float) -> bool:
+    """Whether the run that claimed work as ``owner`` ``age`` seconds ago may still be at it
+    (a process id can be reused, so even a running process's claim lapses)."""
+    host, _, pid = owner.rpartition(":")
+    here = host == _HOST and pid.isdigit()
+    return age < CLAIM_LAPSES and (running(int(pid)) if here else True)
 
 
 def _damaged(error: sqlite3.Error) -> bool:

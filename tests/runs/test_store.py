@@ -21,6 +21,7 @@ import torch
 from survey_sim import EngineSettings, Population, TransformersEngine, simulate
 from survey_sim.data.bundled import bundled_file
 from survey_sim.runs import ResultsCache, SimulationResult
+from survey_sim.testing import InterruptedAfter, assert_same_results
 
 SCRIPT = str(Path(sys.executable).with_name("survey-sim"))
 
@@ -54,7 +55,7 @@ def test_rerun_is_served_from_the_cache(tmp_path, tiny_engine, gss, demo_populat
     fresh = ResultsCache(cache.path, fresh=True)
     recomputed = simulate(gss, demo_population, tiny_engine, cache=fresh, progress=False, **kinds)
     assert recomputed.manifest["cache"]["hits"] == 0
-    assert recomputed.responses.equals(first.responses)
+    assert_same_results(recomputed.responses, first.responses)  # all in one call, not chunks
     info = cache.info()
     assert info["entries"] > 0 and info["bytes"] > 0
     assert cache.clear() == info["entries"] and cache.info()["entries"] == 0
@@ -182,8 +183,8 @@ def test_a_killed_run_resumes_to_identical_results(tmp_path, tiny_model_dir, gss
     )
     assert uninterrupted.returncode == 0, uninterrupted.stderr
     first, second = SimulationResult.read_parquet(out), SimulationResult.read_parquet(whole)
-    assert first.responses.equals(second.responses)
-    assert pl.read_parquet(tmp_path / "resumed.population.parquet").equals(second.population)
+    assert_same_results(first.responses, second.responses)
+    assert_same_results(pl.read_parquet(tmp_path / "resumed.population.parquet"), second.population)
 
 
 def test_manifest_says_how_results_were_made(tmp_path, tiny_engine, gss, demo_population):
@@ -209,29 +210,6 @@ def test_cache_command(action, tmp_path):
     assert result.returncode == 0, result.stderr
     expected = "1 entries" if action == "info" else "Deleted 1 entries"
     assert expected in result.stdout
-
-
-class InterruptedAfter:
-    """An engine that stops, as if by Ctrl-C, once ``passes`` batches were handed over."""
-
-    def __init__(self, engine: TransformersEngine, passes: int) -> None:
-        self.engine, self.passes = engine, passes
-        self.model_id, self.stats = engine.model_id, engine.stats
-        self.fingerprint, self.describe = engine.fingerprint, engine.describe
-        self.render_chat, self.sample = engine.render_chat, engine.sample
-        self.context_length, self.sequence_tokens = engine.context_length, engine.sequence_tokens
-
-    def score(self, requests, *, on_results=None):
-        handed = 0
-
-        def forward(batch):
-            nonlocal handed
-            on_results(batch)
-            handed += 1
-            if handed == self.passes:
-                raise KeyboardInterrupt
-
-        return self.engine.score(requests, on_results=forward)
 
 
 def test_an_interrupted_run_resumes_to_identical_results(tmp_path, tiny_model_dir, gss):
@@ -261,4 +239,4 @@ def test_an_interrupted_run_resumes_to_identical_results(tmp_path, tiny_model_di
         cache=False,
         progress=False,
     )
-    assert resumed.responses.equals(whole.responses)
+    assert_same_results(resumed.responses, whole.responses)
