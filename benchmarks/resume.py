@@ -19,6 +19,7 @@ largest log-prob and probability differences. survey-sim promises agreement with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -55,10 +56,8 @@ def main() -> None:
         store = ResultsCache(folder / f"resumed-{stop}.sqlite")
         stopping = InterruptedAfter(TransformersEngine.from_pretrained(), passes=stop)
         started = time.perf_counter()
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             simulate(questionnaire, population, stopping, cache=store, progress=False)
-        except KeyboardInterrupt:
-            pass
         first_part = time.perf_counter() - started
         timed(f"resumed {stop}", TransformersEngine.from_pretrained(), store)
         result, seconds = runs[f"resumed {stop}"]
@@ -66,7 +65,7 @@ def main() -> None:
     one_thread = EngineSettings(threads=1)
     timed("threads 1", TransformersEngine.from_pretrained(settings=one_thread), False)
 
-    reference = runs["no store"][0].responses
+    reference, stored = runs["no store"][0].responses, runs["store"][0].responses
     print(
         f"{len(population)} personas x {len(questionnaire)} questions = "
         f"{reference.select('persona_id', 'question_id').n_unique()} requests, "
@@ -74,23 +73,31 @@ def main() -> None:
     )
     header = (
         f"{'run':<11} {'seconds':>8} {'vs no store':>12} {'rows differing':>15} "
-        f"{'max |dlogp|':>12} {'max |dp|':>9}"
+        f"{'max |dlogp|':>12} {'max |dp|':>9} {'rows differing from store':>26}"
     )
     print(header)
     print("-" * len(header))
     base_seconds = runs["no store"][1]
     for label, (result, seconds) in runs.items():
-        joined = result.responses.join(
-            reference, on=["persona_id", "question_id", "order", "option_code"], suffix="_ref"
-        )
-        logprob = (pl.col("logprob") - pl.col("logprob_ref")).abs()
-        prob = (pl.col("prob") - pl.col("prob_ref")).abs()
-        differing = joined.filter(logprob > 0).height
+        differing, logprob, prob = differences(result.responses, reference)
+        from_store, _, _ = differences(result.responses, stored)
         print(
             f"{label:<11} {seconds:>8.1f} {seconds / base_seconds:>11.2f}x "
-            f"{differing:>7} of {joined.height:<5} {joined.select(logprob.max()).item():>12.1e} "
-            f"{joined.select(prob.max()).item():>9.1e}"
+            f"{differing:>7} of {result.responses.height:<5} {logprob:>12.1e} {prob:>9.1e} "
+            f"{from_store:>26}"
         )
+
+
+def differences(responses: pl.DataFrame, reference: pl.DataFrame) -> tuple[int, float, float]:
+    """Rows whose log-prob differs at all, and the largest log-prob and probability
+    differences, of ``responses`` against ``reference``."""
+    joined = responses.join(
+        reference, on=["persona_id", "question_id", "order", "option_code"], suffix="_ref"
+    )
+    logprob = (pl.col("logprob") - pl.col("logprob_ref")).abs()
+    prob = (pl.col("prob") - pl.col("prob_ref")).abs()
+    largest = joined.select(logprob.max(), prob.max()).row(0)
+    return joined.filter(logprob > 0).height, largest[0], largest[1]
 
 
 if __name__ == "__main__":
