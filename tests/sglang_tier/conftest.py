@@ -17,13 +17,15 @@ from survey_sim.engines.sglang import SGLangEngine, SGLangSettings
 from survey_sim.engines.sglang_server import SGLangServer
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: an idle SGLang scheduler on a CPU polls at a full core, and
+# the tests after this tier (notebooks with torch's threads) slowed down several-fold beside it.
+@pytest.fixture(scope="module")
 def sglang_server(tiny_model_dir: Path) -> Iterator[SGLangServer]:
     with start(tiny_model_dir) as server:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sglang_engine(sglang_server: SGLangServer) -> Iterator[SGLangEngine]:
     engine = SGLangEngine(sglang_server.url, settings=SGLangSettings(concurrency=4))
     yield engine
