@@ -6,6 +6,7 @@ removes the effect of order on the average; the spread between orders measures i
 
 * ``option_orders(k)``: all ``k!`` orders for ``k <= 4``; above that the ``k`` cyclic shifts,
   a Latin square in which every option appears once in every position.
+* ``cyclic_orders(k)``: the ``k`` cyclic shifts alone (training asks every question in them).
 * ``reorder(question, order, relabel=True)``: the question with its options shown in that
   order. With ``relabel`` the labels follow the screen position (the first option shown is
   always "A"); without, each option keeps its own label.
@@ -30,6 +31,12 @@ def option_orders(count: int) -> list[Order]:
     """Balanced orders of ``count`` options (identity first)."""
     if count <= ALL_ORDERS_UP_TO:
         return list(itertools.permutations(range(count)))
+    return cyclic_orders(count)
+
+
+def cyclic_orders(count: int) -> list[Order]:
+    """The ``count`` cyclic shifts of ``count`` options (identity first): a Latin square,
+    every option once in every position."""
     return [tuple((start + i) % count for i in range(count)) for start in range(count)]
 
 

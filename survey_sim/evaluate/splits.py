@@ -19,7 +19,7 @@ writes it down, so a run's manifest says exactly which answers were shown and pr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,7 @@ class IndividualSplit:
         test: int | None = 200,
         demographics: Sequence[str] | bool = True,
         seed: int = 0,
+        exclude: Collection[str] = (),
     ) -> IndividualSplit:
         """A seeded split of ``human``'s respondents and their questions.
 
@@ -102,6 +103,8 @@ class IndividualSplit:
             demographics: Attributes to describe respondents with: ``True`` for the mapping's
                 population attributes (else every attribute), ``False`` for none, or names.
             seed: Seed of every choice.
+            exclude: Respondents never to take (e.g. those a tuned model was trained on:
+                ``TuningResult.split``).
 
         Raises:
             InputError: unknown questions or attributes, shots the survey cannot allow, or
@@ -109,7 +112,7 @@ class IndividualSplit:
         """
         source = human.source
         questions = [q.id for q in human.questionnaire if q.id in set(human.frame["question_id"])]
-        attributes = _demographics(human, demographics)
+        attributes = described_by(human, demographics)
         fixed_held_out = None if isinstance(held_out, int) else tuple(held_out)
         n_held_out = held_out if isinstance(held_out, int) else len(held_out)
         for name, chosen in (("held_out", fixed_held_out), ("shown", shown)):
@@ -132,9 +135,12 @@ class IndividualSplit:
                 f"shots must be between 0 and {available} (the survey's {len(questions)} "
                 f"questions less {n_held_out} held out); got {', '.join(map(str, shots))}",
             )
-        answered = _answered(human, attributes)
+        answered = answered_questions(human, attributes)
+        excluded = set(exclude)
         plans: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         for respondent, their in answered.items():
+            if respondent in excluded:
+                continue
             order = seeded_rng(seed, respondent).permutation(their).tolist()
             if fixed_held_out is not None:
                 if not set(fixed_held_out) <= set(their):
@@ -229,7 +235,9 @@ class IndividualSplit:
         )
 
 
-def _demographics(human: HumanResponses, chosen: Sequence[str] | bool) -> tuple[str, ...]:
+def described_by(human: HumanResponses, chosen: Sequence[str] | bool) -> tuple[str, ...]:
+    """The attributes that describe respondents: ``True`` for the mapping's population
+    attributes (else every attribute), ``False`` for none, or the names given (checked)."""
     if chosen is False:
         return ()
     if chosen is True:
@@ -245,7 +253,9 @@ def _demographics(human: HumanResponses, chosen: Sequence[str] | bool) -> tuple[
     return tuple(chosen)
 
 
-def _answered(human: HumanResponses, attributes: Sequence[str]) -> dict[str, list[str]]:
+def answered_questions(
+    human: HumanResponses, attributes: Sequence[str] = ()
+) -> dict[str, list[str]]:
     """Each respondent's answered questions in questionnaire order (respondents missing a
     demographic attribute left out)."""
     rank = {q.id: i for i, q in enumerate(human.questionnaire)}

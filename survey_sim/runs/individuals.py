@@ -32,6 +32,7 @@ from survey_sim.errors import InputError
 from survey_sim.evaluate.splits import IndividualSplit
 from survey_sim.population import Persona
 from survey_sim.questionnaire import ChoiceQuestion
+from survey_sim.runs.held_out import refuse_trained
 from survey_sim.runs.manifest import run_manifest
 from survey_sim.runs.plan import check_fits
 from survey_sim.runs.results import (
@@ -141,7 +142,8 @@ def simulate_individuals(
 
     Raises:
         InputError: settings the individual mode cannot take, or, before any model work,
-            a prompt longer than the model's context.
+            a prompt longer than the model's context, or respondents or predicted questions
+            a tuned model was trained on (:mod:`survey_sim.runs.held_out`).
     """
     started = time.time()
     settings = SimulationSettings.of(settings, **changes)
@@ -152,6 +154,12 @@ def simulate_individuals(
             "order: leave permute off and method exact",
         )
     split = split or IndividualSplit.draw(human)
+    refuse_trained(
+        engine.describe(),
+        human.questionnaire.id,
+        questions={question for questions in split.held_out.values() for question in questions},
+        respondents=split.respondents,
+    )
     population = human.respondents(split.respondents, split.demographics)
     answers = human.answers
     asks = _plan(human, split, settings, engine, {p.id: p for p in population}, answers)
@@ -211,10 +219,10 @@ def _plan(
     asks = []
     for respondent in split.respondents:
         description = prompt_format.describe(personas[respondent])
-        shown = [_choice(human, question) for question in split.shown[respondent]]
+        shown = [choice_question(human, question) for question in split.shown[respondent]]
         history = [
             answered_turn(
-                _as_read(question, shown[position - 1] if position else None),
+                as_read(question, shown[position - 1] if position else None),
                 prompt_format,
                 answers[(respondent, question.id)],
                 instructions=instructions if position == 0 else None,
@@ -223,8 +231,8 @@ def _plan(
         ]
         for shots in split.shots:
             for question_id in split.held_out[respondent]:
-                question = _choice(human, question_id)
-                asking = ask(_as_read(question, shown[shots - 1] if shots else None), prompt_format)
+                question = choice_question(human, question_id)
+                asking = ask(as_read(question, shown[shots - 1] if shots else None), prompt_format)
                 (request,) = asking.exact_requests(
                     description=description,
                     instructions=instructions if shots == 0 else None,
@@ -235,15 +243,16 @@ def _plan(
     return asks
 
 
-def _as_read(question: ChoiceQuestion, previous: ChoiceQuestion | None) -> ChoiceQuestion:
-    """The question as read after ``previous``: a preamble read just before (a battery's
-    introduction) is not read again."""
+def as_read(question: ChoiceQuestion, previous: ChoiceQuestion | None) -> ChoiceQuestion:
+    """The question as read after ``previous`` in one interview: a preamble read just
+    before (a battery's introduction) is not read again."""
     if previous is not None and question.preamble and question.preamble == previous.preamble:
         return question.model_copy(update={"preamble": None})
     return question
 
 
-def _choice(human: HumanResponses, question_id: str) -> ChoiceQuestion:
+def choice_question(human: HumanResponses, question_id: str) -> ChoiceQuestion:
+    """The human data's question ``question_id`` (human data map choice questions only)."""
     question = human.questionnaire.question(question_id)
-    assert isinstance(question, ChoiceQuestion)  # human data map choice questions only
+    assert isinstance(question, ChoiceQuestion)
     return question

@@ -25,6 +25,7 @@ from survey_sim.engines.base import (
 from survey_sim.errors import SurveySimError
 from survey_sim.population import Population
 from survey_sim.questionnaire import Questionnaire
+from survey_sim.runs.held_out import refuse_trained
 from survey_sim.runs.manifest import run_manifest
 from survey_sim.runs.plan import Plan
 from survey_sim.runs.results import SimulationResult
@@ -66,11 +67,13 @@ def simulate(
 
     Raises:
         InputError: a setting that is not valid, or, before any model work, a prompt
-            longer than the model's context.
+            longer than the model's context, or questions a tuned model was trained on
+            (:mod:`survey_sim.runs.held_out`).
         MethodError: before any model work, when a method cannot apply to a question.
     """
     started = time.time()
     settings = SimulationSettings.of(settings, **changes)
+    refuse_trained(engine.describe(), questionnaire.id, questions=[q.id for q in questionnaire])
     plan = Plan.build(questionnaire, population, settings, chat=engine)
     plan.check_fits(engine)
     store = open_store(cache)

@@ -1,0 +1,124 @@
+"""``survey-sim tune``: a LoRA adapter trained on real survey answers, then scored on what it
+never saw."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import polars as pl
+
+from survey_sim.cli._common import add_human_arguments, load_human, positive_int
+from survey_sim.engines.registry import locate_model
+from survey_sim.errors import SurveySimError
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the command with the ``survey-sim`` parser."""
+    tuning = commands.add_parser(
+        "tune",
+        help="train a LoRA adapter on real survey answers, held out by construction",
+        description="Train a LoRA adapter on the answers of --human. population: persona "
+        "cells' option distributions are pulled toward their people's (forward KL, or the "
+        "earth-mover's distance on ordinal scales), every question asked in every cyclic "
+        "option order. individual: training respondents' own answer sequences, loss on "
+        "the answers only. A seeded share of the questions (population) or respondents "
+        "(individual) is held out and never seen; the adapter records it, and runs refuse "
+        "to score the adapter where it was trained. Rerun the same command to resume a "
+        "stopped run from its last checkpoint. Afterwards the held-out items are scored "
+        "before and after tuning. Several GPUs: accelerate launch -m survey_sim.cli tune ...",
+    )
+    add_human_arguments(tuning)
+    tuning.add_argument(
+        "--objective",
+        choices=["population", "individual"],
+        default="population",
+        help="what the adapter learns (default: population)",
+    )
+    tuning.add_argument("--out", type=Path, required=True, help="the adapter's folder")
+    tuning.add_argument(
+        "--model",
+        default=None,
+        help="base model: local directory or .gguf file (default: SmolLM2-135M-Instruct)",
+    )
+    tuning.add_argument("--format", default="chat", help="prompt format trained (default: chat)")
+    tuning.add_argument(
+        "--loss", choices=["kl", "emd"], default="kl", help="population loss (default: kl)"
+    )
+    tuning.add_argument(
+        "--by", default=None, help="population: cell attributes (default: the mapping's)"
+    )
+    tuning.add_argument(
+        "--held-out", type=float, default=1 / 3, help="share never seen (default: 1/3)"
+    )
+    tuning.add_argument(
+        "--validation", type=float, default=1 / 6, help="share for early stopping (default: 1/6)"
+    )
+    tuning.add_argument(
+        "--train", type=positive_int, default=None, help="most training items (default: all)"
+    )
+    tuning.add_argument("--epochs", type=float, default=3, help="passes over the training data")
+    tuning.add_argument("--learning-rate", type=float, default=2e-4, help="AdamW learning rate")
+    tuning.add_argument("--batch-size", type=positive_int, default=8, help="examples per step")
+    tuning.add_argument("--rank", type=positive_int, default=8, help="LoRA rank")
+    tuning.add_argument(
+        "--evaluate-every", type=positive_int, default=None, help="steps between checkpoints"
+    )
+    tuning.add_argument("--seed", type=int, default=0, help="seed of the split and training")
+    tuning.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
+    tuning.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+    tuning.add_argument(
+        "--no-evaluate",
+        action="store_true",
+        help="skip scoring the held-out questions before and after (population)",
+    )
+    tuning.add_argument("--quiet", action="store_true", help="no progress bar")
+    tuning.set_defaults(handler=tune_command)
+
+
+def tune_command(args: argparse.Namespace) -> int:
+    from survey_sim.tune import TuningSettings, tune
+    from survey_sim.tune.evaluation import held_out_report
+
+    settings = TuningSettings.of(
+        objective=args.objective,
+        loss=args.loss,
+        format=args.format,
+        by=None if args.by is None else tuple(name.strip() for name in args.by.split(",")),
+        held_out=args.held_out,
+        validation=args.validation,
+        train=args.train,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        rank=args.rank,
+        evaluate_every=args.evaluate_every,
+        seed=args.seed,
+        bf16=args.bf16,
+        threads=args.threads,
+    )
+    if args.out.exists() and not args.out.is_dir():
+        raise SurveySimError(f"--out {args.out}: is a file; the adapter needs a folder")
+    locate_model(args.model)
+    human = load_human(args)
+    result = tune(human, args.model, out=args.out, settings=settings, progress=not args.quiet)
+    work = result.record["work"]
+    best = result.record["best"]
+    print(
+        f"Wrote the adapter to {result.adapter} ({_size(result.adapter)}): best validation "
+        f"loss {best['validation_loss']:.4f}; {work['steps']} steps, "
+        f"{work['trained_tokens']:,} tokens in {work['seconds']:.0f} s "
+        f"({work['tokens_per_second']:,.0f} tokens/s), peak memory {work['peak_memory_mib']} MiB."
+    )
+    if args.objective == "population" and not args.no_evaluate:
+        report = held_out_report(human, result, args.model, progress=not args.quiet)
+        with pl.Config(tbl_rows=-1, float_precision=3, tbl_hide_dataframe_shape=True):
+            print(f"Held-out questions ({', '.join(result.split.held_out)}), mean over them:")
+            print(report)
+    print(f"Use it: survey-sim run ... --model {args.model or 'default'} --adapter {args.out}")
+    return 0
+
+
+def _size(folder: Path) -> str:
+    total = sum(path.stat().st_size for path in folder.iterdir() if path.is_file())
+    return f"{total / 2**20:.1f} MiB"

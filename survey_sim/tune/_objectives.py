@@ -1,0 +1,95 @@
+"""The two training objectives, on batches of :class:`~survey_sim.tune._examples.Example`.
+
+* ``kl`` (population, SubPOP): forward KL(human ‖ model), the model's distribution being
+  its exact option probabilities renormalised over the options, as ``simulate`` reads them.
+* ``emd`` (population, ordinal scales): the earth-mover's distance between the two
+  distributions along the scale (the sum of their cumulative differences), divided by the
+  scale's length, so that it is 1 − representativeness.
+* ``nll`` (individual, Spectrum Tuning): the negative log-probability of the answers the
+  respondents gave, per answer; nothing else in the sequence is scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+
+from survey_sim.tune._examples import Example
+
+Loss = Literal["kl", "emd", "nll"]
+
+
+def collate(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+    """A batch: the rows padded on the right, and where each scored token is.
+
+    Keys: ``input_ids`` and ``attention_mask`` (rows × longest row); per scored token its
+    ``row``, ``position`` and ``token`` and the ``slot`` it adds to (example × ``width`` +
+    its slot); ``targets`` and ``ranks`` (examples × ``width``; zeros and positions where
+    an example has fewer slots or no target) and ``present`` (which slots exist).
+    """
+    rows = [row for example in examples for row in example.rows]
+    longest = max(len(row) for row in rows)
+    input_ids = torch.zeros(len(rows), longest, dtype=torch.long)
+    attention_mask = torch.zeros(len(rows), longest, dtype=torch.long)
+    for index, tokens in enumerate(rows):
+        input_ids[index, : len(tokens)] = torch.tensor(tokens)
+        attention_mask[index, : len(tokens)] = 1
+    width = max(example.slots for example in examples)
+    targets = torch.zeros(len(examples), width)
+    ranks = torch.arange(width).repeat(len(examples), 1)
+    present = torch.zeros(len(examples), width, dtype=torch.bool)
+    scored: list[tuple[int, int, int, int]] = []
+    first_row = 0
+    for index, example in enumerate(examples):
+        present[index, : example.slots] = True
+        targets[index, : len(example.target)] = torch.tensor(example.target)
+        ranks[index, : len(example.ranks)] = torch.tensor(example.ranks, dtype=torch.long)
+        for span in example.spans:
+            scored.extend(
+                (first_row + span.row, span.start + offset, token, index * width + span.slot)
+                for offset, token in enumerate(span.tokens)
+            )
+        first_row += len(example.rows)
+    where = zip(("row", "position", "token", "slot"), zip(*scored, strict=True), strict=True)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        **{name: torch.tensor(column) for name, column in where},
+        "targets": targets,
+        "ranks": ranks,
+        "present": present,
+    }
+
+
+def slot_logprobs(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Log-probability of every slot's tokens (examples × width; -inf where no slot), each
+    token predicted by the logits one position before it."""
+    predicting = logits[batch["row"], batch["position"] - 1].float()
+    token_logprobs = torch.log_softmax(predicting, dim=-1)
+    scored = token_logprobs.gather(1, batch["token"].unsqueeze(1)).squeeze(1)
+    present = batch["present"]
+    totals = torch.zeros(present.numel(), dtype=scored.dtype, device=scored.device)
+    totals = totals.index_add(0, batch["slot"], scored).view(present.shape)
+    return totals.masked_fill(~present, float("-inf"))
+
+
+def loss(kind: Loss, logprobs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The batch's mean loss of ``kind`` from :func:`slot_logprobs`."""
+    present = batch["present"]
+    if kind == "nll":
+        return -logprobs[present].mean()
+    model = torch.log_softmax(logprobs, dim=1)
+    human = batch["targets"]
+    if kind == "kl":
+        # Finite stand-ins where a term is 0 (no human share, no slot) keep gradients finite.
+        human_log = torch.log(human.clamp_min(torch.finfo(human.dtype).tiny))
+        terms = human * (human_log - model.masked_fill(~present, 0.0))
+        return terms.sum(dim=1).mean()
+    on_scale = torch.zeros_like(human)
+    model_on_scale = on_scale.scatter(1, batch["ranks"], torch.exp(model))
+    human_on_scale = on_scale.scatter(1, batch["ranks"], human)
+    gaps = (torch.cumsum(human_on_scale - model_on_scale, dim=1)).abs()
+    lengths = present.sum(dim=1) - 1
+    return (gaps.sum(dim=1) / lengths).mean()
