@@ -78,7 +78,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def tune_command(args: argparse.Namespace) -> int:
     from survey_sim.tune import TuningSettings, tune
-    from survey_sim.tune.evaluation import held_out_report
+    from survey_sim.tune.evaluation import held_out_report, held_out_simulations
 
     settings = TuningSettings.of(
         objective=args.objective,
@@ -111,7 +111,8 @@ def tune_command(args: argparse.Namespace) -> int:
         f"({work['tokens_per_second']:,.0f} tokens/s), peak memory {work['peak_memory_mib']} MiB."
     )
     if args.objective == "population" and not args.no_evaluate:
-        report = held_out_report(human, result, args.model, progress=not args.quiet)
+        simulations = held_out_simulations(human, result, args.model, progress=not args.quiet)
+        report = held_out_report(human, simulations)
         with pl.Config(tbl_rows=-1, float_precision=3, tbl_hide_dataframe_shape=True):
             print(f"Held-out questions ({', '.join(result.split.held_out)}), mean over them:")
             print(report)

@@ -419,7 +419,10 @@ def _trainer(
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
-    callbacks: list[Any] = [EarlyStoppingCallback(early_stopping_patience=settings.patience)]
+    callbacks: list[Any] = [
+        EarlyStoppingCallback(early_stopping_patience=settings.patience),
+        _step_clock(),
+    ]
     if progress:
         callbacks.append(_progress_bar())
     trainer = _objective_trainer(settings.objective_loss)(
@@ -458,6 +461,25 @@ def _objective_trainer(kind: Loss) -> type:
             return (value, {"loss": value}) if return_outputs else value
 
     return ObjectiveTrainer
+
+
+def _step_clock() -> Any:
+    """Seconds spent in training steps (forward, backward, optimiser), without the
+    validation losses and checkpoints between them: what throughput is measured over."""
+    from transformers import TrainerCallback
+
+    class StepClock(TrainerCallback):
+        def __init__(self) -> None:
+            self.seconds = 0.0
+            self.began = 0.0
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.began = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.seconds += time.perf_counter() - self.began
+
+    return StepClock()
 
 
 def _progress_bar() -> Any:
@@ -505,14 +527,18 @@ def _history(log: Sequence[dict[str, Any]]) -> pl.DataFrame:
 
 
 def _work(trainer: Any, seconds: float, torch: Any) -> dict[str, Any]:
-    """Tokens trained, seconds, throughput and peak memory of this process's part of the run."""
+    """This process's part of the run: steps, tokens trained, seconds (all, and in training
+    steps), throughput over the training steps, peak memory (the process's resident set;
+    on GPUs also the most GPU memory allocated)."""
     tokens = trainer.trained_tokens
+    (clock,) = (c for c in trainer.callback_handler.callbacks if type(c).__name__ == "StepClock")
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     work: dict[str, Any] = {
         "steps": trainer.state.global_step,
         "trained_tokens": tokens,
         "seconds": round(seconds, 2),
-        "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
+        "step_seconds": round(clock.seconds, 2),
+        "tokens_per_second": round(tokens / clock.seconds, 1) if clock.seconds else None,
         "peak_memory_mib": round(peak_kib / 1024 if sys.platform != "darwin" else peak_kib / 2**20),
         "device": str(trainer.args.device),
     }

@@ -35,7 +35,7 @@ from survey_sim.testing import RECOMPUTED_TOLERANCE
 from survey_sim.tune import TuningSettings, tune
 from survey_sim.tune._objectives import collate, slot_logprobs
 from survey_sim.tune._train import _examples
-from survey_sim.tune.evaluation import held_out_report
+from survey_sim.tune.evaluation import held_out_report, held_out_simulations
 
 SCRIPT = str(Path(sys.executable).with_name("survey-sim"))
 QUICK = {"epochs": 2, "batch_size": 4, "learning_rate": 5e-3, "evaluate_every": 1}
@@ -133,7 +133,8 @@ def test_tuning_lowers_the_loss_and_moves_held_out_answers(
     assert history[-1] < history[0]
     split = population_adapter.split
     assert set(split.held_out).isdisjoint((*split.train, *split.validation))
-    report = held_out_report(human, population_adapter, tiny_model_dir, progress=False)
+    simulations = held_out_simulations(human, population_adapter, tiny_model_dir, progress=False)
+    report = held_out_report(human, simulations)
     assert report["source"].to_list() == [
         "before",
         "after",
