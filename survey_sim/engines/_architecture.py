@@ -68,9 +68,14 @@ class Architecture:
         """Read a loaded model's architecture from its config."""
         config = model.config.get_text_config(decoder=True)
         layer_types, layer_kwargs = get_layer_types_and_kwargs(config)
+        # transformers before 5.2x returned one kwargs dict shared by every layer; later
+        # versions return one per layer.
+        per_layer = (
+            layer_kwargs if isinstance(layer_kwargs, list) else [layer_kwargs] * len(layer_types)
+        )
         spans: dict[str, int] = {}
         problems = []
-        for layer_type, kwargs in zip(layer_types, layer_kwargs, strict=True):
+        for layer_type, kwargs in zip(layer_types, per_layer, strict=True):
             span = kwargs.get("sliding_window")
             windowed = layer_type in ("sliding_attention", "chunked_attention")
             if windowed and span is not None and spans.setdefault(layer_type, span) != span:
