@@ -150,7 +150,9 @@ def individual(  # type: ignore[no-untyped-def]
         out=folder / "individual",
         objective="individual",
         train=train,
-        validation=0.02,
+        validation_at_most=30,
+        batch_size=4,
+        gradient_accumulation=2,
         epochs=epochs,
         seed=seed,
     )
@@ -179,7 +181,11 @@ def individual(  # type: ignore[no-untyped-def]
                 }
             )
     rows += cost_rows(result, model, "individual")
-    note = f"{len(result.split.train)} training respondents; 40 train / 60 test evaluated"
+    note = (
+        f"{len(result.split.train)} training and {len(result.split.validation)} validation "
+        "respondents; evaluated on 60 test respondents never trained on (40 more fit the "
+        "regression), 2 held-out answers each"
+    )
     return [dict(row, note=note) for row in rows]
 
 

@@ -20,6 +20,7 @@ from survey_sim.analysis.plots import (
     plot_distributions,
     plot_gaps,
     plot_learning_curve,
+    plot_loss_history,
 )
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "plot_distributions",
     "plot_gaps",
     "plot_learning_curve",
+    "plot_loss_history",
 ]

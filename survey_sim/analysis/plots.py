@@ -266,3 +266,20 @@ def plot_learning_curve(
     axis.set_title(f"Held-out answers of test respondents: {metric.replace('_', '-')} by k")
     axis.legend(fontsize=8, ncol=2)
     return _save(figure, path)
+
+
+def plot_loss_history(history: pl.DataFrame, path: str | Path, *, best: int | None = None) -> Path:
+    """Training and validation loss against the step, from a tuning run's ``history``
+    (:class:`survey_sim.tune.TuningResult`), with the kept checkpoint (``best``) marked."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for (split,), rows in history.group_by("split", maintain_order=True):
+        marker = "o" if split == "validation" else None
+        axis.plot(rows["step"].to_numpy(), rows["loss"].to_numpy(), marker=marker, label=split)
+    if best is not None:
+        axis.axvline(best, color="grey", linestyle=":", label=f"kept (step {best})")
+    axis.set_xlabel("training step")
+    axis.set_ylabel("loss")
+    axis.set_title("Tuning: training and validation loss")
+    axis.legend(fontsize=8)
+    return _save(figure, path)

@@ -131,8 +131,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--adapter",
         type=Path,
         default=None,
-        help="a LoRA adapter folder (made by survey-sim tune, or any peft adapter) merged "
-        "into --model's weights (embedded engine)",
+        help="a LoRA adapter folder (made by survey-sim tune, or any peft adapter): merged "
+        "into --model's weights (embedded engine), or asked of the server, which must serve "
+        "it (--engine sglang; survey-sim serve MODEL --adapter FOLDER)",
     )
     parser.add_argument(
         "--format",
@@ -211,26 +212,21 @@ def engine_loader(args: argparse.Namespace) -> Callable[[], Engine]:
     """What loads the engine the arguments choose (embedded, loading ``--model``; or SGLang
     at ``--url``), once the arguments and the model's location are checked: commands call it
     after every input was checked, so no mistake waits for torch to load."""
+    if args.adapter is not None:
+        locate_adapter(args.adapter)
     if args.engine == "sglang":
-        if args.adapter is not None:
-            raise SurveySimError(
-                "--adapter works with the embedded engine; an SGLang server loads adapters "
-                "itself (see the README, Tuning)"
-            )
         if args.url is None:
             raise SurveySimError("--engine sglang needs --url (start a server: survey-sim serve)")
 
         def connect() -> Engine:
             from survey_sim.engines.sglang import SGLangEngine
 
-            return SGLangEngine(args.url, model=args.model)
+            return SGLangEngine(args.url, model=args.model, adapter=args.adapter)
 
         return connect
     if args.url is not None:
         raise SurveySimError("--url needs --engine sglang")
     locate_model(args.model)
-    if args.adapter is not None:
-        locate_adapter(args.adapter)
 
     def load() -> Engine:
         from survey_sim.engines.transformers import EngineSettings, TransformersEngine

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from survey_sim.cli._common import Stopped
+from survey_sim.engines.registry import locate_adapter
 from survey_sim.engines.sglang_server import launch
 
 
@@ -32,10 +34,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="--enable-deterministic-inference: sampling seeds are honoured (GPU backends)",
     )
+    serve.add_argument(
+        "--adapter",
+        type=Path,
+        default=None,
+        help="also serve this LoRA adapter folder (clients: --engine sglang --adapter FOLDER; "
+        "on CPUs add -- --lora-backend torch_native)",
+    )
     serve.set_defaults(handler=serve_command)
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    if args.adapter is not None:
+        locate_adapter(args.adapter)
     started = time.perf_counter()
     server = launch(
         args.model,
@@ -43,12 +54,14 @@ def serve_command(args: argparse.Namespace) -> int:
         dp_size=args.dp_size,
         workers=args.workers,
         deterministic=args.deterministic,
+        adapter=args.adapter,
         extra_args=args.passthrough,
     )
+    adapter = f" --adapter {args.adapter}" if args.adapter else ""
     print(
         f"SGLang serves {args.model} at {server.url} (up in {time.perf_counter() - started:.0f} "
         f"s; log: {server.log}). Use it with: survey-sim run ... --engine sglang --url "
-        f"{server.url}. Ctrl-C stops it.",
+        f"{server.url}{adapter}. Ctrl-C stops it.",
         flush=True,
     )
     try:

@@ -4,13 +4,19 @@ never saw."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from survey_sim.cli._common import add_human_arguments, load_human, positive_int
 from survey_sim.engines.registry import locate_model
 from survey_sim.errors import SurveySimError
+
+if TYPE_CHECKING:
+    from survey_sim.tune import TuningResult
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +66,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tuning.add_argument("--epochs", type=float, default=3, help="passes over the training data")
     tuning.add_argument("--learning-rate", type=float, default=2e-4, help="AdamW learning rate")
     tuning.add_argument("--batch-size", type=positive_int, default=8, help="examples per step")
+    tuning.add_argument(
+        "--gradient-accumulation",
+        type=positive_int,
+        default=1,
+        help="batches added up before each optimiser step (a large batch in small memory)",
+    )
+    tuning.add_argument(
+        "--checkpoint-activations",
+        action="store_true",
+        help="recompute activations in the backward pass: far less memory for long "
+        "sequences (individual objective), about a third more time",
+    )
     tuning.add_argument("--rank", type=positive_int, default=8, help="LoRA rank")
     tuning.add_argument(
         "--evaluate-every", type=positive_int, default=None, help="steps between checkpoints"
@@ -91,6 +109,8 @@ def tune_command(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
+        gradient_accumulation=args.gradient_accumulation,
+        gradient_checkpointing=args.checkpoint_activations,
         rank=args.rank,
         evaluate_every=args.evaluate_every,
         seed=args.seed,
@@ -102,6 +122,8 @@ def tune_command(args: argparse.Namespace) -> int:
     locate_model(args.model)
     human = load_human(args)
     result = tune(human, args.model, out=args.out, settings=settings, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # several processes (accelerate, torchrun): the first one reports
     work = result.record["work"]
     best = result.record["best"]
     print(
@@ -110,6 +132,8 @@ def tune_command(args: argparse.Namespace) -> int:
         f"{work['trained_tokens']:,} tokens in {work['seconds']:.0f} s "
         f"({work['tokens_per_second']:,.0f} tokens/s), peak memory {work['peak_memory_mib']} MiB."
     )
+    plot = _loss_plot(result)
+    print(f"Loss history: {plot}" if plot else "(the analysis extra draws the loss history)")
     if args.objective == "population" and not args.no_evaluate:
         simulations = held_out_simulations(human, result, args.model, progress=not args.quiet)
         report = held_out_report(human, simulations)
@@ -118,6 +142,17 @@ def tune_command(args: argparse.Namespace) -> int:
             print(report)
     print(f"Use it: survey-sim run ... --model {args.model or 'default'} --adapter {args.out}")
     return 0
+
+
+def _loss_plot(result: TuningResult) -> Path | None:
+    """``loss.png`` in the adapter folder (``None`` without matplotlib)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return None
+    from survey_sim.analysis.plots import plot_loss_history
+
+    best = result.record["best"]["checkpoint"]
+    step = int(best.split("-")[-1]) if best else None
+    return plot_loss_history(result.history, result.adapter / "loss.png", best=step)
 
 
 def _size(folder: Path) -> str:

@@ -165,24 +165,40 @@ def load_local_model(model: str | Path | None, adapter: str | Path | None = None
     fingerprint = weights_fingerprint(path)
     if adapter_path is None:
         return LocalModel(loaded, tokenizer, model_id, fingerprint)
-    record = _adapter_record(adapter_path, fingerprint)
+    adapter_record = describe_adapter(adapter_path, fingerprint)
     from peft import PeftModel
 
     with _quiet_transformers():
         merged = PeftModel.from_pretrained(loaded, adapter_path).merge_and_unload()
-    adapter_fingerprint = weights_fingerprint(adapter_path, ADAPTER_FILES)
-    combined = hashlib.blake2b(f"{fingerprint}+{adapter_fingerprint}".encode(), digest_size=20)
     return LocalModel(
         merged,
         tokenizer,
         f"{model_id}+{adapter_path.name}",
-        combined.hexdigest(),
-        adapter={
-            "path": str(adapter_path),
-            "fingerprint": adapter_fingerprint,
-            **{key: record[key] for key in ("base", "settings", "trained_on") if key in record},
-        },
+        with_adapter(fingerprint, adapter_record),
+        adapter=adapter_record,
     )
+
+
+def describe_adapter(adapter: Path, base_fingerprint: str | None) -> dict[str, Any]:
+    """What runs record about an adapter: its ``path`` and ``fingerprint`` (its files'
+    hash), and from survey-sim's record ``base``, ``settings`` and ``trained_on``.
+
+    Raises:
+        InputError: the record does not match the adapter's files, or names another base
+            model than the one of ``base_fingerprint`` (``None``: not checked).
+    """
+    record = _adapter_record(adapter, base_fingerprint)
+    return {
+        "path": str(adapter),
+        "fingerprint": weights_fingerprint(adapter, ADAPTER_FILES),
+        **{key: record[key] for key in ("base", "settings", "trained_on") if key in record},
+    }
+
+
+def with_adapter(fingerprint: str, adapter: dict[str, Any]) -> str:
+    """A fingerprint that covers an adapter too."""
+    digest = hashlib.blake2b(f"{fingerprint}+{adapter['fingerprint']}".encode(), digest_size=20)
+    return digest.hexdigest()
 
 
 def locate_adapter(adapter: str | Path) -> Path:
@@ -203,7 +219,7 @@ def locate_adapter(adapter: str | Path) -> Path:
     return path
 
 
-def _adapter_record(adapter: Path, base_fingerprint: str) -> dict[str, Any]:
+def _adapter_record(adapter: Path, base_fingerprint: str | None) -> dict[str, Any]:
     """survey-sim's record of the adapter (empty for an adapter made elsewhere), checked
     against the adapter's files and the base model loaded."""
     try:
@@ -224,7 +240,10 @@ def _adapter_record(adapter: Path, base_fingerprint: str) -> dict[str, Any]:
             "or an edit?): the record no longer describes these weights",
         )
     trained_base = record.get("base", {})
-    if trained_base.get("fingerprint") not in (None, base_fingerprint):
+    if base_fingerprint is not None and trained_base.get("fingerprint") not in (
+        None,
+        base_fingerprint,
+    ):
         raise InputError(
             adapter,
             f"was trained on model {trained_base.get('model_id')!r} with other weights "

@@ -118,10 +118,14 @@ class SGLangEngine:
         settings: Client settings (concurrency, timeouts, retries...).
         fingerprint: Overrides the fingerprint the results cache keys on (see
             :attr:`fingerprint`).
+        adapter: A LoRA adapter folder the server serves (started with ``survey-sim serve
+            MODEL --adapter FOLDER``, or ``--lora-paths NAME=FOLDER`` where NAME is the
+            folder's name): every request asks for it, and the fingerprint covers it.
 
     Raises:
-        ServerError: the server cannot be reached, is not an SGLang server, or runs another
-            model than ``model``.
+        ServerError: the server cannot be reached, is not an SGLang server, runs another
+            model than ``model``, or does not serve ``adapter``.
+        InputError: ``adapter`` is not an adapter folder, or was trained on another model.
         ScoringError: the local tokenizer does not tokenise as the server does.
     """
 
@@ -133,6 +137,7 @@ class SGLangEngine:
         tokenizer: str | Path | None = None,
         settings: SGLangSettings | None = None,
         fingerprint: str | None = None,
+        adapter: str | Path | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.settings = settings or SGLangSettings()
@@ -150,9 +155,33 @@ class SGLangEngine:
             )
         self._model_id = served
         self.text = HFTokenizer(_load_tokenizer(tokenizer, self.model_info), model_id=served)
+        self._lora: dict[str, str] = {}
         self._check_tokenizer()
         self._fingerprint_override = fingerprint
         self._warned_seeds = False
+        self.adapter = self._served_adapter(adapter) if adapter is not None else None
+        if adapter is not None:
+            self._lora = {"lora_path": Path(adapter).name}
+
+    def _served_adapter(self, adapter: str | Path) -> dict[str, Any]:
+        from survey_sim.engines.registry import describe_adapter, locate_adapter
+
+        path = locate_adapter(adapter)
+        served = str(self.server_info.get("lora_paths") or "")
+        if path.name not in served:
+            raise ServerError(
+                f"the SGLang server at {self.url} does not serve adapter {path.name!r} (it "
+                f"serves: {served or 'none'}); start it with: survey-sim serve {self.model_id} "
+                f"--adapter {path}"
+            )
+        return describe_adapter(path, self._served_weights())
+
+    def _served_weights(self) -> str | None:
+        """The weight files' hash of the served model, when it is a folder on this machine."""
+        from survey_sim.engines.registry import weights_fingerprint
+
+        model_dir = Path(self.model_id)
+        return weights_fingerprint(model_dir) if model_dir.is_dir() else None
 
     async def _open_client(self) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=self.settings.concurrency)
@@ -205,14 +234,12 @@ class SGLangEngine:
         the results cache never answers for it."""
         if self._fingerprint_override is not None:
             return self._fingerprint_override
-        from survey_sim.engines.registry import weights_fingerprint
-
         facts = {key: self.server_info.get(key) for key in SERVER_FACTS}
         facts["version"] = self.server_info.get("version")
         facts["model_path"] = self.model_id
-        model_dir = Path(self.model_id)
-        if model_dir.is_dir():
-            facts["weights"] = weights_fingerprint(model_dir)
+        facts["weights"] = self._served_weights()
+        if self.adapter is not None:
+            facts["adapter"] = self.adapter["fingerprint"]
         digest = hashlib.blake2b(digest_size=20)
         digest.update(json.dumps(facts, sort_keys=True, default=str).encode())
         digest.update(self.text.identity().encode())
@@ -230,6 +257,7 @@ class SGLangEngine:
             "server": {key: self.server_info.get(key) for key in (*SERVER_FACTS, "version")},
             "behind_router": self.behind_router,
             "reproducible_draws": self.reproducible_draws,
+            **({"adapter": self.adapter} if self.adapter else {}),
         }
 
     def __repr__(self) -> str:
@@ -419,7 +447,8 @@ class SGLangEngine:
         ]
 
     async def _post(self, path: str, payload: dict[str, Any]) -> Any:
-        return await self._call("POST", path, payload)
+        """POST ``payload``; generation calls ask for the adapter when there is one."""
+        return await self._call("POST", path, {**payload, **self._lora})
 
     async def _get(self, path: str, fallback: str) -> Any:
         """GET ``path``, or ``fallback`` where the server (or router) does not know it."""

@@ -101,6 +101,7 @@ def launch(
     dp_size: int = 1,
     workers: int = 1,
     deterministic: bool = False,
+    adapter: Path | None = None,
     extra_args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     python: str | None = None,
@@ -116,7 +117,10 @@ def launch(
         workers: Separate servers behind a cache-aware router (ports after ``port``).
         deterministic: Start with ``--enable-deterministic-inference`` so sampling seeds
             are honoured (GPU attention backends only).
-        extra_args: More ``sglang.launch_server`` arguments (e.g. ``--tp-size 2``).
+        adapter: A LoRA adapter folder to serve (``--enable-lora --lora-paths NAME=FOLDER``,
+            NAME being the folder's name, which :class:`SGLangEngine` asks for).
+        extra_args: More ``sglang.launch_server`` arguments (e.g. ``--tp-size 2``; on CPUs
+            ``--lora-backend torch_native`` for an adapter).
         env: More environment variables for the processes.
         python: The interpreter with SGLang (default: :func:`sglang_python`).
         timeout_s: Seconds to wait for the server to answer.
@@ -139,6 +143,7 @@ def launch(
         "--dp-size",
         str(dp_size),
         *(["--enable-deterministic-inference"] if deterministic else []),
+        *(["--enable-lora", "--lora-paths", f"{adapter.name}={adapter}"] if adapter else []),
         *extra_args,
     ]
     commands = [

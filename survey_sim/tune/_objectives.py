@@ -26,8 +26,11 @@ def collate(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
 
     Keys: ``input_ids`` and ``attention_mask`` (rows × longest row); per scored token its
     ``row``, ``position`` and ``token`` and the ``slot`` it adds to (example × ``width`` +
-    its slot); ``targets`` and ``ranks`` (examples × ``width``; zeros and positions where
-    an example has fewer slots or no target) and ``present`` (which slots exist).
+    its slot); ``kept``, the positions whose logits are needed (pass it to the model as
+    ``logits_to_keep``: the vocabulary-wide logits of every other position are never made),
+    and ``kept_index``, each scored token's place among them; ``targets`` and ``ranks``
+    (examples × ``width``; zeros and positions where an example has fewer slots or no
+    target) and ``present`` (which slots exist).
     """
     rows = [row for example in examples for row in example.rows]
     longest = max(len(row) for row in rows)
@@ -53,20 +56,25 @@ def collate(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
             )
         first_row += len(example.rows)
     where = zip(("row", "position", "token", "slot"), zip(*scored, strict=True), strict=True)
+    columns = {name: torch.tensor(column) for name, column in where}
+    kept, kept_index = torch.unique(columns["position"] - 1, return_inverse=True)
     return {
         "input_ids": input_ids,
         "attention_mask": attention_mask,
-        **{name: torch.tensor(column) for name, column in where},
+        **columns,
+        "kept": kept,
+        "kept_index": kept_index,
         "targets": targets,
         "ranks": ranks,
         "present": present,
     }
 
 
-def slot_logprobs(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def slot_logprobs(kept_logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Log-probability of every slot's tokens (examples × width; -inf where no slot), each
-    token predicted by the logits one position before it."""
-    predicting = logits[batch["row"], batch["position"] - 1].float()
+    token predicted by the logits one position before it. ``kept_logits`` are the model's
+    logits at the batch's ``kept`` positions (rows × kept × vocabulary)."""
+    predicting = kept_logits[batch["row"], batch["kept_index"]].float()
     token_logprobs = torch.log_softmax(predicting, dim=-1)
     scored = token_logprobs.gather(1, batch["token"].unsqueeze(1)).squeeze(1)
     present = batch["present"]

@@ -51,6 +51,7 @@ class TuningSplit:
         *,
         held_out: float = 1 / 3,
         validation: float = 1 / 6,
+        validation_at_most: int | None = None,
         train: int | None = None,
         seed: int = 0,
         among: Sequence[str] | None = None,
@@ -60,6 +61,8 @@ class TuningSplit:
         Args:
             held_out: Share of the items never trained on (at least one).
             validation: Share of the items that choose when to stop (at least one).
+            validation_at_most: Most validation items (a share of thousands of respondents
+                would make every validation loss a long wait).
             train: Most training items to use (``None``: all the rest; respondents are
                 often subsampled on CPUs).
             seed: Seed of the split.
@@ -80,6 +83,8 @@ class TuningSplit:
         kind = "questions" if objective == "population" else "respondents"
         n_held_out = max(1, round(len(items) * held_out))
         n_validation = max(1, round(len(items) * validation))
+        if validation_at_most is not None:
+            n_validation = min(n_validation, validation_at_most)
         if len(items) - n_held_out - n_validation < 1:
             raise InputError(
                 human.source,

@@ -76,7 +76,7 @@ class TuningSettings(BaseModel):
         demographics: Individual: attributes in each respondent's description (``True``:
             the mapping's recipe, ``False``: none).
         held_out: Share of questions (population) or respondents (individual) never seen.
-        validation: Share that chooses when to stop.
+        validation: Share that chooses when to stop, at most ``validation_at_most`` items.
         train: Most training items (``None``: all the rest; subsample respondents on CPUs).
         rank, alpha, dropout, target_modules: The LoRA adapter (peft's ``r``,
             ``lora_alpha``, ``lora_dropout``, ``target_modules``).
@@ -88,6 +88,9 @@ class TuningSettings(BaseModel):
         patience: Validation losses without improvement before stopping.
         seed: Seed of the split, the adapter's initial weights and the example order.
         bf16: Train in bfloat16 mixed precision (GPUs and recent CPUs).
+        gradient_checkpointing: Recompute each layer's activations in the backward pass
+            instead of keeping them: much less memory for long sequences (the individual
+            objective's interviews), about a third more time.
         threads: CPU threads for torch (``None``: torch's default).
     """
 
@@ -100,6 +103,7 @@ class TuningSettings(BaseModel):
     demographics: bool | tuple[str, ...] = True
     held_out: float = Field(default=1 / 3, gt=0, lt=1)
     validation: float = Field(default=1 / 6, gt=0, lt=1)
+    validation_at_most: int | None = Field(default=100, ge=1)
     train: int | None = Field(default=None, ge=1)
     rank: int = Field(default=8, ge=1)
     alpha: int = Field(default=16, ge=1)
@@ -114,6 +118,7 @@ class TuningSettings(BaseModel):
     patience: int = Field(default=2, ge=1)
     seed: int = 0
     bf16: bool = False
+    gradient_checkpointing: bool = False
     threads: int | None = Field(default=None, ge=1)
 
     @classmethod
@@ -200,6 +205,7 @@ def tune(
         settings.objective,
         held_out=settings.held_out,
         validation=settings.validation,
+        validation_at_most=settings.validation_at_most,
         train=settings.train,
         seed=settings.seed,
         among=_eligible(human, settings),
@@ -411,6 +417,7 @@ def _trainer(
         seed=settings.seed,
         data_seed=settings.seed,
         bf16=settings.bf16,
+        **_checkpointing(settings.gradient_checkpointing),
         label_names=["targets"],
         prediction_loss_only=True,
         remove_unused_columns=False,
@@ -437,6 +444,17 @@ def _trainer(
     return trainer
 
 
+def _checkpointing(enabled: bool) -> dict[str, Any]:
+    """Activation checkpointing arguments (non-reentrant, which LoRA's frozen base needs);
+    none when it is off, so that no deprecated name is passed for nothing."""
+    if not enabled:
+        return {}
+    return {
+        "gradient_checkpointing": True,
+        "gradient_checkpointing_kwargs": {"use_reentrant": False},
+    }
+
+
 def _objective_trainer(kind: Loss) -> type:
     """A :class:`~transformers.Trainer` whose loss is the objective's, and which counts the
     tokens it trains on."""
@@ -454,7 +472,11 @@ def _objective_trainer(kind: Loss) -> type:
             return_outputs: bool = False,
             num_items_in_batch: Any = None,
         ) -> Any:
-            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            outputs = model(
+                input_ids=inputs["input_ids"],
+                attention_mask=inputs["attention_mask"],
+                logits_to_keep=inputs["kept"],
+            )
             value = loss(kind, slot_logprobs(outputs.logits, inputs), inputs)
             if model.training:
                 self.trained_tokens += int(inputs["attention_mask"].sum())

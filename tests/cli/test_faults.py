@@ -102,6 +102,15 @@ def test_broken_inputs_are_one_line_errors(tmp_path, change, message):
         ),
         (["q.yaml", "--personas", "personas.csv", "--engine", "sglang"], "needs --url"),
         (["q.yaml", "--personas", "personas.csv", "--out", "/proc/r.parquet"], "cannot write in"),
+        (["q.yaml", "--personas", "personas.csv", "--adapter", "."], "not a LoRA adapter folder"),
+        (
+            ["tune", "--human", "gss_spending_2018", "--epochs", "0", "--out", "a"],
+            "epochs: Input should be greater than 0",
+        ),
+        (
+            ["tune", "--human", "gss_spending_2018", "--model", "absent", "--out", "a"],
+            "unknown model 'absent'",
+        ),
     ],
 )
 def test_input_mistakes_are_reported_before_torch_is_imported(tmp_path, arguments, message):
@@ -117,8 +126,9 @@ def test_the_torch_tripwire_trips(tmp_path):
 
 
 def run_with_tripwire(tmp_path: Path, arguments: list[str]) -> subprocess.CompletedProcess[str]:
-    """``survey-sim run`` with a tripwire ``torch`` first on the path, which fails a command
-    that imports torch: mistakes caught before it are caught before the model loads."""
+    """``survey-sim run`` (or the command ``arguments`` start with) with a tripwire ``torch``
+    first on the path, which fails a command that imports torch: mistakes caught before it
+    are caught before the model loads."""
     tripwire = tmp_path / "tripwire" / "torch"
     tripwire.mkdir(parents=True)
     (tripwire / "__init__.py").write_text("raise ImportError('torch was imported')\n")
@@ -130,8 +140,9 @@ def run_with_tripwire(tmp_path: Path, arguments: list[str]) -> subprocess.Comple
     )
     if "--out" not in arguments:
         arguments = [*arguments, "--out", "r.parquet"]
+    command = arguments if arguments[0] == "tune" else ["run", *arguments]
     return subprocess.run(
-        [SCRIPT, "run", *arguments],
+        [SCRIPT, *command],
         cwd=tmp_path,
         capture_output=True,
         text=True,

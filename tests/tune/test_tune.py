@@ -62,7 +62,9 @@ def _slot_logprobs(engine: TransformersEngine, examples) -> torch.Tensor:
     batch = collate(examples)
     with torch.inference_mode():
         logits = engine.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            logits_to_keep=batch["kept"],
         ).logits
     return slot_logprobs(logits, batch)
 
@@ -306,3 +308,44 @@ def test_a_killed_tuning_run_resumes_from_its_checkpoint(survey, tiny_model_dir,
     resumed_weights = load_file(tmp_path / "killed" / "adapter_model.safetensors")
     for name, tensor in whole_weights.items():
         torch.testing.assert_close(resumed_weights[name], tensor, atol=1e-5, rtol=0)
+
+
+def test_the_command_trains_reports_held_out_scores_and_plots_the_loss(
+    survey, tiny_model_dir, tmp_path
+):
+    data, mapping, questionnaire = survey
+    done = subprocess.run(
+        [
+            *(SCRIPT, "tune", "--human", str(data), "--mapping", str(mapping)),
+            *("--questionnaire", str(questionnaire), "--model", str(tiny_model_dir)),
+            *("--epochs", "1", "--batch-size", "4", "--out", "adapter", "--quiet"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Wrote the adapter to adapter" in done.stdout
+    assert "Held-out questions (" in done.stdout
+    for source in ("before", "after", "uniform", "human_marginal", "split_half"):
+        assert source in done.stdout
+    assert (tmp_path / "adapter" / "loss.png").stat().st_size > 0
+    assert "--adapter adapter" in done.stdout
+
+
+def test_activation_checkpointing_trains_the_same_adapter(
+    human, population_adapter, tiny_model_dir, tmp_path
+):
+    """Recomputing activations in the backward pass (less memory) changes no number."""
+    checkpointed = tune(
+        human,
+        tiny_model_dir,
+        out=tmp_path / "checkpointed",
+        gradient_checkpointing=True,
+        progress=False,
+        **QUICK,
+    )
+    plain = load_file(population_adapter.adapter / "adapter_model.safetensors")
+    recomputed = load_file(checkpointed.adapter / "adapter_model.safetensors")
+    for name, tensor in plain.items():
+        torch.testing.assert_close(recomputed[name], tensor, atol=1e-6, rtol=0)
