@@ -14,7 +14,8 @@ Typical use::
 The names here are what a notebook uses. Building blocks for extending survey-sim (engine
 requests and results, per-kind asking, answer schemas) live in their subpackages:
 :mod:`survey_sim.engines`, :mod:`survey_sim.asking`, :mod:`survey_sim.runs`,
-:mod:`survey_sim.data`, :mod:`survey_sim.evaluate`, :mod:`survey_sim.analysis`.
+:mod:`survey_sim.data`, :mod:`survey_sim.evaluate`, :mod:`survey_sim.analysis`; tuning
+the respondent model on survey data (LoRA) in :mod:`survey_sim.tune`.
 """
 
 from typing import TYPE_CHECKING

@@ -39,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         default=None,
         help="also serve this LoRA adapter folder (clients: --engine sglang --adapter FOLDER; "
-        "on CPUs add -- --lora-backend torch_native)",
+        "SGLang's LoRA layers need a GPU)",
     )
     serve.set_defaults(handler=serve_command)
 

@@ -118,9 +118,9 @@ def launch(
         deterministic: Start with ``--enable-deterministic-inference`` so sampling seeds
             are honoured (GPU attention backends only).
         adapter: A LoRA adapter folder to serve (``--enable-lora --lora-paths NAME=FOLDER``,
-            NAME being the folder's name, which :class:`SGLangEngine` asks for).
-        extra_args: More ``sglang.launch_server`` arguments (e.g. ``--tp-size 2``; on CPUs
-            ``--lora-backend torch_native`` for an adapter).
+            NAME being the folder's name, which :class:`SGLangEngine` asks for). SGLang's LoRA
+            layers need CUDA: on a CPU the server fails to start.
+        extra_args: More ``sglang.launch_server`` arguments (e.g. ``--tp-size 2``).
         env: More environment variables for the processes.
         python: The interpreter with SGLang (default: :func:`sglang_python`).
         timeout_s: Seconds to wait for the server to answer.

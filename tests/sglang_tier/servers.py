@@ -38,6 +38,4 @@ def free_port() -> int:
 def start(model: Path, **options: object) -> SGLangServer:
     """A server for ``model`` on a free port, with this machine's flags."""
     port = options.pop("port", None) or free_port()
-    lora = ["--lora-backend", "torch_native"] if ON_CPU and options.get("adapter") else []
-    extra = [*SERVER_ARGS, *lora]
-    return launch(model, port=port, extra_args=extra, env=SERVER_ENV, **options)  # type: ignore[arg-type]
+    return launch(model, port=port, extra_args=SERVER_ARGS, env=SERVER_ENV, **options)  # type: ignore[arg-type]

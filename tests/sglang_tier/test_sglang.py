@@ -16,15 +16,7 @@ import polars as pl
 import pytest
 from servers import SERVER_ARGS, SERVER_ENV, free_port, start
 
-from survey_sim import (
-    HumanResponses,
-    Population,
-    ResultsCache,
-    ScoringError,
-    TransformersEngine,
-    load_questionnaire,
-    simulate,
-)
+from survey_sim import Population, ResultsCache, ScoringError, simulate
 from survey_sim.asking.formats import get_format
 from survey_sim.asking.kinds import choice_request
 from survey_sim.asking.schemas import answer_schema
@@ -33,7 +25,6 @@ from survey_sim.engines.sglang import SGLangEngine, SGLangSettings
 from survey_sim.engines.validation import conforms
 from survey_sim.errors import ServerError
 from survey_sim.testing import train_tokenizer
-from survey_sim.tune import tune
 
 PARITY = 1e-3
 pytestmark = pytest.mark.slow  # each test talks to a real SGLang server (the tier: ~5 min)
@@ -226,52 +217,6 @@ def test_serve_a_killed_server_mid_run_and_a_resumed_rerun(
     )
     assert resumed.manifest["cache"]["hits"] == stored
     assert resumed.responses.height == len(demo_population) * sum(len(q.options) for q in gss)
-
-
-def test_a_served_adapter_scores_what_the_merged_one_scores(
-    tiny_model_dir, tiny_engine, gss, demo_population, attitudes_writer, tmp_path
-):
-    """An adapter served by SGLang (asked for in every request) gives the numbers the
-    embedded engine gives with the adapter merged into the weights; a server that does not
-    serve it is refused."""
-    data, mapping, questionnaire = attitudes_writer(tmp_path)
-    human = HumanResponses.from_file(data, mapping, load_questionnaire(questionnaire))
-    adapter = tune(
-        human,
-        tiny_model_dir,
-        out=tmp_path / "adapter",
-        epochs=1,
-        batch_size=4,
-        learning_rate=5e-3,
-        progress=False,
-    ).adapter
-    merged = TransformersEngine.from_pretrained(tiny_model_dir, adapter=adapter)
-    with start(tiny_model_dir, adapter=adapter) as server:
-        served = SGLangEngine(server.url, adapter=adapter)
-        plain = SGLangEngine(server.url)
-        requests = survey_requests(served, gss, demo_population)[:40]
-        tuned_scores, plain_scores = served.score(requests), plain.score(requests)
-        local_scores = merged.score(requests)
-        base_scores = tiny_engine.score(requests)
-        served.close()
-        plain.close()
-    pairs = [
-        (a, b)
-        for got, expected in ((tuned_scores, local_scores), (plain_scores, base_scores))
-        for s, e in zip(got, expected, strict=True)
-        for a, b in zip(s.logprobs, e.logprobs, strict=True)
-    ]
-    worst = max(abs(a - b) for a, b in pairs)
-    moved = max(
-        abs(a - b)
-        for s, e in zip(tuned_scores, plain_scores, strict=True)
-        for a, b in zip(s.logprobs, e.logprobs, strict=True)
-    )
-    print(f"\nadapter parity: max |dlogp| {worst:.2e}; the adapter moves them by {moved:.2e}")
-    assert worst <= PARITY
-    assert moved > 10 * PARITY
-    assert served.fingerprint != plain.fingerprint
-    assert served.describe()["adapter"]["trained_on"]["questionnaire"] == "attitudes"
 
 
 def test_an_adapter_the_server_does_not_serve_is_refused(sglang_server, tmp_path):
