@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,12 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from survey_sim import Population, TransformersEngine, load_questionnaire
 from survey_sim.data.bundled import bundled_file
 from survey_sim.testing import TINY_LAYERS, train_tokenizer
+
+# A shell that starts pytest in the background (`cmd &` without job control) starts it with
+# SIGINT ignored, which every process it starts inherits: the tests that press Ctrl-C would
+# then see nothing happen. Python's own handler is set again here (processes started from
+# here get the default disposition back).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TOKENIZER_CORPUS = Path(__file__).with_name("tokenizer_corpus.json")
 """Survey-like texts the tiny model's tokenizer is trained on: frozen here, so that adding

@@ -198,14 +198,19 @@ def test_serve_a_killed_server_mid_run_and_a_resumed_rerun(
         env={**os.environ, **SERVER_ENV},
     )
     assert serve.stdout is not None
-    first_line = serve.stdout.readline()
-    assert f"at http://127.0.0.1:{port}" in first_line, first_line
-    url = f"http://127.0.0.1:{port}"
-    store = ResultsCache(tmp_path / "store.sqlite")
-    settings = SGLangSettings(concurrency=1, sequences_per_call=6, retries=2, backoff_s=0.2)
-    dying = KillServerAfterFirstBatch(SGLangEngine(url, settings=settings), serve)
-    with pytest.raises(ServerError, match=r"stopped answering.*rerun the same command to resume"):
-        simulate(gss, demo_population, dying, cache=store, progress=False)
+    try:
+        first_line = serve.stdout.readline()
+        assert f"at http://127.0.0.1:{port}" in first_line, first_line
+        url = f"http://127.0.0.1:{port}"
+        store = ResultsCache(tmp_path / "store.sqlite")
+        settings = SGLangSettings(concurrency=1, sequences_per_call=6, retries=2, backoff_s=0.2)
+        dying = KillServerAfterFirstBatch(SGLangEngine(url, settings=settings), serve)
+        with pytest.raises(ServerError, match=r"stopped answering.*rerun the same command"):
+            simulate(gss, demo_population, dying, cache=store, progress=False)
+    finally:  # a server left running polls at a full core for the rest of the session
+        if serve.poll() is None:
+            serve.terminate()  # SIGTERM: serve stops the SGLang processes it started
+            serve.wait(timeout=60)
     assert serve.returncode == 0
     assert "stopping SGLang" in serve.stdout.read()
     with pytest.raises(httpx.ConnectError):
