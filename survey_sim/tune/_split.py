@@ -116,20 +116,6 @@ class TuningSplit:
             respondents=seen if self.objective == "individual" else (),
         )
 
-    def check(self, human: HumanResponses) -> None:
-        """Refuse to go on with ``human`` if it is not the data this split was drawn from
-        (resuming a run on changed data would mix two splits).
-
-        Raises:
-            InputError: the data's hash differs.
-        """
-        if data_hash(human) != self.data_hash:
-            raise InputError(
-                human.source,
-                "these answers differ from the data the tuning run started on (their hash "
-                "changed): start a new run in another folder",
-            )
-
     def record(self) -> dict[str, Any]:
         """The split as JSON-ready data (for the adapter's record)."""
         return {
