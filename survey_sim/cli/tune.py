@@ -13,7 +13,6 @@ import polars as pl
 
 from survey_sim.cli._common import add_human_arguments, load_human, positive_int
 from survey_sim.engines.registry import locate_model
-from survey_sim.errors import SurveySimError
 
 if TYPE_CHECKING:
     from survey_sim.tune import TuningResult
@@ -117,8 +116,6 @@ def tune_command(args: argparse.Namespace) -> int:
         bf16=args.bf16,
         threads=args.threads,
     )
-    if args.out.exists() and not args.out.is_dir():
-        raise SurveySimError(f"--out {args.out}: is a file; the adapter needs a folder")
     locate_model(args.model)
     human = load_human(args)
     result = tune(human, args.model, out=args.out, settings=settings, progress=not args.quiet)

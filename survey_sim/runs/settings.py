@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
@@ -59,12 +60,7 @@ class SimulationSettings(BaseModel):
         """``base`` (or the defaults) with ``changes``, validated; a bad value is an
         :class:`~survey_sim.errors.InputError` naming the setting."""
         data = {} if base is None else dict(base)
-        try:
-            settings = cls.model_validate({**data, **changes})
-        except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise InputError("simulation settings", first["msg"], location=field) from None
+        settings = validated(cls, {**data, **changes}, "simulation settings")
         settings.methods()  # unknown kinds or methods fail here, before any work
         settings.prompt_format()
         return settings
@@ -100,3 +96,17 @@ class SimulationSettings(BaseModel):
     def record(self) -> dict[str, Any]:
         """The settings as the manifest records them (the format by its full name)."""
         return {**self.model_dump(), "format": self.prompt_format().name, "methods": self.methods()}
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+def validated(model: type[SettingsT], data: Mapping[str, Any], what: str) -> SettingsT:
+    """``data`` as the settings ``model``; the first problem is an
+    :class:`~survey_sim.errors.InputError` from ``what``, naming the setting."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise InputError(what, first["msg"], location=field) from None

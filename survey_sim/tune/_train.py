@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from survey_sim._io import write_set
 from survey_sim.data.responses import HumanResponses
@@ -43,7 +43,7 @@ from survey_sim.engines.registry import (
 )
 from survey_sim.errors import InputError
 from survey_sim.evaluate.splits import described_by
-from survey_sim.runs.settings import SimulationSettings
+from survey_sim.runs.settings import SimulationSettings, validated
 from survey_sim.tune._examples import (
     Example,
     individual_examples,
@@ -128,13 +128,8 @@ class TuningSettings(BaseModel):
         Raises:
             InputError: naming the setting and what it takes.
         """
-        try:
-            base = (settings or cls()).model_dump()
-            return cls.model_validate({**base, **changes})
-        except ValidationError as error:
-            problem = error.errors()[0]
-            where = ".".join(str(part) for part in problem["loc"])
-            raise InputError("tuning settings", problem["msg"], location=where) from None
+        base = (settings or cls()).model_dump()
+        return validated(cls, {**base, **changes}, "tuning settings")
 
     @property
     def objective_loss(self) -> Loss:
@@ -426,10 +421,8 @@ def _trainer(
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
-    callbacks: list[Any] = [
-        EarlyStoppingCallback(early_stopping_patience=settings.patience),
-        _step_clock(),
-    ]
+    clock = _step_clock()
+    callbacks: list[Any] = [EarlyStoppingCallback(early_stopping_patience=settings.patience), clock]
     if progress:
         callbacks.append(_progress_bar())
     trainer = _objective_trainer(settings.objective_loss)(
@@ -441,6 +434,7 @@ def _trainer(
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # the loss is on the bar, not printed per step
+    trainer.step_clock = clock
     return trainer
 
 
@@ -464,6 +458,7 @@ def _objective_trainer(kind: Loss) -> type:
 
     class ObjectiveTrainer(Trainer):
         trained_tokens = 0
+        step_clock: Any = None
 
         def compute_loss(
             self,
@@ -553,14 +548,15 @@ def _work(trainer: Any, seconds: float, torch: Any) -> dict[str, Any]:
     steps), throughput over the training steps, peak memory (the process's resident set;
     on GPUs also the most GPU memory allocated)."""
     tokens = trainer.trained_tokens
-    (clock,) = (c for c in trainer.callback_handler.callbacks if type(c).__name__ == "StepClock")
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     work: dict[str, Any] = {
         "steps": trainer.state.global_step,
         "trained_tokens": tokens,
         "seconds": round(seconds, 2),
-        "step_seconds": round(clock.seconds, 2),
-        "tokens_per_second": round(tokens / clock.seconds, 1) if clock.seconds else None,
+        "step_seconds": round(trainer.step_clock.seconds, 2),
+        "tokens_per_second": round(tokens / trainer.step_clock.seconds, 1)
+        if trainer.step_clock.seconds
+        else None,
         "peak_memory_mib": round(peak_kib / 1024 if sys.platform != "darwin" else peak_kib / 2**20),
         "device": str(trainer.args.device),
     }

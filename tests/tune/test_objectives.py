@@ -1,4 +1,5 @@
-"""The tuning losses equal the comparison's own metrics on the same distributions."""
+"""The tuning losses equal the comparison's own metrics on the same distributions, and a
+batch reads what plain forward passes read."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from survey_sim.engines._hf import TokenizedRequest
 from survey_sim.evaluate.metrics import kl_divergence, representativeness
-from survey_sim.tune._examples import Example, Span
-from survey_sim.tune._objectives import collate, loss
+from survey_sim.testing import reference_logprob
+from survey_sim.tune._examples import Example, Span, _interview_example
+from survey_sim.tune._objectives import collate, loss, slot_logprobs
 
 
 def _examples(rng: np.random.Generator) -> tuple[list[Example], torch.Tensor]:
@@ -62,3 +65,29 @@ def test_the_losses_have_finite_gradients_where_shares_are_zero():
         loss(kind, leaf, batch).backward()
         present = batch["present"]
         assert leaf.grad is not None and torch.isfinite(leaf.grad[present]).all()
+
+
+def test_an_answer_whose_tokens_are_not_the_interviews_beginning_gets_its_own_row(tiny_engine):
+    """Both ways an interview's answers are read (inside the one sequence, or in a row of
+    their own when the tokens merge with what follows) give each answer's log-prob after
+    exactly its own prompt, as a plain forward pass of that sequence alone does."""
+    first = TokenizedRequest(shared=[5, 6, 7], continuations=[[8, 9], [10]])
+    merged = TokenizedRequest(shared=[5, 6, 7, 11], continuations=[[12], [13]])  # not 5 6 7 8 9
+    last = TokenizedRequest(shared=[5, 6, 7, 11, 12, 14, 15], continuations=[[16], [17, 18]])
+    example = _interview_example([(first, 0), (merged, 0), (last, 1)], label="r")
+    assert len(example.rows) == 2  # the interview, and the first answer's own row
+    batch = collate([example])
+    with torch.inference_mode():
+        logits = tiny_engine.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            logits_to_keep=batch["kept"],
+        ).logits
+    got = slot_logprobs(logits, batch)[0].tolist()
+    expected = [
+        reference_logprob(
+            tiny_engine.model, [*item.shared, *item.continuations[chosen]], len(item.shared)
+        )
+        for item, chosen in ((first, 0), (merged, 0), (last, 1))
+    ]
+    assert got == pytest.approx(expected, abs=1e-5)
