@@ -126,7 +126,8 @@ class Family:
         """A random model of this family over a vocabulary of ``vocab_size`` tokens."""
         torch.manual_seed(seed)
         model: PreTrainedModel = AutoModelForCausalLM.from_config(self.config(vocab_size))
-        return model.eval()
+        model.eval()
+        return model
 
 
 FAMILIES = {

@@ -107,8 +107,9 @@ def check_diagnostics(idata: az.InferenceData, variables: list[str]) -> None:
 
 def log_odds(probabilities: np.ndarray) -> np.ndarray:
     """Log-odds of every option against the last one (the calibration models' scale)."""
-    log_s = np.log(probabilities)
-    return log_s[..., :-1] - log_s[..., -1:]
+    log_s: np.ndarray = np.log(probabilities)
+    odds: np.ndarray = log_s[..., :-1] - log_s[..., -1:]
+    return odds
 
 
 def calibrated_counts(

@@ -690,7 +690,8 @@ class _SharedPrompt:
             use_cache=True,
         )
         self.fed += 1
-        return output.logits[0].float()
+        logits: torch.Tensor = output.logits[0].float()
+        return logits
 
 
 class _CopiedStates:
@@ -716,7 +717,8 @@ class _CopiedStates:
             use_cache=True,
         )
         self.fed += 1
-        return output.logits[:, -1].float()
+        logits: torch.Tensor = output.logits[:, -1].float()
+        return logits
 
 
 def _exact_strategy(requested: PrefixReuse, architecture: Architecture, model_id: str) -> Strategy:

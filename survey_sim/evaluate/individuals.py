@@ -396,23 +396,26 @@ def _stacked(train: Rows, test: Rows, regression: dict[str, list[np.ndarray]]) -
     from scipy.optimize import minimize
 
     def combine(weights: np.ndarray, reg: np.ndarray, model: np.ndarray) -> np.ndarray:
-        logits = weights[0] * np.log(reg) + weights[1] * model
+        logits: np.ndarray = weights[0] * np.log(reg) + weights[1] * model
         logits -= logits.max()
-        p = np.exp(logits)
-        return p / p.sum()
+        p: np.ndarray = np.exp(logits)
+        normalised: np.ndarray = p / p.sum()
+        return normalised
 
     fitted: dict[int, np.ndarray] = {}
     for k in sorted(set(train.shots.tolist())):
         index = np.flatnonzero(train.shots == k)
 
         def loss(weights: np.ndarray, index: np.ndarray = index) -> float:
-            return -sum(
-                np.log(
-                    combine(weights, regression["train"][i], train.model_logprobs[i])[
-                        train.answers[i]
-                    ]
+            return -float(
+                sum(
+                    np.log(
+                        combine(weights, regression["train"][i], train.model_logprobs[i])[
+                            train.answers[i]
+                        ]
+                    )
+                    for i in index
                 )
-                for i in index
             )
 
         fitted[k] = minimize(loss, np.array([1.0, 0.0]), method="Nelder-Mead").x

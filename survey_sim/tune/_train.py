@@ -326,7 +326,8 @@ def _resume_point(out: Path, run: dict[str, Any]) -> str | None:
             f"holds checkpoints of a different tuning run ({', '.join(differing)} differ): "
             "rerun with that run's arguments to resume it, or choose another folder",
         )
-    return get_last_checkpoint(str(out / CHECKPOINTS))
+    last: str | None = get_last_checkpoint(str(out / CHECKPOINTS))
+    return last
 
 
 def _resumable(out: Path, step: int) -> str:
