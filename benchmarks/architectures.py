@@ -73,7 +73,7 @@ def sampling_error(engine: TransformersEngine, prefix: str, steps: int = 6) -> f
     generator = torch.Generator().manual_seed(0)
     vocabulary = engine.model.config.get_text_config(decoder=True).vocab_size
     forced = torch.randint(3, vocabulary, (3, steps), generator=generator)
-    decoder = engine._decoder(engine._prefill(prompt), len(forced))
+    decoder = engine.runner.decoder(engine.runner.prefill(prompt), len(forced))
     logits, worst = decoder.logits, 0.0
     for step in range(steps + 1):
         for row, tokens in enumerate(forced.tolist()):

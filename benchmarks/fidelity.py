@@ -123,9 +123,9 @@ def individual_mode(
         "eligible": split.eligible,
         "pool": evaluation.pool,
         "shots": list(split.shots),
-        "hit_rate": result.manifest["work"]["hit_rate"],
+        "hit_rate": result.manifest.work.hit_rate,
         "seconds_per_respondent": simulated / len(split.respondents),
-        "cached": result.manifest["cache"],
+        "cached": result.manifest.cache.model_dump() if result.manifest.cache else None,
         "alpha": alpha,
     }
     report = evaluation.report.select("method", "shots", "metric", "estimate", "lower", "upper")

@@ -48,7 +48,7 @@ def forward_throughput(result, model, batches: int = 8) -> float:  # type: ignor
     from survey_sim.tune._train import _chat_renderer, _examples
 
     human = HUMAN_DATASETS["gss_spending_2018"]()
-    settings = TuningSettings.model_validate(result.record["settings"])
+    settings = TuningSettings.model_validate(result.record.settings)
     loaded = load_local_model(model)
     examples = _examples(human, result.split.train, settings, _chat_renderer(loaded))
     size = settings.batch_size
@@ -63,7 +63,7 @@ def forward_throughput(result, model, batches: int = 8) -> float:  # type: ignor
 
 
 def cost_rows(result, model, objective: str) -> list[dict]:  # type: ignore[no-untyped-def]
-    work = result.record["work"]
+    work = result.record.work.model_dump()
     forward = forward_throughput(result, model)
     size = sum(p.stat().st_size for p in result.adapter.iterdir() if p.is_file())
     facts = {
@@ -76,7 +76,7 @@ def cost_rows(result, model, objective: str) -> list[dict]:  # type: ignore[no-u
         "trained tokens": work["trained_tokens"],
         "peak memory MiB": work["peak_memory_mib"],
         "adapter MiB": size / 2**20,
-        "best validation loss": result.record["best"]["validation_loss"],
+        "best validation loss": result.record.best.validation_loss,
     }
     return [
         {"objective": objective, "part": "cost", "method": name, "metric": name, "estimate": value}

@@ -73,7 +73,7 @@ def main() -> None:
             evaluate_every=10**6,
             progress=False,
         )
-        work = result.record["work"]
+        work = result.record.work.model_dump()
         model = AutoModelForCausalLM.from_pretrained(folder).to(work["device"]).eval()
         text = HFTokenizer(AutoTokenizer.from_pretrained(folder), model_id="speed")
         examples = _examples(human, result.split.train, settings, text)

@@ -21,6 +21,7 @@ the respondent model on survey data (LoRA) in :mod:`survey_sim.tune`.
 from typing import TYPE_CHECKING
 
 from survey_sim._lazy import lazy_getattr
+from survey_sim._version import VERSION
 from survey_sim.analysis import (
     Alignment,
     Calibration,
@@ -43,6 +44,7 @@ from survey_sim.data import (
     ces_2011,
     gss_spending_2018,
 )
+from survey_sim.data.splits import IndividualSplit
 from survey_sim.engines import Engine, EngineStats
 from survey_sim.errors import (
     InputError,
@@ -54,7 +56,6 @@ from survey_sim.errors import (
 )
 from survey_sim.evaluate.individuals import IndividualEvaluation, evaluate_individuals
 from survey_sim.evaluate.metrics import compare, compare_subgroups, subgroup_gaps, summarise
-from survey_sim.evaluate.splits import IndividualSplit
 from survey_sim.population import Persona, Population
 from survey_sim.questionnaire import (
     Bin,
@@ -93,7 +94,7 @@ __getattr__ = lazy_getattr(
     },
 )
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "DEFAULT_MODEL",

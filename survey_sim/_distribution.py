@@ -19,6 +19,10 @@ from collections.abc import Sequence
 
 import polars as pl
 
+PROBABILITY_FLOOR = 1e-6
+"""Predicted probabilities are floored here before log-losses and log-odds (then
+renormalised), so that a zero never becomes an infinite loss."""
+
 
 def weighted_distribution(
     frame: pl.DataFrame,

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from survey_sim.errors import InputError
+from survey_sim.errors import InputError, input_error
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -18,16 +18,16 @@ def read_text(path: Path) -> str:
     """Read a UTF-8 text file, turning decoding and missing-file problems into InputError."""
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "a folder, not a file") from None
+    except FileNotFoundError as error:
+        raise InputError(path, "file not found") from error
+    except IsADirectoryError as error:
+        raise InputError(path, "a folder, not a file") from error
     except OSError as error:
-        raise InputError(path, f"cannot read: {error.strerror}") from None
+        raise InputError(path, f"cannot read: {error.strerror}") from error
     except UnicodeDecodeError as error:
         raise InputError(
             path, f"not valid UTF-8 (byte {error.start}); save the file as UTF-8"
-        ) from None
+        ) from error
 
 
 def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
@@ -38,9 +38,9 @@ def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as error:
         line = error.problem_mark.line + 1 if error.problem_mark else None
-        raise InputError(path, f"invalid YAML: {error.problem}", line=line) from None
+        raise InputError(path, f"invalid YAML: {error.problem}", line=line) from error
     except yaml.YAMLError as error:
-        raise InputError(path, f"invalid YAML: {error}") from None
+        raise InputError(path, f"invalid YAML: {error}") from error
     return data, node
 
 
@@ -85,14 +85,6 @@ def validate_yaml(
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        loc = tuple(first["loc"])
-        where = describe(loc) if describe else None
-        if where is None:
-            where = "field " + ".".join(str(part) for part in loc) if loc else None
-        problem = first["msg"]
-        if first["type"] == "value_error":  # our own validators' messages, without "Value error, "
-            problem = str(first["ctx"]["error"])
-        raise InputError(
-            path, problem, location=where, line=line_of(node, in_file(loc) if in_file else loc)
-        ) from None
+        loc = tuple(error.errors()[0]["loc"])
+        line = line_of(node, in_file(loc) if in_file else loc)
+        raise input_error(path, error, describe=describe, line=line) from error

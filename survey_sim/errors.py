@@ -7,7 +7,11 @@ and clearly instead of deep inside a model call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 
 class SurveySimError(Exception):
@@ -57,6 +61,39 @@ class MethodError(SurveySimError, ValueError):
     """A simulation method that cannot apply to a question (e.g. exact for free text)."""
 
 
+class OptionOrderWarning(UserWarning):
+    """Results asked in one option order: a model's position bias reads as opinion there."""
+
+
 class ServerError(SurveySimError, ConnectionError):
     """A model server cannot be reached, is not the kind expected, runs another model than
     asked for, or stopped answering (after retries)."""
+
+
+def input_error(
+    source: str | Path,
+    error: ValidationError,
+    what: str | None = None,
+    *,
+    describe: Callable[[tuple[Any, ...]], str | None] | None = None,
+    line: int | None = None,
+) -> InputError:
+    """The first problem of a pydantic validation ``error`` as an :class:`InputError` from
+    ``source`` (the one conversion every reader of typed input uses).
+
+    Args:
+        what: What ``source`` should have been, added to the problem ("expected ...").
+        describe: Turns the problem's location into words (default: ``field a.b``).
+        line: The line of ``source`` the problem is on, when known.
+    """
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    where = describe(loc) if describe else None
+    if where is None and loc:
+        where = "field " + ".".join(str(part) for part in loc)
+    problem = first["msg"]
+    if first["type"] == "value_error":  # our own validators' messages, without "Value error, "
+        problem = str(first["ctx"]["error"])
+    if what:
+        problem = f"{problem} (expected {what})"
+    return InputError(source, problem, location=where, line=line)

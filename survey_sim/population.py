@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from survey_sim._io import write_atomic
 from survey_sim._yaml import line_of, load_yaml, read_text, validate_yaml
-from survey_sim.errors import InputError
+from survey_sim.errors import InputError, input_error
 
 AttributeValue = str | int | float | bool | None
 _RECORDS = Path("<records>")
@@ -143,7 +143,7 @@ class Population:
         try:
             table = pl.read_csv(text.encode(), infer_schema_length=None)
         except (pl.exceptions.PolarsError, ValueError) as error:
-            raise InputError(path, f"cannot parse CSV: {error}") from None
+            raise InputError(path, f"cannot parse CSV: {error}") from error
         if "id" not in table.columns:
             raise InputError(path, f"needs an 'id' column (columns: {', '.join(table.columns)})")
         rows = [
@@ -179,18 +179,16 @@ class Population:
             try:
                 personas.append(Persona.model_validate(fields))
             except ValidationError as error:
-                first = error.errors()[0]
-                field = ".".join(str(part) for part in first["loc"])
-                raise InputError(
-                    path,
-                    first["msg"],
-                    location=f"persona {fields.get('id')!r}, field '{field}'",
-                    line=line,
-                ) from None
+                persona = fields.get("id")
+
+                def in_persona(loc: tuple[Any, ...], persona: Any = persona) -> str:
+                    return f"persona {persona!r}, field '{'.'.join(str(part) for part in loc)}'"
+
+                raise input_error(path, error, describe=in_persona, line=line) from error
         try:
             return cls(personas, id=id)
         except ValueError as error:
-            raise InputError(path, str(error)) from None
+            raise InputError(path, str(error)) from error
 
 
 class _PersonaEntry(BaseModel):
@@ -254,6 +252,6 @@ def _render(
             f"template uses {{{error.args[0]}}}, which is not an attribute (attributes: {known})",
             location=f"persona {persona_id!r}",
             line=line,
-        ) from None
+        ) from error
     except (ValueError, IndexError) as error:
-        raise InputError(path, f"invalid template: {error}", location="field 'template'") from None
+        raise InputError(path, f"invalid template: {error}", location="field 'template'") from error

@@ -130,6 +130,20 @@ class ChoiceQuestion(OptionsQuestion):
 
     kind: Literal["single_choice", "ordinal"]
 
+    def scale(self) -> tuple[int, ...] | None:
+        """The options on the ordinal scale, as indices into ``options`` from one end of the
+        scale to the other: the options with a position, in position order (``None`` when
+        the question is not ordinal or fewer than two options have positions). The one rule
+        every ordinal computation uses (representativeness, the tuning EMD loss)."""
+        if self.kind != "ordinal":
+            return None
+        ranked = sorted(
+            (option.position, index)
+            for index, option in enumerate(self.options)
+            if option.position is not None
+        )
+        return tuple(index for _, index in ranked) if len(ranked) >= 2 else None
+
 
 class MultiSelectQuestion(OptionsQuestion):
     """ "Select all that apply": any number of options between ``min_selected`` and

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
 
-import survey_sim
+from survey_sim._version import VERSION
 from survey_sim.errors import SurveySimError
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def sample(
         target_accept=options.get("target_accept", 0.8),
         compute_convergence_checks=False,
     )
-    stamped = {"survey_sim_version": survey_sim.__version__, **attributes}
+    stamped = {"survey_sim_version": VERSION, **attributes}
     for group in idata.groups():
         idata[group].attrs.update({k: v for k, v in stamped.items() if v is not None})
     check_diagnostics(idata, variables)

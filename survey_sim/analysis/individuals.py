@@ -17,7 +17,7 @@ ones are masked out.
 Each respondent's answer is in the data once per k; every row counts 1/(number of k) in the
 likelihood, so the question effects, shared over k, weigh each real answer once.
 
-Fitted on training respondents only (:class:`~survey_sim.evaluate.individuals.Rows` of role
+Fitted on training respondents only (:class:`~survey_sim.runs.individuals.HeldOutRows` of role
 train), it predicts test respondents' answers (:meth:`IndividualCalibration.predict`) with
 the posterior averaged over.
 """
@@ -35,7 +35,7 @@ from survey_sim.errors import InputError, SurveySimError
 if TYPE_CHECKING:
     import arviz as az
 
-    from survey_sim.evaluate.individuals import Rows
+    from survey_sim.runs.individuals import HeldOutRows
 
 MASKED = -1e9
 """The logit of an option a question does not have."""
@@ -52,7 +52,7 @@ class IndividualCalibration:
         human: The human data (for question ids and attributes of the fit).
     """
 
-    def __init__(self, rows: Rows, human: HumanResponses) -> None:
+    def __init__(self, rows: HeldOutRows, human: HumanResponses) -> None:
         self.rows = rows
         self.questions = sorted(set(rows.questions))
         self.shots = sorted(set(rows.shots.tolist()))
@@ -61,7 +61,7 @@ class IndividualCalibration:
         self.idata: az.InferenceData | None = None
 
     def _design(
-        self, rows: Rows, questions: list[str]
+        self, rows: HeldOutRows, questions: list[str]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(x padded with zeros, option mask, index in ``questions``, k index) of ``rows``."""
         unknown_shots = sorted(set(rows.shots.tolist()) - set(self.shots))
@@ -79,7 +79,7 @@ class IndividualCalibration:
         shots = np.array([self.shots.index(int(k)) for k in rows.shots])
         return x, mask, question, shots
 
-    def _free(self, rows: Rows, questions: list[str]) -> np.ndarray:
+    def _free(self, rows: HeldOutRows, questions: list[str]) -> np.ndarray:
         """(questions, width): which options of each question have an effect of their own
         (all but the question's last, the reference)."""
         sizes = {q: len(p) for q, p in zip(rows.questions, rows.model_logprobs, strict=True)}
@@ -113,7 +113,7 @@ class IndividualCalibration:
             self.idata = sample(["alpha", "beta", "sigma"], sampling, self.attributes)
         return self.idata
 
-    def predict(self, rows: Rows, *, seed: int = 0) -> list[np.ndarray]:
+    def predict(self, rows: HeldOutRows, *, seed: int = 0) -> list[np.ndarray]:
         """Each row's answer distribution (options in questionnaire order), averaged over
         posterior draws. A question no training row had gets a fresh question effect per
         draw (``seed``), so its prediction carries how far questions stray.

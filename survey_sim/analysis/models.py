@@ -34,17 +34,15 @@ from typing import TYPE_CHECKING, Any, Unpack
 import numpy as np
 import polars as pl
 
+from survey_sim._distribution import PROBABILITY_FLOOR
 from survey_sim.analysis.backend import SamplingOptions, calibrated_counts, log_odds, sample
+from survey_sim.data.aligned import option_probs, shared_questions, simulated_distribution
 from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import InputError, SurveySimError
-from survey_sim.evaluate.metrics import option_probs, shared_questions, simulated_distribution
 from survey_sim.runs.results import SimulationResult
 
 if TYPE_CHECKING:
     import arviz as az
-
-PROBABILITY_FLOOR = 1e-6
-"""Simulated probabilities are floored here (a zero would make observed answers impossible)."""
 
 Simulated = SimulationResult | pl.DataFrame
 """A simulation's results, or a distribution frame (``question_id``, ``option_code``,
@@ -74,7 +72,7 @@ class AlignedData:
     def of(cls, simulated: Simulated, human: HumanResponses, by: Sequence[str] = ()) -> AlignedData:
         """Align ``simulated`` (a population or subgroup distribution) with ``human``."""
         frame = simulated.population if isinstance(simulated, SimulationResult) else simulated
-        manifest = simulated.manifest if isinstance(simulated, SimulationResult) else {}
+        manifest = simulated.manifest if isinstance(simulated, SimulationResult) else None
         people = human.distribution(by)
         model = simulated_distribution(frame, by)
         questions = shared_questions(model, people, human)
@@ -127,7 +125,7 @@ class AlignedData:
             attributes={
                 "questionnaire": human.questionnaire.id,
                 "human_data": human.source,
-                "model_fingerprint": manifest.get("model", {}).get("fingerprint"),
+                "model_fingerprint": manifest.model.fingerprint if manifest else None,
             },
         )
 

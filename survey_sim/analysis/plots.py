@@ -14,13 +14,13 @@ import polars as pl
 
 from survey_sim._io import write_atomic
 from survey_sim.analysis.models import coverage_by_question
-from survey_sim.data.responses import HumanResponses
-from survey_sim.evaluate.metrics import (
+from survey_sim.data.aligned import (
     leave_one_out_marginal,
     option_probs,
     shared_questions,
     simulated_distribution,
 )
+from survey_sim.data.responses import HumanResponses
 
 if TYPE_CHECKING:
     import arviz as az

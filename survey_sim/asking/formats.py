@@ -39,9 +39,12 @@ tiny fraction of P("A") and ``coverage`` collapses.
 
 from __future__ import annotations
 
+import contextlib
+import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from survey_sim.engines.base import ChatMessage, ScoreRequest
 from survey_sim.errors import ScoringError
@@ -65,6 +68,26 @@ class Turn:
 
 
 History = Sequence[Turn]
+
+
+@dataclass(frozen=True)
+class PromptContext:
+    """Everything a prompt holds around the question being asked.
+
+    Attributes:
+        description: Who answers, as the format describes them
+            (:meth:`PromptFormat.describe`).
+        chat: What renders chat messages with the model's template (the engine).
+        instructions: The questionnaire's instructions, read with this question (``None``:
+            not read here, e.g. after the first question of an interview).
+        history: The respondent's earlier questions and answers, shown before this question
+            as turns of the format (few-shot answers, or the interview so far).
+    """
+
+    description: str
+    chat: ChatRenderer
+    instructions: str | None = None
+    history: History = ()
 
 
 class ChatRenderer(Protocol):
@@ -93,23 +116,13 @@ class PromptFormat(Protocol):
         """The persona as this format shows it (the ``description`` its prompts take)."""
         ...
 
-    def prompt(
-        self, body: str, *, description: str, chat: ChatRenderer, history: History = ()
-    ) -> str:
-        """The text the model reads before its answer (for sampling), after ``history``."""
+    def prompt(self, body: str, context: PromptContext) -> str:
+        """The text the model reads before its answer (for sampling): ``body`` (the
+        question as read) after the context's description and history."""
         ...
 
-    def render(
-        self,
-        body: str,
-        answers: Sequence[str],
-        *,
-        description: str,
-        chat: ChatRenderer,
-        history: History = (),
-    ) -> ScoreRequest:
-        """The prompt (after ``history``) as prefix and each answer as a continuation to
-        score exactly."""
+    def render(self, body: str, answers: Sequence[str], context: PromptContext) -> ScoreRequest:
+        """The prompt as prefix and each answer as a continuation to score exactly."""
         ...
 
 
@@ -156,23 +169,15 @@ class ChatFormat(_FormatOptions):
 
     base_name: ClassVar[str] = "chat"
 
-    def prompt(
-        self, body: str, *, description: str, chat: ChatRenderer, history: History = ()
-    ) -> str:
-        return chat.render_chat(
-            self._messages(body, description, history), add_generation_prompt=True
+    def prompt(self, body: str, context: PromptContext) -> str:
+        return context.chat.render_chat(
+            self._messages(body, context.description, context.history),
+            add_generation_prompt=True,
         )
 
-    def render(
-        self,
-        body: str,
-        answers: Sequence[str],
-        *,
-        description: str,
-        chat: ChatRenderer,
-        history: History = (),
-    ) -> ScoreRequest:
-        messages = self._messages(body, description, history)
+    def render(self, body: str, answers: Sequence[str], context: PromptContext) -> ScoreRequest:
+        chat = context.chat
+        messages = self._messages(body, context.description, context.history)
         prefix = chat.render_chat(messages, add_generation_prompt=True)
         terminate = self._terminates(answers)
         continuations = []
@@ -292,12 +297,37 @@ def detect_markup(chat: ChatRenderer) -> Markup:
 
 
 @dataclass(frozen=True)
-class SpectrumFormat(_FormatOptions):
+class _CompletionFormat(_FormatOptions, ABC):
+    """A format whose prompt text the answer directly follows (no chat template around the
+    answer): each answer is scored as ``answer_lead + answer``, with the format's
+    end-of-answer marker when it is scored (``terminated``)."""
+
+    answer_lead: ClassVar[str] = ""
+
+    @abstractmethod
+    def prompt(self, body: str, context: PromptContext) -> str:
+        """The text the answer follows."""
+
+    @abstractmethod
+    def _answer_end(self, chat: ChatRenderer) -> str:
+        """What ends an answer in this format."""
+
+    def render(self, body: str, answers: Sequence[str], context: PromptContext) -> ScoreRequest:
+        prefix = self.prompt(body, context)
+        end = self._answer_end(context.chat) if self._terminates(answers) else ""
+        return ScoreRequest(prefix, tuple(f"{self.answer_lead}{text}{end}" for text in answers))
+
+
+@dataclass(frozen=True)
+class SpectrumFormat(_CompletionFormat):
     """Spectrum-tuning roles: ``description`` (persona), ``input`` (question), ``output``,
     in the turn markup of the model's family (``markup``: a name in :data:`MARKUPS`, or
     ``"auto"`` to read it from the model's chat template)."""
 
     markup: str = "auto"
+    _detected: list[tuple[weakref.ref[ChatRenderer], Markup]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
     base_name: ClassVar[str] = "spectrum"
 
@@ -313,62 +343,51 @@ class SpectrumFormat(_FormatOptions):
         options = super().name
         return options if self.markup == "auto" else f"{options}:{self.markup}"
 
-    def prompt(
-        self, body: str, *, description: str, chat: ChatRenderer, history: History = ()
-    ) -> str:
-        markup = self._markup(chat)
+    def prompt(self, body: str, context: PromptContext) -> str:
+        markup = self._markup(context.chat)
         earlier = "".join(
             markup.turn("input", turn.question) + markup.turn("output", turn.answer)
-            for turn in history
+            for turn in context.history
         )
         return (
-            markup.turn("description", description)
+            markup.turn("description", context.description)
             + earlier
             + markup.turn("input", body)
             + markup.opening.format(role="output")
         )
 
-    def render(
-        self,
-        body: str,
-        answers: Sequence[str],
-        *,
-        description: str,
-        chat: ChatRenderer,
-        history: History = (),
-    ) -> ScoreRequest:
-        prefix = self.prompt(body, description=description, chat=chat, history=history)
-        end = self._markup(chat).closing if self._terminates(answers) else ""
-        return ScoreRequest(prefix, tuple(f"{text}{end}" for text in answers))
+    def _answer_end(self, chat: ChatRenderer) -> str:
+        return self._markup(chat).closing
 
     def _markup(self, chat: ChatRenderer) -> Markup:
-        return detect_markup(chat) if self.markup == "auto" else MARKUPS[self.markup]
+        """The chosen markup, or the one detected for ``chat`` (detected once per renderer:
+        the last renderer's markup is kept, without keeping the renderer alive)."""
+        if self.markup != "auto":
+            return MARKUPS[self.markup]
+        if self._detected and self._detected[0][0]() is chat:
+            return self._detected[0][1]
+        markup = detect_markup(chat)
+        with contextlib.suppress(TypeError):  # not weakly referable: detected every time
+            self._detected[:] = [(weakref.ref(chat), markup)]
+        return markup
 
 
 @dataclass(frozen=True)
-class PlainFormat(_FormatOptions):
+class PlainFormat(_CompletionFormat):
     """A completion prompt: persona, question, then ``Answer:`` and the answer on one line."""
 
     base_name: ClassVar[str] = "plain"
 
-    def prompt(
-        self, body: str, *, description: str, chat: ChatRenderer, history: History = ()
-    ) -> str:
-        earlier = "".join(f"{turn.question}\n\nAnswer: {turn.answer}\n\n" for turn in history)
-        return f"{description}\n\n{earlier}{body}\n\nAnswer:"
+    answer_lead: ClassVar[str] = " "
 
-    def render(
-        self,
-        body: str,
-        answers: Sequence[str],
-        *,
-        description: str,
-        chat: ChatRenderer,
-        history: History = (),
-    ) -> ScoreRequest:
-        prefix = self.prompt(body, description=description, chat=chat, history=history)
-        end = "\n" if self._terminates(answers) else ""
-        return ScoreRequest(prefix, tuple(f" {text}{end}" for text in answers))
+    def prompt(self, body: str, context: PromptContext) -> str:
+        earlier = "".join(
+            f"{turn.question}\n\nAnswer: {turn.answer}\n\n" for turn in context.history
+        )
+        return f"{context.description}\n\n{earlier}{body}\n\nAnswer:"
+
+    def _answer_end(self, chat: ChatRenderer) -> str:
+        return "\n"
 
 
 FORMATS: dict[str, type[ChatFormat | SpectrumFormat | PlainFormat]] = {
@@ -380,23 +399,63 @@ FORMATS: dict[str, type[ChatFormat | SpectrumFormat | PlainFormat]] = {
 
 
 def format_names() -> list[str]:
-    """Every name :func:`get_format` accepts: the formats, and ``spectrum:MARKUP`` for each
-    turn markup."""
+    """The base names :func:`get_format` accepts, and ``spectrum:MARKUP`` for each turn
+    markup (any name a format reports is accepted too, options included)."""
     return [*FORMATS, *(f"spectrum:{markup}" for markup in MARKUPS)]
+
+
+NAME_OPTIONS: dict[str, tuple[str, AnswerMode | Termination]] = {
+    "text": ("answer", "text"),
+    "terminated": ("terminated", True),
+    "open": ("terminated", False),
+}
+"""The options a format's name may carry after its base name, and the setting each makes."""
 
 
 def get_format(
     format: str | PromptFormat, *, answer: AnswerMode = "label", terminated: Termination = "auto"
 ) -> PromptFormat:
-    """A format instance from its name (``chat``, ``spectrum``, ``xml``, ``plain``, or
-    ``spectrum:gemma`` for the Spectrum roles in a chosen markup), or as given."""
+    """A format instance from its name, or as given.
+
+    A name is a base name (``chat``, ``spectrum``, ``xml``, ``plain``) followed by the
+    options a format's :attr:`~PromptFormat.name` records, each after a colon: ``text``
+    (answer with the option's text), ``terminated`` or ``open`` (see ``terminated``) and,
+    for ``spectrum``, a turn markup (``spectrum:text:gemma``). So every recorded name reads
+    back as the format that wrote it: ``get_format(fmt.name) == fmt``. ``answer`` and
+    ``terminated`` add to the name's options; contradicting one is an error.
+
+    Raises:
+        ValueError: an unknown base name or option, or keywords that contradict the name.
+    """
     if not isinstance(format, str):
         return format
-    base, _, markup = format.partition(":")
-    if base == "spectrum" and markup:
-        return SpectrumFormat(answer=answer, terminated=terminated, markup=markup)
-    if format not in FORMATS:
+    base, *options = format.split(":")
+    if base not in FORMATS:
         raise ValueError(
             f"unknown prompt format {format!r}; choose one of {', '.join(format_names())}"
         )
-    return FORMATS[format](answer=answer, terminated=terminated)
+    chosen: dict[str, Any] = {}
+    for option in options:
+        if option in NAME_OPTIONS:
+            setting, value = NAME_OPTIONS[option]
+            chosen[setting] = value
+        elif base == "spectrum":
+            chosen["markup"] = option  # SpectrumFormat refuses an unknown markup
+        else:
+            raise ValueError(
+                f"unknown option {option!r} in prompt format {format!r}; a {base} format "
+                f"takes {', '.join(NAME_OPTIONS)}"
+            )
+    for setting, given, default in (
+        ("answer", answer, "label"),
+        ("terminated", terminated, "auto"),
+    ):
+        if given == default:
+            continue
+        if setting in chosen and chosen[setting] != given:
+            raise ValueError(
+                f"prompt format {format!r} sets {setting} to {chosen[setting]!r}, "
+                f"but {setting}={given!r} was asked for"
+            )
+        chosen[setting] = given
+    return FORMATS[base](**chosen)

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from survey_sim.asking.formats import ChatRenderer, History, PromptFormat, Turn
+from survey_sim.asking.formats import ChatRenderer, PromptContext, PromptFormat, Turn
 from survey_sim.asking.schemas import (
     JsonSchema,
     answer_texts,
@@ -95,16 +95,9 @@ class Asking(Protocol):
         """What probabilities are reported for (empty for free text)."""
         ...
 
-    def exact_requests(
-        self,
-        *,
-        description: str,
-        instructions: str | None,
-        chat: ChatRenderer,
-        history: History = (),
-    ) -> list[ScoreRequest]:
-        """Score requests whose exact probabilities make the distribution, asked after
-        the respondent's earlier answers in ``history``.
+    def exact_requests(self, context: PromptContext) -> list[ScoreRequest]:
+        """Score requests whose exact probabilities make the distribution, asked in
+        ``context`` (who answers, after which earlier answers).
 
         Raises:
             MethodError: when the question cannot be read exactly.
@@ -115,15 +108,8 @@ class Asking(Protocol):
         """The distribution from the results of :meth:`exact_requests`."""
         ...
 
-    def sample_prompt(
-        self,
-        *,
-        description: str,
-        instructions: str | None,
-        chat: ChatRenderer,
-        history: History = (),
-    ) -> str:
-        """The prompt sampled answers follow (after ``history``)."""
+    def sample_prompt(self, context: PromptContext) -> str:
+        """The prompt sampled answers follow, in ``context``."""
         ...
 
     def schema(self) -> JsonSchema:
@@ -162,9 +148,8 @@ def choice_request(
     instructions: str | None = None,
 ) -> ScoreRequest:
     """The one score request of a single-choice question: its prompt, one answer per option."""
-    (request,) = ask(question, format).exact_requests(
-        description=description, instructions=instructions, chat=chat
-    )
+    context = PromptContext(description, chat, instructions)
+    (request,) = ask(question, format).exact_requests(context)
     return request
 
 
@@ -198,16 +183,8 @@ class _AskingBase(ABC):
     def _answer_instruction(self) -> str:
         """How to answer, as the last line of the question."""
 
-    def sample_prompt(
-        self,
-        *,
-        description: str,
-        instructions: str | None,
-        chat: ChatRenderer,
-        history: History = (),
-    ) -> str:
-        body = self._sample_body(instructions)
-        return self.format.prompt(body, description=description, chat=chat, history=history)
+    def sample_prompt(self, context: PromptContext) -> str:
+        return self.format.prompt(self._sample_body(context.instructions), context)
 
     def _sample_body(self, instructions: str | None) -> str:
         return self._body(instructions, self._answer_instruction())
@@ -279,19 +256,10 @@ class _ChoiceAsking(_OptionsAsking):
             return f"Answer with the {self._label_name()} of one option only."
         return "Answer with one of the options, exactly as written."
 
-    def exact_requests(
-        self,
-        *,
-        description: str,
-        instructions: str | None,
-        chat: ChatRenderer,
-        history: History = (),
-    ) -> list[ScoreRequest]:
-        body = self._sample_body(instructions)
+    def exact_requests(self, context: PromptContext) -> list[ScoreRequest]:
+        body = self._sample_body(context.instructions)
         answers = answer_texts(self.question, self.format.answer)
-        return [
-            self.format.render(body, answers, description=description, chat=chat, history=history)
-        ]
+        return [self.format.render(body, answers, context)]
 
     def answered(self, code: str, *, instructions: str | None) -> Turn:
         """This question answered with option ``code``, as a turn of a respondent's
@@ -330,14 +298,7 @@ class _MultiSelectAsking(_OptionsAsking):
             how += f" Choose at most {question.max_selected}."
         return how
 
-    def exact_requests(
-        self,
-        *,
-        description: str,
-        instructions: str | None,
-        chat: ChatRenderer,
-        history: History = (),
-    ) -> list[ScoreRequest]:
+    def exact_requests(self, context: PromptContext) -> list[ScoreRequest]:
         listing = self._listing()
         requests = []
         for option in self.question.options:
@@ -345,12 +306,8 @@ class _MultiSelectAsking(_OptionsAsking):
             if self.format.answer == "text":
                 named = f'"{option.text}"'
             judgement = f"Would you select {named}? Answer {YES} or {NO}."
-            body = self._body(instructions, listing, judgement)
-            requests.append(
-                self.format.render(
-                    body, [YES, NO], description=description, chat=chat, history=history
-                )
-            )
+            body = self._body(context.instructions, listing, judgement)
+            requests.append(self.format.render(body, [YES, NO], context))
         return requests
 
     def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
@@ -382,14 +339,7 @@ class _NumericAsking(_AskingBase):
             )
         return NUMBER_CHARS
 
-    def exact_requests(
-        self,
-        *,
-        description: str,
-        instructions: str | None,
-        chat: ChatRenderer,
-        history: History = (),
-    ) -> list[ScoreRequest]:
+    def exact_requests(self, context: PromptContext) -> list[ScoreRequest]:
         question = self.question
         if not question.integer:
             raise MethodError(
@@ -406,11 +356,9 @@ class _NumericAsking(_AskingBase):
                 f"question {question.id!r} has more than 101 values and no bins to report "
                 "them in; declare bins"
             )
-        body = self._sample_body(instructions)
+        body = self._sample_body(context.instructions)
         values = [str(value) for value in question.values()]
-        return [
-            self.format.render(body, values, description=description, chat=chat, history=history)
-        ]
+        return [self.format.render(body, values, context)]
 
     def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
         (result,) = results
@@ -444,14 +392,7 @@ class _FreeTextAsking(_AskingBase):
         # Quotes around the text; escaped characters take more, and are flagged if cut.
         return self.question.max_chars + 2
 
-    def exact_requests(
-        self,
-        *,
-        description: str,
-        instructions: str | None,
-        chat: ChatRenderer,
-        history: History = (),
-    ) -> list[ScoreRequest]:
+    def exact_requests(self, context: PromptContext) -> list[ScoreRequest]:
         raise MethodError(
             f"question {self.question.id!r} is free text: its answers can only be sampled "
             "(method='sample', or method={'free_text': 'sample'})"

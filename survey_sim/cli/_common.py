@@ -9,17 +9,18 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from survey_sim.asking.formats import format_names
 from survey_sim.data.bundled import HUMAN_DATASETS
 from survey_sim.data.readers import DATA_SUFFIXES
 from survey_sim.data.responses import HumanResponses
 from survey_sim.engines.base import Engine
-from survey_sim.engines.registry import locate_adapter, locate_model
+from survey_sim.engines.catalog import EngineOptions, engine_names
+from survey_sim.engines.catalog import engine_loader as load_engine
 from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs.individuals import IndividualResult
+from survey_sim.runs.manifest import StoreRecord
 from survey_sim.runs.results import SimulationResult
 from survey_sim.runs.store import ResultsCache
 
@@ -89,7 +90,7 @@ def check_outputs(outputs: Sequence[Path | None], inputs: Sequence[str | Path | 
         try:  # the one reliable test (root, read-only file systems, /proc): write a file
             probe, probe_path = tempfile.mkstemp(prefix=".survey-sim-probe.", dir=folder)
         except OSError as error:
-            raise SurveySimError(f"{path}: cannot write in {folder} ({error.strerror})") from None
+            raise SurveySimError(f"{path}: cannot write in {folder} ({error.strerror})") from error
         os.close(probe)
         os.unlink(probe_path)
 
@@ -104,7 +105,7 @@ def write_run(result: SimulationResult | IndividualResult, path: Path) -> list[P
             f"{path}: cannot write the results ({error.strerror}); the answers are in the "
             "results cache (unless --no-cache): rerun the command once there is room, or with "
             "another --out, to write them without computing them again"
-        ) from None
+        ) from error
 
 
 def add_human_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -150,9 +151,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--engine",
-        choices=["embedded", "sglang"],
+        choices=engine_names(),
         default="embedded",
-        help="run the model in this process (default) or on an SGLang server (--url)",
+        help="run the model in this process (default: embedded), on an SGLang server (sglang, "
+        "with --url), or with an engine an installed package adds",
     )
     parser.add_argument(
         "--url",
@@ -160,12 +162,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="the SGLang server or router, e.g. http://127.0.0.1:30000 (with --engine sglang; "
         "start one with survey-sim serve)",
     )
-    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="CPU threads for torch (embedded engine; default: torch's own count)",
+    )
     parser.add_argument(
         "--dtype",
         choices=["float32", "bfloat16", "float16"],
-        default="float32",
-        help="model dtype (default: float32)",
+        default=None,
+        help="model dtype (embedded engine; default: float32)",
     )
     storing = parser.add_mutually_exclusive_group()
     storing.add_argument(
@@ -209,34 +216,13 @@ def add_asking_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def engine_loader(args: argparse.Namespace) -> Callable[[], Engine]:
-    """What loads the engine the arguments choose (embedded, loading ``--model``; or SGLang
-    at ``--url``), once the arguments and the model's location are checked: commands call it
-    after every input was checked, so no mistake waits for torch to load."""
-    if args.adapter is not None:
-        locate_adapter(args.adapter)
-    if args.engine == "sglang":
-        if args.url is None:
-            raise SurveySimError("--engine sglang needs --url (start a server: survey-sim serve)")
-
-        def connect() -> Engine:
-            from survey_sim.engines.sglang import SGLangEngine
-
-            return SGLangEngine(args.url, model=args.model, adapter=args.adapter)
-
-        return connect
-    if args.url is not None:
-        raise SurveySimError("--url needs --engine sglang")
-    locate_model(args.model)
-
-    def load() -> Engine:
-        from survey_sim.engines.transformers import EngineSettings, TransformersEngine
-
-        settings = EngineSettings(threads=args.threads, dtype=args.dtype)
-        return TransformersEngine.from_pretrained(
-            args.model, settings=settings, adapter=args.adapter
-        )
-
-    return load
+    """What loads the engine the arguments choose (:mod:`survey_sim.engines.catalog`), once
+    the arguments and the model's location are checked: commands call it after every input
+    was checked, so no mistake waits for torch to load."""
+    options = EngineOptions(
+        model=args.model, adapter=args.adapter, url=args.url, threads=args.threads, dtype=args.dtype
+    )
+    return load_engine(args.engine, options)
 
 
 def load_human(args: argparse.Namespace) -> HumanResponses:
@@ -268,8 +254,8 @@ def open_cache(args: argparse.Namespace) -> ResultsCache | bool:
     return False if args.no_cache else ResultsCache(fresh=args.fresh)
 
 
-def cache_summary(record: dict[str, Any] | None) -> str:
+def cache_summary(record: StoreRecord | None) -> str:
     """The manifest's record of the results store, in words."""
     if record is None:
         return "results cache not used"
-    return f"{record['hits']} requests from the results cache, {record['misses']} computed"
+    return f"{record.hits} requests from the results cache, {record.misses} computed"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +18,13 @@ from survey_sim.cli._common import (
     load_human,
     output_file,
 )
+from survey_sim.data.aligned import shared_questions, simulated_distribution
 from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import InputError, SurveySimError
 from survey_sim.evaluate.metrics import (
     compare,
     compare_subgroups,
-    shared_questions,
     shared_subgroups,
-    simulated_distribution,
     subgroup_gaps,
     summarise,
 )
@@ -158,7 +156,7 @@ def _checked(args: argparse.Namespace) -> _Study:
     result = SimulationResult.read_parquet(args.results)
     human = load_human(args)
     model = simulated_distribution(result.population)
-    simulated_survey = result.manifest.get("questionnaire", {}).get("id")
+    simulated_survey = result.manifest.questionnaire.id if result.manifest else None
     if not set(model["question_id"]) & {q.id for q in human.questionnaire}:
         raise InputError(
             args.results,
@@ -181,27 +179,20 @@ def _checked(args: argparse.Namespace) -> _Study:
                 f"--calibrate {args.calibrate}: there are {len(questions)} questions to hold "
                 f"out, so at most {len(questions)} folds"
             )
-    if not result.manifest.get("settings", {}).get("permute", True):
-        warnings.warn(
-            "these results were asked in one option order (run without --permute): a model "
-            "that favours the first (or last) option it reads shows that as opinion here. "
-            "Rerun with --permute to average balanced orders and measure the position bias.",
-            stacklevel=1,
-        )
+    result.warn_if_one_order()
     return _Study(result, human, by, by_subgroup, calibration)
 
 
 def _title(study: _Study) -> str:
     """Which model, prompt format, population and human data a plot shows."""
     manifest = study.result.manifest
-    model = manifest.get("model", {}).get("model_id", "unknown model")
-    settings = manifest.get("settings", {})
-    population = manifest.get("population", {})
+    if manifest is None:
+        return f"unknown model and population vs {study.human.source}"
+    settings, population = manifest.settings, manifest.population
     return (
-        f"{model} ({settings.get('format', '?')} format"
-        f"{', permuted orders' if settings.get('permute') else ''}), population "
-        f"{population.get('id', '?')!r} ({population.get('personas', '?')} personas) vs "
-        f"{study.human.source}"
+        f"{manifest.model.model_id} ({settings.prompt_format().name} format"
+        f"{', permuted orders' if settings.permute else ''}), population "
+        f"{population.id!r} ({population.personas} personas) vs {study.human.source}"
     )
 
 

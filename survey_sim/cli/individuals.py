@@ -23,9 +23,9 @@ from survey_sim.cli._common import (
     output_file,
     write_run,
 )
+from survey_sim.data.splits import IndividualSplit
 from survey_sim.errors import SurveySimError
 from survey_sim.evaluate.individuals import METHODS
-from survey_sim.evaluate.splits import IndividualSplit
 from survey_sim.runs.individuals import IndividualResult, simulate_individuals
 from survey_sim.runs.results import ResultFiles, beside
 from survey_sim.runs.settings import SimulationSettings
@@ -162,15 +162,16 @@ def individuals_command(args: argparse.Namespace) -> int:
         cache=cache,
     )
     written = write_run(result, args.out)
-    work, manifest, cached = result.manifest["work"], result.manifest, result.manifest["cache"]
-    reuse = "" if work["hit_rate"] is None else f"; {work['hit_rate']:.0%} of prompt tokens reused"
-    stored = f"; {cache_summary(cached)}"
+    manifest = result.manifest
+    work = manifest.work
+    reuse = "" if work.hit_rate is None else f"; {work.hit_rate:.0%} of prompt tokens reused"
+    stored = f"; {cache_summary(manifest.cache)}"
     print(
         f"{len(split.train)} training and {len(split.test)} test respondents (of "
         f"{split.eligible} eligible), k = {', '.join(map(str, split.shots))}, "
         f"{len(next(iter(split.held_out.values())))} held-out questions each, on "
-        f"{engine.model_id} ({manifest['settings']['format']} format): "
-        f"{manifest['seconds']:.1f} s, {manifest['seconds_per_respondent']:.2f} s per "
+        f"{engine.model_id} ({manifest.settings.prompt_format().name} format): "
+        f"{manifest.seconds:.1f} s, {manifest.seconds_per_respondent or 0:.2f} s per "
         f"respondent{stored}{reuse}.\nWrote {', '.join(str(path) for path in written)}."
     )
     return 0

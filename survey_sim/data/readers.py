@@ -32,20 +32,20 @@ def read_table(
         try:
             return pl.read_parquet(path), {}
         except (pl.exceptions.PolarsError, OSError) as error:
-            raise InputError(path, f"cannot read as Parquet: {error}") from None
+            raise InputError(path, f"cannot read as Parquet: {error}") from error
     if suffix in (".sav", ".dta"):
         try:
             import pyreadstat
-        except ImportError:
+        except ImportError as error:
             raise InputError(
                 path,
                 "reading SPSS/Stata files needs pyreadstat: pip install 'survey-sim[analysis]'",
-            ) from None
+            ) from error
         reader = pyreadstat.read_sav if suffix == ".sav" else pyreadstat.read_dta
         try:
             frame, meta = reader(str(path), output_format="polars")
         except pyreadstat.ReadstatError as error:
-            raise InputError(path, f"cannot read: {error}") from None
+            raise InputError(path, f"cannot read: {error}") from error
         labels = {
             column: {code_text(code): str(label) for code, label in value_labels.items()}
             for column, value_labels in meta.variable_value_labels.items()
@@ -68,8 +68,8 @@ def _read_csv(path: Path, encoding: str) -> pl.DataFrame:
             "(Excel: 'CSV UTF-8'), or name its encoding in the mapping, e.g. "
             "'encoding: latin-1' (Excel and SPSS on Windows often write cp1252)",
             line=line,
-        ) from None
+        ) from error
     try:
         return pl.read_csv(text.encode("utf-8"), infer_schema_length=None)
     except pl.exceptions.PolarsError as error:
-        raise InputError(path, f"cannot read as CSV: {error}") from None
+        raise InputError(path, f"cannot read as CSV: {error}") from error

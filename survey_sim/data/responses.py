@@ -324,13 +324,13 @@ def _mapped_question(
 ) -> OptionsQuestion:
     try:
         question = questionnaire.question(question_id)
-    except KeyError:
+    except KeyError as error:
         known = ", ".join(q.id for q in questionnaire)
         raise InputError(
             source,
             f"the mapping names question {question_id!r}, which is not in "
             f"questionnaire {questionnaire.id!r} ({known})",
-        ) from None
+        ) from error
     if not isinstance(question, OptionsQuestion) or question.kind == "multi_select":
         raise InputError(
             source,

@@ -174,7 +174,7 @@ def _parse_json(text: str, schema: Mapping[str, Any]) -> Any:
     except json.JSONDecodeError as error:
         raise ScoringError(
             f"model output {text!r} is not valid JSON for schema {dict(schema)}: {error}"
-        ) from None
+        ) from error
 
 
 def _bos_to_prepend(tokenizer: PreTrainedTokenizerBase) -> int | None:

@@ -7,12 +7,16 @@ personas, prompt layouts) lives above them.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol, TypedDict, TypeVar, runtime_checkable
 
-from survey_sim.errors import ScoringError
+from survey_sim.engines.records import AdapterDescription, EngineDescription
+from survey_sim.errors import MethodError, ScoringError
 
 ResultT = TypeVar("ResultT", contravariant=True)
 
@@ -182,8 +186,10 @@ class Engine(Protocol):
     """A language model that scores continuations exactly and samples under a JSON schema.
 
     Implementations: :class:`~survey_sim.engines.transformers.TransformersEngine` (embedded,
-    CPU or GPU). A user's own engine needs exactly these members; :func:`survey_sim.simulate`
-    uses nothing else, so it caches, resumes and records it like a built-in one.
+    CPU or GPU) and :class:`~survey_sim.engines.sglang.SGLangEngine` (a server). A user's own
+    engine needs exactly these members; :func:`survey_sim.simulate` uses nothing else, so it
+    caches, resumes and records it like a built-in one. :class:`EngineBase` supplies all but
+    ``model_id``, ``fingerprint_parts`` and ``score``.
     """
 
     @property
@@ -214,8 +220,8 @@ class Engine(Protocol):
         :attr:`context_length` for every request before any model work."""
         ...
 
-    def describe(self) -> dict[str, Any]:
-        """What a run manifest records about the engine (JSON-serialisable)."""
+    def describe(self) -> EngineDescription:
+        """What a run manifest records about the engine."""
         ...
 
     def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool) -> str:
@@ -255,3 +261,148 @@ class CoreSharing(Protocol):
         """Use this machine's share of the cores when ``runs`` runs (this one included)
         compute at once, unless the user fixed the thread count."""
         ...
+
+
+def cannot_sample(engine: object) -> MethodError:
+    """The error of a run that would sample on an engine that only scores."""
+    return MethodError(
+        f"{type(engine).__name__} scores answers exactly but cannot sample them: use "
+        "method 'exact' (free-text questions need an engine that samples)"
+    )
+
+
+class TextCodec(Protocol):
+    """What renders chat and counts tokens for an engine (e.g. a Hugging Face tokenizer's
+    :class:`~survey_sim.engines._hf.HFTokenizer`)."""
+
+    def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool) -> str:
+        """Render ``messages`` with the model's chat template."""
+        ...
+
+    def sequence_tokens(self, request: ScoreRequest | SampleRequest) -> int:
+        """Tokens of the longest sequence ``request`` makes the model read."""
+        ...
+
+
+class EngineBase(ABC):
+    """Defaults for an :class:`Engine`, in the manner of lm-eval's ``LM``: a subclass writes
+    ``model_id``, :meth:`fingerprint_parts` and :meth:`score`, and sets ``text`` (its
+    tokenizer: chat rendering and token counts); everything else has a default.
+
+    * :attr:`fingerprint` hashes :meth:`fingerprint_parts` (computed once);
+    * :meth:`describe` assembles the :class:`EngineDescription` from :meth:`settings_record`,
+      ``strategy``, ``adapter`` and :meth:`details`;
+    * :attr:`stats` are counted from each result's own token counts by :meth:`count`
+      (engines add the work only they see: forward passes, decode steps, retries);
+    * :meth:`sample` refuses clearly: a scoring-only engine leaves it out, and runs refuse
+      sampled questions before any model work (:attr:`can_sample`).
+    """
+
+    text: TextCodec | None = None
+    strategy: str | None = None
+    adapter: AdapterDescription | None = None
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str:
+        """A readable name of the model (a name or path), recorded in results."""
+
+    @abstractmethod
+    def fingerprint_parts(self) -> Iterable[str | bytes]:
+        """Everything the engine's numbers depend on (weights or their hash, tokenizer,
+        the settings that change results), hashed into :attr:`fingerprint`."""
+
+    @abstractmethod
+    def score(
+        self,
+        requests: Sequence[ScoreRequest],
+        *,
+        on_results: ResultsCallback[ScoreResult] | None = None,
+    ) -> list[ScoreResult]:
+        """Exact log-probability of every continuation of every request (see
+        :meth:`Engine.score`); call :meth:`count` with the results."""
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of :meth:`fingerprint_parts`: the results store keys on it."""
+        digest = hashlib.blake2b(digest_size=20)
+        for part in self.fingerprint_parts():
+            digest.update(part.encode() if isinstance(part, str) else part)
+        return digest.hexdigest()
+
+    @functools.cached_property
+    def stats(self) -> EngineStats:
+        """Running totals of the work done."""
+        return EngineStats()
+
+    @property
+    def context_length(self) -> int | None:
+        """The most tokens one sequence may hold (default: no stated limit)."""
+        return None
+
+    @property
+    def can_sample(self) -> bool:
+        """Whether the engine draws answers (it overrides :meth:`sample`)."""
+        return type(self).sample is not EngineBase.sample
+
+    def settings_record(self) -> dict[str, Any]:
+        """The engine's settings as the manifest records them (default: none)."""
+        return {}
+
+    def details(self) -> dict[str, Any]:
+        """Engine-specific facts the manifest records (default: none)."""
+        return {}
+
+    def describe(self) -> EngineDescription:
+        """What a run manifest records about the engine."""
+        return EngineDescription(
+            engine=type(self).__name__,
+            model_id=self.model_id,
+            fingerprint=self.fingerprint,
+            settings=self.settings_record(),
+            strategy=self.strategy,
+            adapter=self.adapter,
+            details=self.details(),
+        )
+
+    def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool) -> str:
+        """Render messages with the model's chat template (through ``text``)."""
+        return self._text().render_chat(messages, add_generation_prompt=add_generation_prompt)
+
+    def sequence_tokens(self, request: ScoreRequest | SampleRequest) -> int:
+        """Tokens of the longest sequence ``request`` makes the model read (through ``text``)."""
+        return self._text().sequence_tokens(request)
+
+    def sample(
+        self,
+        requests: Sequence[SampleRequest],
+        *,
+        on_results: ResultsCallback[SampleResult] | None = None,
+    ) -> list[SampleResult]:
+        """Refused: this engine scores only.
+
+        Raises:
+            MethodError: always, naming the engine and what to do instead.
+        """
+        raise cannot_sample(self)
+
+    def count(self, results: Iterable[ScoreResult | SampleResult]) -> None:
+        """Add finished results to :attr:`stats`: one request each, and its prompt, reused
+        and computed prompt tokens."""
+        for result in results:
+            self.stats.requests += 1
+            self.stats.prompt_tokens += result.prompt_tokens
+            self.stats.reused_tokens += result.reused_tokens
+            self.stats.computed_tokens += (
+                result.computed_tokens
+                if isinstance(result, ScoreResult)
+                else result.prompt_tokens - result.reused_tokens
+            )
+
+    def _text(self) -> TextCodec:
+        if self.text is None:
+            raise ScoringError(
+                f"{type(self).__name__} has no tokenizer (set its 'text', or write "
+                "render_chat and sequence_tokens)"
+            )
+        return self.text

@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from survey_sim._io import write_atomic
 from survey_sim._paths import cache_dir
-from survey_sim.errors import InputError, ModelNotFoundError
+from survey_sim.engines.records import AdapterDescription, AdapterRecord
+from survey_sim.errors import InputError, ModelNotFoundError, input_error
 
 if TYPE_CHECKING:  # transformers (and torch) load only with a model: checks stay fast
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -66,7 +69,7 @@ class LocalModel:
     tokenizer: PreTrainedTokenizerBase
     model_id: str
     weights_fingerprint: str
-    adapter: dict[str, Any] | None = None
+    adapter: AdapterDescription | None = None
 
 
 def default_model_gguf() -> Path:
@@ -179,7 +182,7 @@ def load_local_model(model: str | Path | None, adapter: str | Path | None = None
     )
 
 
-def describe_adapter(adapter: Path, base_fingerprint: str | None) -> dict[str, Any]:
+def describe_adapter(adapter: Path, base_fingerprint: str | None) -> AdapterDescription:
     """What runs record about an adapter: its ``path`` and ``fingerprint`` (its files'
     hash), and from survey-sim's record ``base``, ``settings`` and ``trained_on``.
 
@@ -188,16 +191,18 @@ def describe_adapter(adapter: Path, base_fingerprint: str | None) -> dict[str, A
             model than the one of ``base_fingerprint`` (``None``: not checked).
     """
     record = _adapter_record(adapter, base_fingerprint)
-    return {
-        "path": str(adapter),
-        "fingerprint": weights_fingerprint(adapter, ADAPTER_FILES),
-        **{key: record[key] for key in ("base", "settings", "trained_on") if key in record},
-    }
+    return AdapterDescription(
+        path=str(adapter),
+        fingerprint=weights_fingerprint(adapter, ADAPTER_FILES),
+        base=record.base if record else None,
+        settings=record.settings if record else None,
+        trained_on=record.trained_on if record else None,
+    )
 
 
-def with_adapter(fingerprint: str, adapter: dict[str, Any]) -> str:
+def with_adapter(fingerprint: str, adapter: AdapterDescription) -> str:
     """A fingerprint that covers an adapter too."""
-    digest = hashlib.blake2b(f"{fingerprint}+{adapter['fingerprint']}".encode(), digest_size=20)
+    digest = hashlib.blake2b(f"{fingerprint}+{adapter.fingerprint}".encode(), digest_size=20)
     return digest.hexdigest()
 
 
@@ -219,34 +224,31 @@ def locate_adapter(adapter: str | Path) -> Path:
     return path
 
 
-def _adapter_record(adapter: Path, base_fingerprint: str | None) -> dict[str, Any]:
-    """survey-sim's record of the adapter (empty for an adapter made elsewhere), checked
+def _adapter_record(adapter: Path, base_fingerprint: str | None) -> AdapterRecord | None:
+    """survey-sim's record of the adapter (``None`` for an adapter made elsewhere), checked
     against the adapter's files and the base model loaded."""
+    path = adapter / ADAPTER_RECORD
     try:
-        record: dict[str, Any] = json.loads((adapter / ADAPTER_RECORD).read_text())
+        text = path.read_text()
     except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as error:
-        raise InputError(adapter / ADAPTER_RECORD, f"cannot be read: {error}") from None
-    changed = [
-        name
-        for name, digest in record.get("files", {}).items()
-        if file_hash(adapter / name) != digest
-    ]
+        return None
+    except OSError as error:
+        raise InputError(path, f"cannot be read: {error}") from error
+    try:
+        record = AdapterRecord.model_validate_json(text)
+    except ValidationError as error:
+        raise input_error(path, error, "an adapter record written by survey-sim tune") from error
+    changed = [name for name, digest in record.files.items() if file_hash(adapter / name) != digest]
     if changed:
         raise InputError(
             adapter,
             f"{', '.join(changed)} changed since {ADAPTER_RECORD} was written (a stopped copy "
             "or an edit?): the record no longer describes these weights",
         )
-    trained_base = record.get("base", {})
-    if base_fingerprint is not None and trained_base.get("fingerprint") not in (
-        None,
-        base_fingerprint,
-    ):
+    if base_fingerprint is not None and record.base.fingerprint not in (None, base_fingerprint):
         raise InputError(
             adapter,
-            f"was trained on model {trained_base.get('model_id')!r} with other weights "
+            f"was trained on model {record.base.model_id!r} with other weights "
             "(fingerprints differ): load it with the model it was trained on",
         )
     return record

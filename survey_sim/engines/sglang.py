@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import hashlib
 import json
 import threading
 import warnings
@@ -50,14 +49,14 @@ from survey_sim.engines._hf import (
     read_completions,
 )
 from survey_sim.engines.base import (
-    ChatMessage,
-    EngineStats,
+    EngineBase,
     ResultsCallback,
     SampleRequest,
     SampleResult,
     ScoreRequest,
     ScoreResult,
 )
+from survey_sim.engines.records import AdapterDescription
 from survey_sim.errors import ScoringError, ServerError
 
 T = TypeVar("T")
@@ -105,7 +104,7 @@ class SGLangSettings(BaseModel):
     connect_timeout_s: float = Field(default=60, ge=0)
 
 
-class SGLangEngine:
+class SGLangEngine(EngineBase):
     """Exact option scoring and constrained sampling on an SGLang server.
 
     Args:
@@ -129,6 +128,8 @@ class SGLangEngine:
         ScoringError: the local tokenizer does not tokenise as the server does.
     """
 
+    text: HFTokenizer
+
     def __init__(
         self,
         url: str,
@@ -141,7 +142,6 @@ class SGLangEngine:
     ) -> None:
         self.url = url.rstrip("/")
         self.settings = settings or SGLangSettings()
-        self._stats = EngineStats()
         self._loop = _LoopThread()
         self._client: httpx.AsyncClient = self._loop.run(self._open_client())
         self._semaphore: asyncio.Semaphore = self._loop.run(_semaphore(self.settings.concurrency))
@@ -157,13 +157,14 @@ class SGLangEngine:
         self.text = HFTokenizer(_load_tokenizer(tokenizer, self.model_info), model_id=served)
         self._lora: dict[str, str] = {}
         self._check_tokenizer()
-        self._fingerprint_override = fingerprint
+        if fingerprint is not None:  # the user's fingerprint stands in for the computed one
+            self.__dict__["fingerprint"] = fingerprint
         self._warned_seeds = False
         self.adapter = self._served_adapter(adapter) if adapter is not None else None
         if adapter is not None:
             self._lora = {"lora_path": Path(adapter).name}
 
-    def _served_adapter(self, adapter: str | Path) -> dict[str, Any]:
+    def _served_adapter(self, adapter: str | Path) -> AdapterDescription:
         from survey_sim.engines.registry import describe_adapter, locate_adapter
 
         path = locate_adapter(adapter)
@@ -193,11 +194,6 @@ class SGLangEngine:
         return self._model_id
 
     @property
-    def stats(self) -> EngineStats:
-        """Running totals of the work done (prompt tokens count every sequence sent)."""
-        return self._stats
-
-    @property
     def behind_router(self) -> bool:
         """Whether ``url`` is a router: it reports no server settings of its own (numbers
         then depend on the workers' settings, which the fingerprint cannot see; pass
@@ -224,52 +220,38 @@ class SGLangEngine:
         value = getattr(config, "max_position_embeddings", None)
         return int(value) if value else None
 
-    @functools.cached_property
-    def fingerprint(self) -> str:
-        """A hash of what the server's numbers depend on: the model it runs (path, and the
-        weight files' hash when that path is a directory on this machine), the server
-        settings that change numbers (dtype, quantisation, kv-cache dtype, attention
-        backend, deterministic inference), the SGLang version, and the tokenizer with its
-        chat template. A server restarted with another model gets another fingerprint, so
-        the results cache never answers for it."""
-        if self._fingerprint_override is not None:
-            return self._fingerprint_override
+    def fingerprint_parts(self) -> Iterator[str]:
+        """What the server's numbers depend on: the model it runs (path, and the weight
+        files' hash when that path is a directory on this machine), the server settings that
+        change numbers (dtype, quantisation, kv-cache dtype, attention backend,
+        deterministic inference), the SGLang version, the adapter, and the tokenizer with
+        its chat template. A server restarted with another model gets another fingerprint,
+        so the results cache never answers for it (``fingerprint=`` overrides it)."""
         facts = {key: self.server_info.get(key) for key in SERVER_FACTS}
         facts["version"] = self.server_info.get("version")
         facts["model_path"] = self.model_id
         facts["weights"] = self._served_weights()
         if self.adapter is not None:
-            facts["adapter"] = self.adapter["fingerprint"]
-        digest = hashlib.blake2b(digest_size=20)
-        digest.update(json.dumps(facts, sort_keys=True, default=str).encode())
-        digest.update(self.text.identity().encode())
-        return digest.hexdigest()
+            facts["adapter"] = self.adapter.fingerprint
+        yield json.dumps(facts, sort_keys=True, default=str)
+        yield self.text.identity()
 
-    def describe(self) -> dict[str, Any]:
-        """Engine type, server, model, fingerprint, client settings, the server settings
-        that change numbers, and whether draws are reproducible (for run manifests)."""
+    def settings_record(self) -> dict[str, Any]:
+        """The client settings."""
+        return self.settings.model_dump()
+
+    def details(self) -> dict[str, Any]:
+        """The server, its settings that change numbers, whether it is a router, and whether
+        draws are reproducible."""
         return {
-            "engine": type(self).__name__,
             "url": self.url,
-            "model_id": self.model_id,
-            "fingerprint": self.fingerprint,
-            "settings": self.settings.model_dump(),
             "server": {key: self.server_info.get(key) for key in (*SERVER_FACTS, "version")},
             "behind_router": self.behind_router,
             "reproducible_draws": self.reproducible_draws,
-            **({"adapter": self.adapter} if self.adapter else {}),
         }
 
     def __repr__(self) -> str:
         return f"SGLangEngine(url={self.url!r}, model_id={self.model_id!r})"
-
-    def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool) -> str:
-        """Render messages with the served model's chat template."""
-        return self.text.render_chat(messages, add_generation_prompt=add_generation_prompt)
-
-    def sequence_tokens(self, request: ScoreRequest | SampleRequest) -> int:
-        """Tokens of the longest sequence ``request`` makes the model read."""
-        return self.text.sequence_tokens(request)
 
     def close(self) -> None:
         """Close the HTTP client and stop the loop thread."""
@@ -330,7 +312,7 @@ class SGLangEngine:
                 batch = list(zip(calls[future], future.result(), strict=True))
                 for index, result in batch:
                     results[index] = result
-                    self._stats.requests += 1
+                    self.stats.requests += 1
                 if on_results is not None:
                     on_results(batch)
         finally:
@@ -374,9 +356,9 @@ class SGLangEngine:
             replies_of_item = [metas[(i, j)] for j in range(len(item.continuations))]
             cached = sum(int(meta.get("cached_tokens", 0)) for meta in replies_of_item)
             sent = sum(len(item.shared) + len(tokens) for tokens in item.continuations)
-            self._stats.prompt_tokens += sent
-            self._stats.reused_tokens += cached
-            self._stats.computed_tokens += sent - cached
+            self.stats.prompt_tokens += sent
+            self.stats.reused_tokens += cached
+            self.stats.computed_tokens += sent - cached
             results.append(
                 ScoreResult(
                     logprobs=tuple(
@@ -402,9 +384,9 @@ class SGLangEngine:
             "/generate", {"input_ids": shared[:length], "sampling_params": {"max_new_tokens": 0}}
         )
         cached = int(_meta(reply, self.url).get("cached_tokens", 0))
-        self._stats.prompt_tokens += length
-        self._stats.reused_tokens += cached
-        self._stats.computed_tokens += length - cached
+        self.stats.prompt_tokens += length
+        self.stats.reused_tokens += cached
+        self.stats.computed_tokens += length - cached
 
     async def _sample_call(self, request: SampleRequest) -> list[SampleResult]:
         """One ``/generate`` call drawing ``n`` completions under the request's schema."""
@@ -431,10 +413,10 @@ class SGLangEngine:
         truncated = [_finish(meta) == "length" for meta in metas]
         cached = max(int(meta.get("cached_tokens", 0)) for meta in metas)
         generated = sum(int(meta.get("completion_tokens", 0)) for meta in metas)
-        self._stats.prompt_tokens += len(tokens)
-        self._stats.reused_tokens += cached
-        self._stats.computed_tokens += len(tokens) - cached
-        self._stats.decode_tokens += generated
+        self.stats.prompt_tokens += len(tokens)
+        self.stats.reused_tokens += cached
+        self.stats.computed_tokens += len(tokens) - cached
+        self.stats.decode_tokens += generated
         return [
             read_completions(
                 texts,
@@ -478,13 +460,13 @@ class SGLangEngine:
                     else:
                         try:
                             return response.json()
-                        except ValueError:
+                        except ValueError as error:
                             raise ScoringError(
                                 f"malformed reply from {self.url}{path}: not JSON: "
                                 f"{response.text[:200]!r}"
-                            ) from None
+                            ) from error
             if attempt < self.settings.retries:
-                self._stats.retries += 1
+                self.stats.retries += 1
                 await asyncio.sleep(delay)
                 delay *= 2
         raise ServerError(
@@ -503,7 +485,7 @@ class SGLangEngine:
                     raise ServerError(
                         f"cannot reach an SGLang server at {self.url} ({error}); start one "
                         "with: survey-sim serve MODEL"
-                    ) from None
+                    ) from error
                 await asyncio.sleep(1)
                 continue
             try:

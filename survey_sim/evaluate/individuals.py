@@ -54,12 +54,13 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
+from survey_sim._distribution import PROBABILITY_FLOOR
 from survey_sim.data.responses import HumanResponses
+from survey_sim.data.splits import IndividualSplit, seeded_rng
 from survey_sim.errors import InputError
 from survey_sim.evaluate.metrics import jensen_shannon, representativeness_of, total_variation
-from survey_sim.evaluate.splits import IndividualSplit, seeded_rng
 from survey_sim.questionnaire import ChoiceQuestion
-from survey_sim.runs.individuals import IndividualResult
+from survey_sim.runs.individuals import HeldOutRows, IndividualResult
 
 if TYPE_CHECKING:
     import arviz as az
@@ -77,44 +78,8 @@ METHODS = (
 )
 METRICS = ("log_loss", "accuracy", "brier", "ece")
 ECE_BINS = 10
-PROBABILITY_FLOOR = 1e-6
-"""Predicted probabilities are floored here before log-loss (and renormalised)."""
 MAX_POOL = 3000
 """Most baseline-pool respondents a regression is fitted on, per question (sampled)."""
-
-
-@dataclass(frozen=True)
-class Rows:
-    """Prediction targets of one kind (train or test): respondent × k × held-out question,
-    with each question's options in questionnaire order and the index of the real answer."""
-
-    respondents: list[str]
-    shots: np.ndarray
-    questions: list[str]
-    answers: np.ndarray
-    model_logprobs: list[np.ndarray]
-
-    @classmethod
-    def of(cls, result: IndividualResult, role: str, human: HumanResponses) -> Rows:
-        frame = result.responses.filter(pl.col("role") == role)
-        if frame.is_empty():
-            raise InputError(
-                "individual simulation", f"no {role} respondents in the results to evaluate with"
-            )
-        respondents, shots, questions, answers, logprobs = [], [], [], [], []
-        keys = ["respondent_id", "shots", "question_id"]
-        for (respondent, k, question_id), rows in frame.group_by(keys, maintain_order=True):
-            question = human.questionnaire.question(str(question_id))
-            assert isinstance(question, ChoiceQuestion)
-            codes = [o.code for o in question.options]
-            by_code = dict(zip(rows["option_code"], rows["prob"], strict=True))
-            probs = np.maximum([by_code[c] for c in codes], PROBABILITY_FLOOR)
-            respondents.append(str(respondent))
-            shots.append(int(k))
-            questions.append(str(question_id))
-            answers.append(codes.index(rows["answer"][0]))
-            logprobs.append(np.log(probs / probs.sum()))
-        return cls(respondents, np.array(shots), questions, np.array(answers), logprobs)
 
 
 @dataclass(frozen=True)
@@ -178,10 +143,10 @@ def evaluate_individuals(
             "evaluation", f"unknown method {', '.join(unknown)} (methods: {', '.join(METHODS)})"
         )
     split = result.split
-    source = result.manifest.get("human", {}).get("source")
+    source = result.manifest.human.source if result.manifest.human else None
     if source is not None and source != human.source:
         raise InputError(human.source, f"the results were simulated from {source!r}, not this data")
-    train, test = Rows.of(result, "train", human), Rows.of(result, "test", human)
+    train, test = HeldOutRows.of(result, "train", human), HeldOutRows.of(result, "test", human)
     pool = _Pool(human, split, seed)
     predicted: dict[str, list[np.ndarray]] = {}
     regression: dict[str, list[np.ndarray]] = {}
@@ -369,7 +334,7 @@ class _Regressions:
     encoder: _Encoder
     split: IndividualSplit
 
-    def predict(self, rows: Rows, human: HumanResponses) -> list[np.ndarray]:
+    def predict(self, rows: HeldOutRows, human: HumanResponses) -> list[np.ndarray]:
         """Each row's predicted distribution in option order, from exactly the answers the
         split showed at its k."""
         answers = human.answers
@@ -390,7 +355,9 @@ class _Regressions:
         return predictions
 
 
-def _stacked(train: Rows, test: Rows, regression: dict[str, list[np.ndarray]]) -> list[np.ndarray]:
+def _stacked(
+    train: HeldOutRows, test: HeldOutRows, regression: dict[str, list[np.ndarray]]
+) -> list[np.ndarray]:
     """Per k, softmax(a · log regression + b · log model) with (a, b) fitted on the training
     rows by maximum likelihood."""
     from scipy.optimize import minimize
@@ -442,7 +409,7 @@ def _row_scores(probs: np.ndarray, answer: int) -> tuple[float, float, float, fl
 
 def _report(
     predicted: dict[str, list[np.ndarray]],
-    test: Rows,
+    test: HeldOutRows,
     *,
     bootstrap: int,
     interval: float,
@@ -496,7 +463,7 @@ def _metrics(totals: np.ndarray) -> np.ndarray:
 
 
 def _population_view(
-    predicted: dict[str, list[np.ndarray]], test: Rows, human: HumanResponses
+    predicted: dict[str, list[np.ndarray]], test: HeldOutRows, human: HumanResponses
 ) -> pl.DataFrame:
     """Predictions averaged per question over test respondents, against their answers."""
     rows = []
@@ -546,7 +513,7 @@ def _population_view(
 
 
 def _prediction_frame(
-    predicted: dict[str, list[np.ndarray]], test: Rows, human: HumanResponses
+    predicted: dict[str, list[np.ndarray]], test: HeldOutRows, human: HumanResponses
 ) -> pl.DataFrame:
     rows = []
     for method, predictions in predicted.items():

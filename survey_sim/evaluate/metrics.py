@@ -32,9 +32,17 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from survey_sim.data.aligned import (
+    leave_one_out_marginal,
+    option_probs,
+    renormalised,
+    shared_questions,
+    simulated_distribution,
+)
 from survey_sim.data.responses import HumanResponses, answer_distribution
 from survey_sim.errors import InputError
 from survey_sim.questionnaire import ChoiceQuestion, OptionsQuestion
+from survey_sim.runs.results import SimulationResult
 
 KL_FLOOR = 1e-6
 METRICS = ("representativeness", "jensen_shannon", "total_variation", "kl")
@@ -81,11 +89,11 @@ def representativeness_of(
 ) -> float:
     """Representativeness of one question (module docstring): over an ordinal question's
     substantive options in position order (renormalised), else 1 − total variation."""
-    ordinal = _ordinal_indices(question)
+    ordinal = question.scale() if isinstance(question, ChoiceQuestion) else None
     if ordinal is None:
         return 1 - total_variation(human, simulated)
     return representativeness(
-        _renormalised([human[i] for i in ordinal]), _renormalised([simulated[i] for i in ordinal])
+        renormalised([human[i] for i in ordinal]), renormalised([simulated[i] for i in ordinal])
     )
 
 
@@ -102,7 +110,7 @@ def scores(
 
 
 def compare(
-    simulated: pl.DataFrame,
+    simulated: pl.DataFrame | SimulationResult,
     human: HumanResponses,
     *,
     splits: int = 20,
@@ -111,9 +119,11 @@ def compare(
     """Score a simulated population distribution against human answers, with references.
 
     Args:
-        simulated: Per question × option probabilities (``question_id``, ``option_code``,
-            ``prob``; e.g. ``SimulationResult.population``). Questions the human data does
-            not cover are left out.
+        simulated: A :class:`~survey_sim.runs.results.SimulationResult` (results asked in
+            one option order warn, :class:`~survey_sim.errors.OptionOrderWarning`), or per
+            question × option probabilities (``question_id``, ``option_code``, ``prob``; e.g.
+            ``SimulationResult.population``). Questions the human data does not cover are
+            left out.
         human: The human answers (weighted if they carry weights).
         splits: Random split-halves averaged for the noise floor.
         seed: Seed of the split-halves.
@@ -123,6 +133,9 @@ def compare(
         ``split_half``) with the metrics; ``coverage`` (mean, model rows) and ``n``
         (respondents who answered).
     """
+    if isinstance(simulated, SimulationResult):
+        simulated.warn_if_one_order()
+        simulated = simulated.population
     people = human.distribution()
     model = simulated_distribution(simulated)
     halves = _split_half_distributions(human, splits=splits, seed=seed)
@@ -306,92 +319,6 @@ def summarise(comparison: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def simulated_distribution(simulated: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
-    """One probability (and coverage) per question × option code (and ``by`` group), from a
-    distribution frame (e.g. ``SimulationResult.population``).
-
-    Raises:
-        InputError: the frame lacks a column, or holds several rows for one question and
-            option (several models, formats or methods): compare one simulation at a time.
-    """
-    keys = [*by, "question_id", "option_code"]
-    absent = [name for name in [*keys, "prob"] if name not in simulated.columns]
-    if absent:
-        raise InputError(
-            "simulated distribution",
-            f"no column {', '.join(absent)} (columns: {', '.join(simulated.columns)})",
-        )
-    repeated = simulated.filter(pl.struct(keys).is_duplicated())
-    if not repeated.is_empty():
-        first = repeated.row(0, named=True)
-        raise InputError(
-            "simulated distribution",
-            f"several rows for question {first['question_id']!r}, option "
-            f"{first['option_code']!r}: compare one simulation (model, format, method) at a time",
-        )
-    coverage = pl.col("coverage") if "coverage" in simulated.columns else pl.lit(None)
-    return simulated.select(*keys, "prob", coverage.cast(pl.Float64).alias("coverage"))
-
-
-def shared_questions(
-    model: pl.DataFrame, people: pl.DataFrame, human: HumanResponses
-) -> list[OptionsQuestion]:
-    """The questions with options that both distributions cover, in questionnaire order.
-
-    Raises:
-        InputError: no question in common (e.g. a simulation of another survey).
-    """
-    simulated_ids, human_ids = set(model["question_id"]), set(people["question_id"])
-    shared: list[OptionsQuestion] = [
-        q
-        for q in human.questionnaire
-        if isinstance(q, OptionsQuestion) and q.id in simulated_ids and q.id in human_ids
-    ]
-    if not shared:
-        raise InputError(
-            human.source,
-            f"the simulation and the human data (questionnaire {human.questionnaire.id!r}) have "
-            f"no question in common; simulated: {', '.join(sorted(simulated_ids)) or 'none'}",
-        )
-    return shared
-
-
-def option_probs(frame: pl.DataFrame, question: OptionsQuestion) -> list[float]:
-    """A question's probabilities in option order (renormalised), from a distribution frame.
-
-    Raises:
-        InputError: an option of the question has no probability in ``frame``.
-    """
-    by_code = dict(
-        frame.filter(pl.col("question_id") == question.id).select("option_code", "prob").iter_rows()
-    )
-    missing = [o.code for o in question.options if o.code not in by_code]
-    if missing:
-        raise InputError(
-            "simulated distribution",
-            f"question {question.id!r}: no probability for options {', '.join(missing)} "
-            "(a simulation of another version of the questionnaire?)",
-        )
-    return _renormalised([by_code[o.code] for o in question.options])
-
-
-def leave_one_out_marginal(
-    question: OptionsQuestion, questions: Sequence[OptionsQuestion], probs: dict[str, list[float]]
-) -> list[float] | None:
-    """The ``human_marginal`` reference of ``question``: the mean of ``probs`` (per question
-    id, in option order) over the other ``questions`` with the same options; ``None`` when
-    no other question has them."""
-    codes = [o.code for o in question.options]
-    others = [
-        probs[q.id]
-        for q in questions
-        if q.id != question.id and [o.code for o in q.options] == codes
-    ]
-    if not others:
-        return None
-    return [sum(column) / len(others) for column in zip(*others, strict=True)]
-
-
 def _split_half_distributions(
     human: HumanResponses, *, splits: int, seed: int
 ) -> list[tuple[dict[str, list[float]], dict[str, list[float]]]]:
@@ -414,20 +341,6 @@ def _split_half_distributions(
             )
         result.append((halves[0], halves[1]))
     return result
-
-
-def _ordinal_indices(question: OptionsQuestion) -> list[int] | None:
-    if not isinstance(question, ChoiceQuestion) or question.kind != "ordinal":
-        return None
-    ranked = sorted(
-        (o.position, i) for i, o in enumerate(question.options) if o.position is not None
-    )
-    return [i for _, i in ranked] if len(ranked) >= 2 else None
-
-
-def _renormalised(values: Sequence[float]) -> list[float]:
-    total = sum(values)
-    return [v / total for v in values] if total > 0 else [1 / len(values)] * len(values)
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

@@ -2,7 +2,8 @@
 
 An adapter made by :func:`survey_sim.tune.tune` records the questions and respondents it was
 trained on (validation ones included: early stopping chose the adapter by them) in
-:class:`TrainedOn`. Engines carry that record in ``describe()["adapter"]["trained_on"]``, and
+:class:`~survey_sim.engines.records.TrainedOn`. Engines carry that record in
+``describe().adapter.trained_on`` (:class:`~survey_sim.engines.records.EngineDescription`), and
 every run that would read such a model's answers where it was trained refuses before any
 model work, so no comparison with people can score an adapter on what it was fitted to.
 """
@@ -10,38 +11,14 @@ model work, so no comparison with people can score an adapter on what it was fit
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict
+from collections.abc import Collection
 
 from survey_sim.data.responses import HumanResponses
+from survey_sim.engines.records import EngineDescription
 from survey_sim.errors import InputError
 
 SHOWN_AT_MOST = 8
 """Trained-on items an error lists before it says how many more there are."""
-
-
-class TrainedOn(BaseModel):
-    """The survey data an adapter was trained on.
-
-    Attributes:
-        source: Where the data came from (a bundled name or a file).
-        questionnaire: The questionnaire's id.
-        data_hash: SHA-256 of the answers as read (:func:`data_hash`).
-        questions: Questions whose answers the training saw (training and validation).
-        respondents: Respondents whose own answers the training saw one by one (the
-            individual objective; the population objective sees people only through the
-            cells' distributions, and records none).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    source: str
-    questionnaire: str
-    data_hash: str
-    questions: tuple[str, ...] = ()
-    respondents: tuple[str, ...] = ()
 
 
 def data_hash(human: HumanResponses) -> str:
@@ -50,16 +27,8 @@ def data_hash(human: HumanResponses) -> str:
     return hashlib.sha256(rows.encode()).hexdigest()
 
 
-def trained_on(engine_description: Mapping[str, Any]) -> TrainedOn | None:
-    """What the engine's adapter was trained on (``None``: no adapter, or one made outside
-    survey-sim, which records nothing)."""
-    adapter = engine_description.get("adapter") or {}
-    record = adapter.get("trained_on")
-    return TrainedOn.model_validate(record) if record else None
-
-
 def refuse_trained(
-    engine_description: Mapping[str, Any],
+    engine: EngineDescription,
     questionnaire: str,
     *,
     questions: Collection[str] = (),
@@ -71,7 +40,7 @@ def refuse_trained(
     Raises:
         InputError: naming the trained-on questions or respondents, and what to use instead.
     """
-    record = trained_on(engine_description)
+    record = engine.adapter.trained_on if engine.adapter else None
     if record is None or record.questionnaire != questionnaire:
         return
     for kind, asked, trained in (
@@ -85,7 +54,7 @@ def refuse_trained(
         more = f" and {len(overlap) - SHOWN_AT_MOST} more" if len(overlap) > SHOWN_AT_MOST else ""
         untouched = "questions" if kind == "questions" else "respondents"
         raise InputError(
-            f"adapter {engine_description['adapter'].get('path', '')}".strip(),
+            f"adapter {engine.adapter.path if engine.adapter else ''}".strip(),
             f"it was trained on {len(overlap)} of the {kind} asked here ({shown}{more}) of "
             f"{questionnaire!r} ({record.source}): its answers there say how well it was "
             f"fitted, not how well it simulates people. Ask only the {untouched} it never "

@@ -1,13 +1,13 @@
 """Few-shot individuals: a real respondent's own earlier answers condition the exact
 distribution of their next answer.
 
-For each respondent of an :class:`~survey_sim.evaluate.splits.IndividualSplit` and each k
+For each respondent of an :class:`~survey_sim.data.splits.IndividualSplit` and each k
 of its learning curve, the first k of the respondent's shown answers become real turns of
 the prompt format (:class:`~survey_sim.asking.formats.Turn`), and every held-out question is
 asked after them. The description comes first (the respondent's demographics, or nothing
 about them), then the history, then the question: all of a respondent's held-out questions
 at one k share the whole history as one prefix, and the history at k is the beginning of
-the history at the next k, so engines compute it once (``manifest["work"]["hit_rate"]`` is
+the history at the next k, so engines compute it once (``manifest.work.hit_rate`` is
 the share of prompt tokens reused). As in an interview, a battery's shared preamble is read
 with its first question only, not again before each later one.
 
@@ -17,24 +17,24 @@ no model work and a killed run resumes.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from survey_sim.asking.kinds import Asking, answered_turn, ask
+from survey_sim._distribution import PROBABILITY_FLOOR
+from survey_sim.asking.formats import ChatRenderer, PromptContext
+from survey_sim.asking.kinds import answered_turn, ask
 from survey_sim.data.responses import HumanResponses
-from survey_sim.engines.base import Engine, ScoreRequest, ScoreResult
+from survey_sim.data.splits import IndividualSplit
+from survey_sim.engines.base import Engine
 from survey_sim.errors import InputError
-from survey_sim.evaluate.splits import IndividualSplit
-from survey_sim.population import Persona
 from survey_sim.questionnaire import ChoiceQuestion
-from survey_sim.runs.held_out import refuse_trained
-from survey_sim.runs.manifest import run_manifest
-from survey_sim.runs.plan import check_fits
+from survey_sim.runs.manifest import HumanRecord, RunManifest
+from survey_sim.runs.plan import Cell, Plan
 from survey_sim.runs.results import (
     OUTCOME_COLUMNS,
     RUN_COLUMNS,
@@ -43,7 +43,7 @@ from survey_sim.runs.results import (
     response_rows,
     write_results,
 )
-from survey_sim.runs.run import Progress, open_store, store_record, through_store
+from survey_sim.runs.run import execute
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache
 
@@ -80,7 +80,7 @@ class IndividualResult:
 
     responses: pl.DataFrame
     split: IndividualSplit
-    manifest: dict[str, Any]
+    manifest: RunManifest
 
     def write_parquet(self, path: str | Path) -> list[Path]:
         """Write ``responses`` to ``path`` and the manifest (with the split) beside it
@@ -100,20 +100,45 @@ class IndividualResult:
                 path, f"no manifest beside it ({files.manifest.name}): the split is there"
             )
         responses, manifest = read_results(files, INDIVIDUAL_SCHEMA)
-        if "split" not in manifest:
+        if manifest is None or manifest.split is None:
             raise InputError(
                 files.manifest, "not the manifest of an individual simulation (no split)"
             )
-        return cls(responses, IndividualSplit.from_record(manifest["split"]), manifest)
+        return cls(responses, manifest.split, manifest)
 
 
 @dataclass(frozen=True)
-class _Ask:
-    respondent: str
-    shots: int
-    question: ChoiceQuestion
-    asking: Asking
-    request: ScoreRequest
+class HeldOutRows:
+    """Prediction targets of one kind (train or test): respondent × k × held-out question,
+    with each question's options in questionnaire order and the index of the real answer."""
+
+    respondents: list[str]
+    shots: np.ndarray
+    questions: list[str]
+    answers: np.ndarray
+    model_logprobs: list[np.ndarray]
+
+    @classmethod
+    def of(cls, result: IndividualResult, role: str, human: HumanResponses) -> HeldOutRows:
+        frame = result.responses.filter(pl.col("role") == role)
+        if frame.is_empty():
+            raise InputError(
+                "individual simulation", f"no {role} respondents in the results to evaluate with"
+            )
+        respondents, shots, questions, answers, logprobs = [], [], [], [], []
+        keys = ["respondent_id", "shots", "question_id"]
+        for (respondent, k, question_id), rows in frame.group_by(keys, maintain_order=True):
+            question = human.questionnaire.question(str(question_id))
+            assert isinstance(question, ChoiceQuestion)
+            codes = [o.code for o in question.options]
+            by_code = dict(zip(rows["option_code"], rows["prob"], strict=True))
+            probs = np.maximum([by_code[c] for c in codes], PROBABILITY_FLOOR)
+            respondents.append(str(respondent))
+            shots.append(int(k))
+            questions.append(str(question_id))
+            answers.append(codes.index(rows["answer"][0]))
+            logprobs.append(np.log(probs / probs.sum()))
+        return cls(respondents, np.array(shots), questions, np.array(answers), logprobs)
 
 
 def simulate_individuals(
@@ -154,71 +179,49 @@ def simulate_individuals(
             "order: leave permute off and method exact",
         )
     split = split or IndividualSplit.draw(human)
-    refuse_trained(
-        engine.describe(),
-        human.questionnaire.id,
-        questions={question for questions in split.held_out.values() for question in questions},
-        respondents=split.respondents,
-    )
-    population = human.respondents(split.respondents, split.demographics)
-    answers = human.answers
-    asks = _plan(human, split, settings, engine, {p.id: p for p in population}, answers)
-    check_fits(
+    plan = _plan(human, split, settings, engine)
+    done = execute(
+        plan,
         engine,
-        (
-            (f"respondent {a.respondent!r}, {a.shots} shots, {a.question.id!r}", a.request)
-            for a in asks
-        ),
-        what=f"respondents of {human.source}",
-        remedy="Show fewer answers (shots)",
+        started=started,
+        cache=cache,
+        progress=progress,
+        description="Individuals",
+        human=HumanRecord(source=human.source, respondents=len(split.respondents)),
+        split=split,
     )
-    store = open_store(cache)
-    work_before = dataclasses.replace(engine.stats)
-    with Progress(len(asks), "Individuals", store, shown=progress) as answered:
-        requests = [a.request for a in asks]
-        scores = through_store(engine.score, requests, ScoreResult, engine, store, answered)
-    run = {"method": "exact", "model": engine.model_id, "format": settings.prompt_format().name}
+    answers = human.answers
+    run = {"method": "exact", "model": engine.model_id, "format": plan.prompt_format.name}
     rows: list[dict[str, object]] = []
-    for item, result in zip(asks, scores.results, strict=True):
-        columns = {
-            "respondent_id": item.respondent,
-            "role": split.role(item.respondent),
-            "shots": item.shots,
-            "question_id": item.question.id,
-            "answer": answers[(item.respondent, item.question.id)],
+    for (cell, _), result in zip(plan.exact, done.scores, strict=True):
+        respondent = cell.persona.id
+        columns: dict[str, object] = {
+            "respondent_id": respondent,
+            "role": split.role(respondent),
+            "shots": cell.shots,
+            "question_id": cell.question.id,
+            "answer": answers[(respondent, cell.question.id)],
             **run,
         }
-        rows.extend(response_rows(columns, item.asking.outcomes, item.asking.read_scores([result])))
-    manifest = run_manifest(
-        human.questionnaire,
-        population,
-        engine.describe(),
-        settings.record(),
-        started=started,
-        work=engine.stats.since(work_before),
-        store=store_record(store, scores),
-    )
-    manifest["seconds_per_respondent"] = round(manifest["seconds"] / len(split.respondents), 4)
-    manifest["human"] = {"source": human.source, "respondents": len(split.respondents)}
-    manifest["split"] = split.record()
-    return IndividualResult(pl.DataFrame(rows, schema=INDIVIDUAL_SCHEMA), split, manifest)
+        rows.extend(response_rows(columns, cell.asking.outcomes, cell.asking.read_scores([result])))
+    return IndividualResult(pl.DataFrame(rows, schema=INDIVIDUAL_SCHEMA), split, done.manifest)
 
 
 def _plan(
-    human: HumanResponses,
-    split: IndividualSplit,
-    settings: SimulationSettings,
-    engine: Engine,
-    personas: dict[str, Persona],
-    answers: dict[tuple[str, str], str],
-) -> list[_Ask]:
-    """Every request, respondent by respondent and k by k (so histories are prefixes of
-    the next ones), each held-out question after the history."""
+    human: HumanResponses, split: IndividualSplit, settings: SimulationSettings, chat: ChatRenderer
+) -> Plan:
+    """Every cell, respondent by respondent and k by k (so histories are prefixes of the
+    next ones), each held-out question asked after the first k of the respondent's shown
+    answers."""
     prompt_format = settings.prompt_format()
     instructions = human.questionnaire.instructions
-    asks = []
+    population = human.respondents(split.respondents, split.demographics)
+    personas = {persona.id: persona for persona in population}
+    answers = human.answers
+    cells = []
     for respondent in split.respondents:
-        description = prompt_format.describe(personas[respondent])
+        persona = personas[respondent]
+        description = prompt_format.describe(persona)
         shown = [choice_question(human, question) for question in split.shown[respondent]]
         history = [
             answered_turn(
@@ -230,17 +233,27 @@ def _plan(
             for position, question in enumerate(shown[: split.shots[-1]])
         ]
         for shots in split.shots:
+            context = PromptContext(
+                description,
+                chat,
+                instructions=instructions if shots == 0 else None,
+                history=tuple(history[:shots]),
+            )
             for question_id in split.held_out[respondent]:
-                question = choice_question(human, question_id)
-                asking = ask(as_read(question, shown[shots - 1] if shots else None), prompt_format)
-                (request,) = asking.exact_requests(
-                    description=description,
-                    instructions=instructions if shots == 0 else None,
-                    chat=engine,
-                    history=history[:shots],
+                question = as_read(
+                    choice_question(human, question_id), shown[shots - 1] if shots else None
                 )
-                asks.append(_Ask(respondent, shots, question, asking, request))
-    return asks
+                asking = ask(question, prompt_format)
+                cells.append(Cell(persona, question, asking, None, "exact", context, shots))
+    return Plan.of(
+        cells,
+        human.questionnaire,
+        population,
+        settings,
+        what=f"respondents of {human.source}",
+        remedy="Show fewer answers (shots)",
+        respondents=split.respondents,
+    )
 
 
 def as_read(question: ChoiceQuestion, previous: ChoiceQuestion | None) -> ChoiceQuestion:

@@ -1,7 +1,12 @@
-"""Planning a simulation: inputs into engine requests, before any model work.
+"""Planning a run: inputs into engine requests, before any model work.
 
-A :class:`Plan` asks every persona every question, once per option order shown, with the
-method its kind uses. Each such *cell* becomes exact score requests or one sample request.
+A :class:`Plan` is a list of *cells*: one persona or respondent asked one question, in one
+option order, with one method, in one :class:`~survey_sim.asking.formats.PromptContext`
+(the description, and the history of the respondent's earlier answers). Each cell becomes
+exact score requests or one sample request. :meth:`Plan.build` asks every persona every
+question zero-shot, once per option order shown, with the method its kind uses; the
+individual mode (:mod:`survey_sim.runs.individuals`) plans cells whose contexts hold each
+respondent's own earlier answers, and :meth:`Plan.of` turns any cells into requests.
 Everything that can be wrong with the inputs (a method that cannot apply, a schema too large
 to sample) fails here, so a long run never stops halfway for a reason known at the start.
 
@@ -17,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
-from survey_sim.asking.formats import ChatRenderer, PromptFormat
+from survey_sim.asking.formats import ChatRenderer, PromptContext, PromptFormat
 from survey_sim.asking.kinds import Asking, ask
 from survey_sim.asking.orders import displays
 from survey_sim.engines.base import Engine, SampleRequest, ScoreRequest
@@ -29,13 +34,22 @@ from survey_sim.runs.settings import Method, SimulationSettings
 
 @dataclass(frozen=True)
 class Cell:
-    """One persona asked one question, as shown in one option order, with one method."""
+    """One persona (or real respondent) asked one question, as shown in one option order,
+    with one method, in one prompt context (its description, and the respondent's history
+    of earlier answers, if any).
+
+    Attributes:
+        shots: How many of the respondent's own answers the history shows (``None`` in
+            the population mode, where the context holds no history).
+    """
 
     persona: Persona
     question: Question
     asking: Asking
     order: str | None
     method: Method
+    context: PromptContext
+    shots: int | None = None
 
     def columns(self) -> dict[str, object]:
         """What identifies this cell in the responses and draws frames."""
@@ -52,16 +66,36 @@ class Cell:
         ``run`` (model and format)."""
         return {**self.columns(), "method": self.method, **run}
 
+    def label(self) -> str:
+        """What the cell asks, in words (for errors)."""
+        if self.shots is None:
+            return f"persona {self.persona.id!r}, question {self.question.id!r}"
+        return f"respondent {self.persona.id!r}, {self.shots} shots, {self.question.id!r}"
+
     def seed(self, seed: int) -> int:
         """The seed of this cell's draws: derived from ``seed`` and what the cell asks, so it
         does not depend on where in a run the cell falls."""
-        content = json.dumps([seed, self.persona.id, self.question.id, self.order])
+        asked: list[object] = [seed, self.persona.id, self.question.id, self.order]
+        if self.shots is not None:
+            asked.append(self.shots)
+        content = json.dumps(asked)
         return int.from_bytes(hashlib.sha256(content.encode()).digest()[:7], "big")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Every request of a simulation, and which cell each belongs to."""
+    """Every request of a run, and which cell each belongs to.
+
+    Attributes:
+        questionnaire, population: What is asked of whom (the population: personas, or
+            the real respondents of the individual mode described by their attributes).
+        settings, prompt_format: How.
+        exact, sampled: Each cell with its score requests, or its one sample request.
+        what, remedy: The run, and what to shorten, for the error of a prompt too long
+            for the model's context (:func:`check_fits`).
+        respondents: Real respondents whose own answers the prompts show (the held-out
+            guard refuses a tuned model trained on them).
+    """
 
     questionnaire: Questionnaire
     population: Population
@@ -69,6 +103,9 @@ class Plan:
     prompt_format: PromptFormat
     exact: tuple[tuple[Cell, tuple[ScoreRequest, ...]], ...]
     sampled: tuple[tuple[Cell, SampleRequest], ...]
+    what: str
+    remedy: str
+    respondents: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -78,7 +115,8 @@ class Plan:
         settings: SimulationSettings,
         chat: ChatRenderer,
     ) -> Plan:
-        """Plan ``population`` answering ``questionnaire`` (``chat`` renders chat prompts).
+        """Plan ``population`` answering ``questionnaire`` zero-shot (``chat`` renders chat
+        prompts): every persona, every question, every option order shown.
 
         Raises:
             MethodError: a method that cannot apply to a question, or an answer space too
@@ -86,39 +124,75 @@ class Plan:
         """
         prompt_format = settings.prompt_format()
         methods = settings.methods()
-        exact: list[tuple[Cell, tuple[ScoreRequest, ...]]] = []
-        sampled: list[tuple[Cell, SampleRequest]] = []
+        cells = []
         for persona in population:
+            context = PromptContext(
+                prompt_format.describe(persona), chat, questionnaire.instructions
+            )
             for question in questionnaire:
                 for shown, order in displays(
                     question, permute=settings.permute, relabel=settings.relabel
                 ):
                     asking = ask(shown, prompt_format)
-                    cell = Cell(persona, shown, asking, order, methods[question.kind])
-                    description = prompt_format.describe(persona)
-                    instructions = questionnaire.instructions
-                    if cell.method == "exact":
-                        requests = asking.exact_requests(
-                            description=description, instructions=instructions, chat=chat
-                        )
-                        exact.append((cell, tuple(requests)))
-                        continue
-                    try:
-                        schema = asking.schema()
-                    except ValueError as error:
-                        raise MethodError(str(error)) from None
-                    request = SampleRequest(
-                        asking.sample_prompt(
-                            description=description, instructions=instructions, chat=chat
-                        ),
-                        schema,
-                        n=settings.samples,
-                        temperature=settings.temperature,
-                        seed=cell.seed(settings.seed),
-                        max_new_tokens=settings.max_new_tokens or asking.token_limit(),
+                    cells.append(
+                        Cell(persona, shown, asking, order, methods[question.kind], context)
                     )
-                    sampled.append((cell, request))
-        return cls(questionnaire, population, settings, prompt_format, tuple(exact), tuple(sampled))
+        return cls.of(
+            cells,
+            questionnaire,
+            population,
+            settings,
+            what=f"population {population.id!r} answering {questionnaire.id!r}",
+            remedy="Shorten the persona descriptions or the questions",
+        )
+
+    @classmethod
+    def of(
+        cls,
+        cells: Iterable[Cell],
+        questionnaire: Questionnaire,
+        population: Population,
+        settings: SimulationSettings,
+        *,
+        what: str,
+        remedy: str,
+        respondents: tuple[str, ...] = (),
+    ) -> Plan:
+        """The requests of ``cells``, each asked in its own context with its method.
+
+        Raises:
+            MethodError: as for :meth:`build`.
+        """
+        exact: list[tuple[Cell, tuple[ScoreRequest, ...]]] = []
+        sampled: list[tuple[Cell, SampleRequest]] = []
+        for cell in cells:
+            if cell.method == "exact":
+                exact.append((cell, tuple(cell.asking.exact_requests(cell.context))))
+                continue
+            try:
+                schema = cell.asking.schema()
+            except ValueError as error:
+                raise MethodError(str(error)) from error
+            request = SampleRequest(
+                cell.asking.sample_prompt(cell.context),
+                schema,
+                n=settings.samples,
+                temperature=settings.temperature,
+                seed=cell.seed(settings.seed),
+                max_new_tokens=settings.max_new_tokens or cell.asking.token_limit(),
+            )
+            sampled.append((cell, request))
+        return cls(
+            questionnaire,
+            population,
+            settings,
+            settings.prompt_format(),
+            tuple(exact),
+            tuple(sampled),
+            what,
+            remedy,
+            respondents,
+        )
 
     def check_fits(self, engine: Engine) -> None:
         """Refuse, before any model work, prompts longer than the engine's context (see
@@ -129,14 +203,15 @@ class Plan:
         ]
         check_fits(
             engine,
-            (
-                (f"persona {cell.persona.id!r}, question {cell.question.id!r}", request)
-                for cell, requests in cells
-                for request in requests
-            ),
-            what=f"population {self.population.id!r} answering {self.questionnaire.id!r}",
-            remedy="Shorten the persona descriptions or the questions",
+            ((cell.label(), request) for cell, requests in cells for request in requests),
+            what=self.what,
+            remedy=self.remedy,
         )
+
+    @property
+    def questions(self) -> set[str]:
+        """The questions whose answers the run reads."""
+        return {cell.question.id for cell, _ in (*self.exact, *self.sampled)}
 
     @cached_property
     def score_requests(self) -> list[ScoreRequest]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -13,15 +14,17 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import polars as pl
+from pydantic import ValidationError
 
 from survey_sim._distribution import weighted_distribution
 from survey_sim._io import Writer, write_set
 from survey_sim._yaml import read_text
 from survey_sim.asking.kinds import Distribution
 from survey_sim.engines.base import SampleResult, ScoreResult
-from survey_sim.errors import InputError
+from survey_sim.errors import InputError, OptionOrderWarning, input_error
 from survey_sim.population import Population
 from survey_sim.questionnaire import Option
+from survey_sim.runs.manifest import RunManifest
 from survey_sim.runs.plan import Cell, Plan
 
 CELL_COLUMNS: dict[str, pl.DataType] = {
@@ -103,14 +106,14 @@ class SimulationResult:
             ``weight``, ``question_id``, ``kind``, ``order``, ``draw`` (index), ``answer``
             (the parsed value as JSON, null when truncated or invalid), ``text`` (what the
             model wrote), ``truncated``, ``invalid``, ``seed``, ``model``, ``format``.
-        manifest: How the results were made (:func:`survey_sim.runs.manifest.run_manifest`):
+        manifest: How the results were made (:class:`~survey_sim.runs.manifest.RunManifest`):
             package versions, model identity and weights fingerprint, questionnaire and
             population hashes, settings and seeds, timing, cache hits and misses.
     """
 
     responses: pl.DataFrame
     draws: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DRAW_SCHEMA))
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: RunManifest | None = None
 
     @classmethod
     def assemble(
@@ -120,7 +123,7 @@ class SimulationResult:
         samples: Sequence[SampleResult],
         *,
         model: str,
-        manifest: dict[str, Any],
+        manifest: RunManifest,
     ) -> SimulationResult:
         """The frames of a run: each cell's distribution read from its engine results
         (``scores`` and ``samples`` in the plan's request order)."""
@@ -161,7 +164,7 @@ class SimulationResult:
         Raises:
             InputError: results without that record (written by survey-sim before 0.2).
         """
-        table = self.manifest.get("population", {}).get("table")
+        table = self.manifest.population.table if self.manifest else None
         if not table:
             raise InputError(
                 "results",
@@ -169,6 +172,20 @@ class SimulationResult:
                 "by an earlier survey-sim, or without their manifest); run the study again",
             )
         return pl.from_dicts(table, infer_schema_length=None, strict=False)
+
+    def warn_if_one_order(self) -> None:
+        """Warn (:class:`~survey_sim.errors.OptionOrderWarning`) when these results were
+        asked in one option order: compared with people, a model's preference for the first
+        (or last) option it reads then shows as opinion."""
+        if self.manifest is not None and not self.manifest.settings.permute:
+            warnings.warn(
+                "these results were asked in one option order (without permute): a model "
+                "that favours the first (or last) option it reads shows that as opinion here. "
+                "Rerun with permute (--permute) to average balanced orders and measure the "
+                "position bias.",
+                OptionOrderWarning,
+                stacklevel=2,
+            )
 
     def subgroups(self, by: Sequence[str], population: Population | None = None) -> pl.DataFrame:
         """The distribution within each combination of the personas' ``by`` attributes
@@ -214,7 +231,7 @@ def write_results(
     files: ResultFiles,
     responses: pl.DataFrame,
     companions: Mapping[Path, pl.DataFrame],
-    manifest: Mapping[str, Any],
+    manifest: RunManifest | None,
     *,
     stale: Iterable[Path] = (),
 ) -> list[Path]:
@@ -228,10 +245,10 @@ def write_results(
     """
     set_id = uuid.uuid4().hex
     record = {
-        **manifest,
+        **({} if manifest is None else manifest.model_dump(mode="json")),
         "results_set": {"id": set_id, "files": sorted(path.name for path in companions)},
     }
-    text = json.dumps(record, indent=2, default=str)
+    text = json.dumps(record, indent=2)
     writers: dict[Path, Writer] = {
         path: partial(frame.write_parquet, metadata={SET_KEY: set_id})
         for path, frame in companions.items()
@@ -244,8 +261,9 @@ def write_results(
 
 def read_results(
     files: ResultFiles, schema: dict[str, pl.DataType]
-) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """A results set's responses and manifest, checked to belong together.
+) -> tuple[pl.DataFrame, RunManifest | None]:
+    """A results set's responses and manifest, checked to belong together (``None``: a set
+    written without a manifest).
 
     Raises:
         InputError: not a results file; or the manifest, or a file it lists, missing or
@@ -255,10 +273,11 @@ def read_results(
     set_id = _set_id(files.responses)
     if not files.manifest.exists():
         if set_id is None:  # written before results sets had ids
-            return responses, {}
+            return responses, None
         raise InputError(files.responses, f"{_INCOMPLETE}: {files.manifest.name} is missing")
-    manifest = read_manifest(files.manifest)
-    recorded = manifest.pop("results_set", {})
+    data = read_manifest(files.manifest)
+    recorded = data.pop("results_set", {})
+    manifest = _typed_manifest(files.manifest, data)
     if set_id is None:
         return responses, manifest
     if recorded.get("id") != set_id:
@@ -281,7 +300,7 @@ def _set_id(path: Path) -> str | None:
     try:
         return pl.read_parquet_metadata(path).get(SET_KEY)
     except (OSError, pl.exceptions.PolarsError) as error:
-        raise InputError(path, f"cannot read as Parquet: {error}") from None
+        raise InputError(path, f"cannot read as Parquet: {error}") from error
 
 
 _INCOMPLETE = (
@@ -296,10 +315,22 @@ def read_manifest(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise InputError(
             path, f"not a run manifest: invalid JSON ({error.msg})", line=error.lineno
-        ) from None
+        ) from error
     if not isinstance(manifest, dict):
         raise InputError(path, "not a run manifest: expected a JSON object")
     return manifest
+
+
+def _typed_manifest(path: Path, data: dict[str, Any]) -> RunManifest | None:
+    """``data`` as a :class:`RunManifest` (``None`` when a set was written without one)."""
+    if not data:
+        return None
+    try:
+        return RunManifest.from_record(data)
+    except ValidationError as error:
+        raise input_error(path, error, "a survey-sim run manifest") from error
+    except ValueError as error:
+        raise InputError(path, str(error)) from error
 
 
 def read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -307,7 +338,7 @@ def read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(path)
     except (OSError, pl.exceptions.PolarsError) as error:
-        raise InputError(path, f"cannot read as Parquet: {error}") from None
+        raise InputError(path, f"cannot read as Parquet: {error}") from error
     absent = [column for column in schema if column not in frame.columns]
     if absent:
         raise InputError(

@@ -15,18 +15,20 @@ from typing import Any, Generic, TypeVar
 
 from tqdm.auto import tqdm
 
+from survey_sim.data.splits import IndividualSplit
 from survey_sim.engines.base import (
     CoreSharing,
     Engine,
     ResultsCallback,
     SampleResult,
     ScoreResult,
+    cannot_sample,
 )
 from survey_sim.errors import SurveySimError
 from survey_sim.population import Population
 from survey_sim.questionnaire import Questionnaire
 from survey_sim.runs.held_out import refuse_trained
-from survey_sim.runs.manifest import run_manifest
+from survey_sim.runs.manifest import HumanRecord, RunManifest, StoreRecord, run_manifest
 from survey_sim.runs.plan import Plan
 from survey_sim.runs.results import SimulationResult
 from survey_sim.runs.settings import SimulationSettings
@@ -73,13 +75,61 @@ def simulate(
     """
     started = time.time()
     settings = SimulationSettings.of(settings, **changes)
-    refuse_trained(engine.describe(), questionnaire.id, questions=[q.id for q in questionnaire])
     plan = Plan.build(questionnaire, population, settings, chat=engine)
+    done = execute(plan, engine, started=started, cache=cache, progress=progress)
+    return SimulationResult.assemble(
+        plan, done.scores, done.samples, model=engine.model_id, manifest=done.manifest
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Executed:
+    """A plan's results, in the plan's request order, and the run's manifest."""
+
+    scores: list[ScoreResult]
+    samples: list[SampleResult]
+    manifest: RunManifest
+
+
+def execute(
+    plan: Plan,
+    engine: Engine,
+    *,
+    started: float,
+    cache: ResultsCache | bool,
+    progress: bool,
+    description: str = "Simulating",
+    human: HumanRecord | None = None,
+    split: IndividualSplit | None = None,
+) -> Executed:
+    """Run ``plan`` on ``engine``: the one executor of every run kind.
+
+    Before any model work: the held-out guard (a tuned model is never read where it was
+    trained, :mod:`survey_sim.runs.held_out`), the context check (every prompt fits the
+    model), and a scoring-only engine refused for sampled cells. Then every request goes
+    through the results store (answered from it, or computed and stored as the engine hands
+    results over) under a progress bar, and the manifest records the run (``human`` and
+    ``split`` for runs on real respondents).
+
+    Raises:
+        InputError: a prompt longer than the model's context, or questions or respondents
+            a tuned model was trained on.
+        MethodError: sampled cells on an engine that only scores.
+    """
+    engine_record = engine.describe()
+    refuse_trained(
+        engine_record,
+        plan.questionnaire.id,
+        questions=plan.questions,
+        respondents=plan.respondents,
+    )
     plan.check_fits(engine)
+    if plan.sample_requests and not getattr(engine, "can_sample", True):
+        raise cannot_sample(engine)
     store = open_store(cache)
     work_before = dataclasses.replace(engine.stats)
     total = len(plan.score_requests) + len(plan.sample_requests)
-    with Progress(total, "Simulating", store, shown=progress) as answered:
+    with Progress(total, description, store, shown=progress) as answered:
         scores = through_store(
             engine.score, plan.score_requests, ScoreResult, engine, store, answered
         )
@@ -87,17 +137,17 @@ def simulate(
             engine.sample, plan.sample_requests, SampleResult, engine, store, answered
         )
     manifest = run_manifest(
-        questionnaire,
-        population,
-        engine.describe(),
-        settings.record(),
+        plan.questionnaire,
+        plan.population,
+        engine_record,
+        plan.settings,
         started=started,
         work=engine.stats.since(work_before),
         store=store_record(store, scores, samples),
+        human=human,
+        split=split,
     )
-    return SimulationResult.assemble(
-        plan, scores.results, samples.results, model=engine.model_id, manifest=manifest
-    )
+    return Executed(scores.results, samples.results, manifest)
 
 
 def open_store(cache: ResultsCache | bool) -> ResultsCache | None:
@@ -116,16 +166,16 @@ class Finished(Generic[ResultT]):
     misses: int
 
 
-def store_record(store: ResultsCache | None, *finished: Finished[Any]) -> dict[str, Any] | None:
+def store_record(store: ResultsCache | None, *finished: Finished[Any]) -> StoreRecord | None:
     """What the manifest records of the store: its path, and the requests answered from it
     (``hits``) and computed (``misses``) over ``finished``."""
     if store is None:
         return None
-    return {
-        "path": str(store.path),
-        "hits": sum(part.hits for part in finished),
-        "misses": sum(part.misses for part in finished),
-    }
+    return StoreRecord(
+        path=str(store.path),
+        hits=sum(part.hits for part in finished),
+        misses=sum(part.misses for part in finished),
+    )
 
 
 def through_store(

@@ -9,11 +9,13 @@ from typing import Any, Literal, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 from survey_sim.asking.formats import AnswerMode, PromptFormat, Termination, get_format
-from survey_sim.errors import InputError, MethodError
+from survey_sim.errors import InputError, MethodError, input_error
 from survey_sim.questionnaire import QUESTION_KINDS
 
 Method = Literal["exact", "sample"]
 METHODS: tuple[Method, ...] = ("exact", "sample")
+KIND_DEFAULTS: dict[str, Method] = {"free_text": "sample"}
+"""Methods of the question kinds that only one method can answer, unless chosen."""
 
 
 class SimulationSettings(BaseModel):
@@ -32,7 +34,10 @@ class SimulationSettings(BaseModel):
         method: ``"exact"`` reads every outcome's probability from log-probabilities;
             ``"sample"`` draws ``samples`` answers per prompt under the answer's JSON schema
             and reports frequencies. A mapping sets it per question kind, e.g.
-            ``{"free_text": "sample"}`` (kinds left out take ``"default"``, else exact).
+            ``{"default": "exact", "numeric": "sample"}`` (kinds left out take
+            ``"default"``, else exact). Free-text questions, which only sampling can
+            answer, are sampled unless the mapping names ``free_text``
+            (:data:`KIND_DEFAULTS`).
         samples: Answers drawn per prompt when sampling.
         temperature: Sampling temperature.
         seed: Sampling seed. Each prompt's draws are seeded from this seed and what the
@@ -70,7 +75,7 @@ class SimulationSettings(BaseModel):
         try:
             return get_format(self.format, answer=self.answer, terminated=self.terminated)
         except ValueError as error:
-            raise InputError("simulation settings", str(error), location="format") from None
+            raise InputError("simulation settings", str(error), location="format") from error
 
     def methods(self) -> dict[str, Method]:
         """The method for every question kind.
@@ -87,7 +92,10 @@ class SimulationSettings(BaseModel):
             if value not in METHODS:
                 raise MethodError(f"method must be 'exact' or 'sample', got {value!r}")
         default = chosen.pop("default", "exact")
-        return {kind: cast(Method, chosen.get(kind, default)) for kind in QUESTION_KINDS}
+        return {
+            kind: cast(Method, chosen.get(kind, KIND_DEFAULTS.get(kind, default)))
+            for kind in QUESTION_KINDS
+        }
 
     @field_serializer("format")
     def _format_name(self, value: str | PromptFormat) -> str:
@@ -107,6 +115,6 @@ def validated(model: type[SettingsT], data: Mapping[str, Any], what: str) -> Set
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise InputError(what, first["msg"], location=field) from None
+        raise input_error(
+            what, error, describe=lambda loc: ".".join(str(part) for part in loc)
+        ) from error

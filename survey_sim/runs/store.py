@@ -76,12 +76,12 @@ class ResultsCache:
             raise SurveySimError(
                 f"{self.path}: cannot create the results cache's folder ({error.strerror}); set "
                 "SURVEY_SIM_RESULTS_CACHE to a writable place, or run with --no-cache"
-            ) from None
+            ) from error
         try:
             self._create()
         except sqlite3.Error as error:
             if not (fresh and _damaged(error)):
-                raise self._failure(error) from None
+                raise self._failure(error) from error
             self._remove_files()
             warnings.warn(
                 f"results cache {self.path} was damaged ({error}); replaced it with an empty one",
@@ -196,7 +196,7 @@ class ResultsCache:
                         else:
                             damaged += 1
         except sqlite3.Error as error:
-            raise self._failure(error) from None
+            raise self._failure(error) from error
         if damaged:
             warnings.warn(
                 f"results cache {self.path}: {damaged} stored result"
@@ -307,7 +307,7 @@ class ResultsCache:
             with self._connection() as connection:
                 entries = connection.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         except sqlite3.Error as error:
-            raise self._failure(error) from None
+            raise self._failure(error) from error
         files = [self.path, Path(f"{self.path}-wal")]
         size = sum(path.stat().st_size for path in files if path.exists())
         return {"path": str(self.path), "entries": entries, "bytes": size}
@@ -320,7 +320,7 @@ class ResultsCache:
                 connection.execute("DELETE FROM entries")
                 connection.execute("VACUUM")
         except sqlite3.Error as error:
-            raise self._failure(error) from None
+            raise self._failure(error) from error
         return int(entries)
 
 

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from survey_sim.asking.formats import ChatRenderer, PromptFormat, Turn
+from survey_sim.asking.formats import ChatRenderer, PromptContext, PromptFormat, Turn
 from survey_sim.asking.kinds import answered_turn, ask
 from survey_sim.asking.orders import cyclic_orders, reorder
 from survey_sim.data.responses import HumanResponses
+from survey_sim.data.splits import answered_questions, seeded_rng
 from survey_sim.engines._hf import HFTokenizer, TokenizedRequest
 from survey_sim.errors import InputError
-from survey_sim.evaluate.splits import answered_questions, seeded_rng
 from survey_sim.population import Persona
 from survey_sim.questionnaire import ChoiceQuestion, Question
 from survey_sim.runs.individuals import as_read, choice_question
@@ -105,7 +105,7 @@ def population_examples(
     examples = []
     for persona in personas:
         cell = tuple(str(persona.attributes[name]) for name in by)
-        description = prompt_format.describe(persona)
+        context = PromptContext(prompt_format.describe(persona), chat, instructions)
         for question_id in questions:
             question = choice_question(human, question_id)
             shares = targets.get((cell, question_id))
@@ -118,9 +118,7 @@ def population_examples(
             for order in cyclic_orders(len(question.options)):
                 shown = reorder(question, order)
                 asking = ask(shown, prompt_format)
-                (request,) = asking.exact_requests(
-                    description=description, instructions=instructions, chat=chat
-                )
+                (request,) = asking.exact_requests(context)
                 item = text.tokenize_request(request)
                 codes = [option.code for option in asking.outcomes]
                 examples.append(
@@ -159,9 +157,8 @@ def individual_examples(
             shown = as_read(question, questions[position - 1] if position else None)
             first = instructions if position == 0 else None
             asking = ask(shown, prompt_format)
-            (request,) = asking.exact_requests(
-                description=description, instructions=first, chat=chat, history=history
-            )
+            context = PromptContext(description, chat, first, tuple(history))
+            (request,) = asking.exact_requests(context)
             code = answers[(respondent, question.id)]
             chosen = [option.code for option in asking.outcomes].index(code)
             asked.append((text.tokenize_request(request), chosen))
@@ -213,11 +210,11 @@ def _cell_targets(
 
 
 def scale_ranks(question: Question) -> dict[str, int] | None:
-    """Each option's rank on an ordinal scale whose options all have positions (``None``
-    for any other question)."""
-    if not isinstance(question, ChoiceQuestion) or question.kind != "ordinal":
+    """Each option's rank on the question's ordinal scale (:meth:`ChoiceQuestion.scale`),
+    when every option lies on it (``None`` for any other question: the loss needs them all)."""
+    if not isinstance(question, ChoiceQuestion):
         return None
-    if any(option.position is None for option in question.options):
+    scale = question.scale()
+    if scale is None or len(scale) != len(question.options):
         return None
-    ranked = sorted(question.options, key=lambda option: option.position or 0)
-    return {option.code: rank for rank, option in enumerate(ranked)}
+    return {question.options[index].code: rank for rank, index in enumerate(scale)}

@@ -15,8 +15,9 @@ from typing import Any, Literal
 import numpy as np
 
 from survey_sim.data.responses import HumanResponses
+from survey_sim.engines.records import TrainedOn
 from survey_sim.errors import InputError
-from survey_sim.runs.held_out import TrainedOn, data_hash
+from survey_sim.runs.held_out import data_hash
 
 Objective = Literal["population", "individual"]
 

@@ -32,7 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from survey_sim._io import write_set
 from survey_sim.data.responses import HumanResponses
+from survey_sim.data.splits import described_by
 from survey_sim.engines._hf import HFTokenizer
+from survey_sim.engines.records import AdapterRecord, BestCheckpoint
 from survey_sim.engines.registry import (
     ADAPTER_FILES,
     ADAPTER_RECORD,
@@ -42,7 +44,6 @@ from survey_sim.engines.registry import (
     locate_model,
 )
 from survey_sim.errors import InputError
-from survey_sim.evaluate.splits import described_by
 from survey_sim.runs.settings import SimulationSettings, validated
 from survey_sim.tune._examples import (
     Example,
@@ -147,19 +148,19 @@ class TuningResult:
 
     Attributes:
         adapter: The adapter's folder (standard peft layout, plus ``survey_sim.json``).
-        record: What ``survey_sim.json`` holds.
+        record: What ``survey_sim.json`` holds (:class:`AdapterRecord`).
         history: The loss history: ``step``, ``epoch``, ``split`` (train/validation),
             ``loss``.
     """
 
     adapter: Path
-    record: dict[str, Any]
+    record: AdapterRecord
     history: pl.DataFrame
 
     @property
     def split(self) -> TuningSplit:
         """The questions or respondents trained, validated and held out."""
-        return TuningSplit.from_record(self.record["split"])
+        return TuningSplit.from_record(self.record.split)
 
 
 def tune(
@@ -253,18 +254,20 @@ def tune(
         raise
     seconds = time.perf_counter() - started
     history = _history(trainer.state.log_history)
-    record = {
-        **run,
-        "trained_on": split.trained_on.model_dump(mode="json"),
-        "best": {
-            "checkpoint": Path(trainer.state.best_model_checkpoint or "").name or None,
-            "validation_loss": trainer.state.best_metric,
-        },
-        "history": history.to_dicts(),
-        "work": _work(trainer, seconds, torch),
-    }
+    record = AdapterRecord.model_validate(
+        {
+            **run,
+            "trained_on": split.trained_on,
+            "best": BestCheckpoint(
+                step=_checkpoint_step(trainer.state.best_model_checkpoint),
+                validation_loss=trainer.state.best_metric,
+            ),
+            "history": history.to_dicts(),
+            "work": _work(trainer, seconds, torch),
+        }
+    )
     if trainer.is_world_process_zero():
-        _write_adapter(peft_model, out, record)
+        record = _write_adapter(peft_model, out, record)
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return TuningResult(out, record, history)
 
@@ -566,20 +569,28 @@ def _work(trainer: Any, seconds: float, torch: Any) -> dict[str, Any]:
     return work
 
 
-def _write_adapter(model: Any, out: Path, record: dict[str, Any]) -> None:
-    """peft's adapter files, then the record naming their hash, as one set."""
+def _checkpoint_step(folder: str | None) -> int | None:
+    """The step of a Trainer checkpoint folder (``.../checkpoint-120``: 120)."""
+    return BestCheckpoint.model_validate({"checkpoint": Path(folder or "").name}).step
+
+
+def _write_adapter(model: Any, out: Path, record: AdapterRecord) -> AdapterRecord:
+    """peft's adapter files, then the record naming their hash, as one set; returns the
+    record as written."""
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".adapter-", dir=out) as staging:
         model.save_pretrained(staging)
         saved = {name: Path(staging) / name for name in ADAPTER_FILES}
-        record = {**record, "files": {name: file_hash(path) for name, path in saved.items()}}
-        text = json.dumps(record, indent=1)
+        files = {name: file_hash(path) for name, path in saved.items()}
+        record = record.model_copy(update={"files": files})
+        text = record.model_dump_json(indent=1)
         write_set(
             {
                 **{out / name: _copier(path) for name, path in saved.items()},
                 out / ADAPTER_RECORD: lambda temporary: Path(temporary).write_text(text),
             }
         )
+    return record
 
 
 def _copier(source: Path) -> Any:

@@ -39,7 +39,7 @@ def held_out_simulations(
     split = result.split
     if split.objective != "population":
         raise InputError(result.adapter, "held-out questions exist for the population objective")
-    settings = TuningSettings.model_validate(result.record["settings"])
+    settings = TuningSettings.model_validate(result.record.settings)
     questionnaire = human.questionnaire.select(split.held_out)
     population = human.population(list(settings.by) if settings.by else None)
     simulations = {}

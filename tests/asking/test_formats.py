@@ -1,6 +1,8 @@
 import copy
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from survey_sim import (
     ChatFormat,
@@ -12,7 +14,7 @@ from survey_sim import (
     XmlFormat,
 )
 from survey_sim.asking import get_format
-from survey_sim.asking.formats import is_prefix_free
+from survey_sim.asking.formats import FORMATS, MARKUPS, PromptContext, is_prefix_free
 from survey_sim.asking.kinds import ask, choice_request
 from survey_sim.population import default_description
 from survey_sim.questionnaire import ChoiceQuestion
@@ -33,13 +35,13 @@ def numbered_question(count: int) -> ChoiceQuestion:
 def test_question_body_lists_options_and_instruction(gss):
     natfare = gss.question("natfare")
     body = ask(natfare, PlainFormat()).sample_prompt(
-        description="", instructions="Please answer honestly.", chat=AnswerFirstTemplate()
+        PromptContext("", AnswerFirstTemplate(), instructions="Please answer honestly.")
     )
     assert body.startswith("\n\nPlease answer honestly.\n\nWe are faced with many problems")
     assert "A. Too little\nB. About right\nC. Too much" in body
     assert body.endswith("Answer with the letter of one option only.\n\nAnswer:")
     text_body = ask(natfare, PlainFormat(answer="text")).sample_prompt(
-        description="", instructions=None, chat=AnswerFirstTemplate()
+        PromptContext("", AnswerFirstTemplate())
     )
     assert "- About right" in text_body and "exactly as written" in text_body
 
@@ -103,6 +105,47 @@ def test_format_names_record_the_variant():
     assert get_format("chat", terminated=True).name == "chat:terminated"
     with pytest.raises(ValueError, match="unknown prompt format 'json'"):
         get_format("json")
+
+
+@given(
+    base=st.sampled_from(sorted(FORMATS)),
+    answer=st.sampled_from(["label", "text"]),
+    terminated=st.sampled_from(["auto", True, False]),
+    markup=st.sampled_from(["auto", *MARKUPS]),
+)
+def test_every_recorded_format_name_reads_back_as_its_format(base, answer, terminated, markup):
+    options = {"markup": markup} if base == "spectrum" else {}
+    made = FORMATS[base](answer=answer, terminated=terminated, **options)
+    assert get_format(made.name) == made
+    assert get_format(made.name).name == made.name
+
+
+def test_format_name_options_refuse_contradictions_and_unknown_words():
+    assert get_format("chat:text", answer="text") == ChatFormat(answer="text")
+    assert get_format("plain:open", answer="text") == PlainFormat(answer="text", terminated=False)
+    with pytest.raises(ValueError, match="sets terminated to False, but terminated=True"):
+        get_format("chat:open", terminated=True)
+    with pytest.raises(ValueError, match="unknown option 'gemma' in prompt format 'chat:gemma'"):
+        get_format("chat:gemma")
+
+
+def test_spectrum_reads_the_markup_once_per_model(tiny_engine):
+    class CountingRenderer:
+        calls = 0
+
+        def render_chat(self, messages, *, add_generation_prompt):
+            CountingRenderer.calls += 1
+            return tiny_engine.render_chat(messages, add_generation_prompt=add_generation_prompt)
+
+    renderer, spectrum = CountingRenderer(), SpectrumFormat()
+    first = spectrum.prompt("Q1", PromptContext(DESCRIPTION, renderer))
+    spectrum.prompt("Q2", PromptContext(DESCRIPTION, renderer))
+    assert CountingRenderer.calls == 1
+    assert first == SpectrumFormat(markup="chatml").prompt(
+        "Q1", PromptContext(DESCRIPTION, renderer)
+    )
+    spectrum.prompt("Q1", PromptContext(DESCRIPTION, CountingRenderer()))
+    assert CountingRenderer.calls == 2  # another model: read again
 
 
 class AnswerFirstTemplate:

@@ -11,6 +11,7 @@ import pytest
 
 from survey_sim import InputError, Population, SimulationResult, simulate
 from survey_sim.asking import get_format
+from survey_sim.asking.formats import PromptContext
 from survey_sim.asking.kinds import ask
 from survey_sim.asking.schemas import MAX_SELECTIONS, answer_schema, value_schema
 from survey_sim.data.bundled import bundled_file
@@ -146,7 +147,7 @@ def valid(question, value) -> bool:
 def test_every_sampled_answer_is_valid(tiny_engine, kinds, question_id):
     question = kinds.question(question_id)
     asking = ask(question, get_format("chat"))
-    prompt = asking.sample_prompt(description=DESCRIPTION, instructions=None, chat=tiny_engine)
+    prompt = asking.sample_prompt(PromptContext(DESCRIPTION, tiny_engine))
     result = tiny_engine.sample_one(
         SampleRequest(prompt, asking.schema(), n=60, seed=3, max_new_tokens=asking.token_limit())
     )
@@ -164,7 +165,7 @@ def test_every_sampled_answer_is_valid(tiny_engine, kinds, question_id):
 def test_exact_multi_select_reads_yes_against_no(tiny_engine, kinds):
     question = kinds.question("news_sources")
     asking = ask(question, get_format("spectrum"))
-    requests = asking.exact_requests(description=DESCRIPTION, instructions=None, chat=tiny_engine)
+    requests = asking.exact_requests(PromptContext(DESCRIPTION, tiny_engine))
     assert len(requests) == 5 and all(r.continuations == ("Yes", "No") for r in requests)
     assert 'Would you select option D, "Social media"?' in requests[3].prefix
     results = tiny_engine.score(requests)
@@ -178,7 +179,7 @@ def test_exact_multi_select_reads_yes_against_no(tiny_engine, kinds):
 def test_exact_numeric_sums_every_value_into_its_bin(tiny_engine, kinds):
     question = kinds.question("tvhours")
     asking = ask(question, get_format("chat"))
-    (request,) = asking.exact_requests(description=DESCRIPTION, instructions=None, chat=tiny_engine)
+    (request,) = asking.exact_requests(PromptContext(DESCRIPTION, tiny_engine))
     assert len(request.continuations) == 25  # 0..24, end-of-turn scored ("2" begins "24")
     assert request.continuations[24] == "24<|im_end|>"
     (result,) = tiny_engine.score([request])
@@ -192,8 +193,11 @@ def test_exact_numeric_sums_every_value_into_its_bin(tiny_engine, kinds):
 def test_methods_that_cannot_apply_fail_before_model_work(tiny_engine, kinds, two_personas):
     before = tiny_engine.stats.requests
     # No results store: it must be the plan that stops the run, not stored answers.
+    exact_free_text = {"free_text": "exact"}
     with pytest.raises(MethodError, match=r"'mip' is free text.*method='sample'"):
-        simulate(kinds, two_personas, tiny_engine, progress=False, cache=False)
+        simulate(
+            kinds, two_personas, tiny_engine, progress=False, cache=False, method=exact_free_text
+        )
     many = kinds.question("news_sources").model_validate(
         kinds.question("news_sources").model_dump()
         | {"options": [{"code": str(i), "text": f"o{i}"} for i in range(13)]}
@@ -205,9 +209,7 @@ def test_methods_that_cannot_apply_fail_before_model_work(tiny_engine, kinds, tw
         )
     real = kinds.question("tvhours").model_copy(update={"integer": False, "bins": None})
     with pytest.raises(MethodError, match="cannot be scored exactly"):
-        ask(real, get_format("chat")).exact_requests(
-            description=DESCRIPTION, instructions=None, chat=tiny_engine
-        )
+        ask(real, get_format("chat")).exact_requests(PromptContext(DESCRIPTION, tiny_engine))
     with pytest.raises(MethodError, match="unknown question kind 'essay'"):
         simulate(kinds, two_personas, tiny_engine, method={"essay": "sample"}, cache=False)
     with pytest.raises(MethodError, match="'exact' or 'sample'"):

@@ -101,6 +101,17 @@ def test_broken_inputs_are_one_line_errors(tmp_path, change, message):
             "samples: Input should be greater than or equal to 1",
         ),
         (["q.yaml", "--personas", "personas.csv", "--engine", "sglang"], "needs --url"),
+        (
+            [
+                *("q.yaml", "--personas", "personas.csv", "--engine", "sglang"),
+                *("--url", "http://x", "--dtype", "bfloat16", "--threads", "2"),
+            ],
+            "--threads and --dtype cannot apply to --engine sglang: the server decides them",
+        ),
+        (
+            ["q.yaml", "--personas", "personas.csv", "--url", "http://x"],
+            "--url cannot apply to --engine embedded",
+        ),
         (["q.yaml", "--personas", "personas.csv", "--out", "/proc/r.parquet"], "cannot write in"),
         (["q.yaml", "--personas", "personas.csv", "--adapter", "."], "not a LoRA adapter folder"),
         (

@@ -62,7 +62,7 @@ def survey_requests(engine, gss, demo_population) -> list[ScoreRequest]:
 def test_the_engine_picks_an_exact_strategy(family_engine):
     expected = "state" if family_engine.model_id == "jamba-hybrid" else "cache"
     assert family_engine.strategy == expected
-    assert family_engine.describe()["strategy"] == expected
+    assert family_engine.describe().strategy == expected
     assert f"strategy={expected!r}" in repr(family_engine)
 
 
@@ -93,7 +93,7 @@ def test_the_sampling_path_matches_a_full_pass(family_engine, gss, demo_populati
     engine.score([ScoreRequest(base[:-10], ("x",))])  # a shorter prefix in the prefix cache
     prompt = engine.tokenize(base)
     forced = torch.tensor([[5, 9, 30, 41, 7, 12], [5, 88, 2, 41, 3, 64], [200, 9, 30, 41, 7, 1]])
-    decoder = engine._decoder(engine._prefill(prompt), len(forced))
+    decoder = engine.runner.decoder(engine.runner.prefill(prompt), len(forced))
     logits = decoder.logits
     for step in range(forced.shape[1] + 1):
         for row, tokens in enumerate(forced.tolist()):

@@ -8,7 +8,6 @@ import json
 import math
 import random
 from collections.abc import Sequence
-from typing import Any
 
 import polars as pl
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from survey_sim import Engine, EngineStats, ResultsCache, simulate
 from survey_sim.engines import (
     ChatMessage,
+    EngineDescription,
     ResultsCallback,
     SampleRequest,
     SampleResult,
@@ -56,8 +56,8 @@ class ToyEngine:
     def sequence_tokens(self, request: ScoreRequest | SampleRequest) -> int:
         return len(request.prefix)
 
-    def describe(self) -> dict[str, Any]:
-        return {"engine": "ToyEngine", "model_id": self.model_id, "fingerprint": "toy-model-v1"}
+    def describe(self) -> EngineDescription:
+        return EngineDescription(engine="ToyEngine", model_id="toy", fingerprint="toy-model-v1")
 
     def render_chat(self, messages: Sequence[ChatMessage], *, add_generation_prompt: bool) -> str:
         text = "".join(f"<{m['role']}>{m['content']}\n" for m in messages)
@@ -125,8 +125,8 @@ def test_a_user_engine_runs_with_the_store(tmp_path, gss, demo_population, repor
     expected = [w / sum(weights) for w in weights]
     for _, cell in first.responses.group_by("persona_id", "question_id"):
         assert cell.sort("shown_position")["prob"].to_list() == pytest.approx(expected)
-    assert first.manifest["model"] == engine.describe()
-    assert first.manifest["cache"]["misses"] == computed
+    assert first.manifest.model == engine.describe()
+    assert first.manifest.cache.misses == computed
 
     again = simulate(questionnaire, demo_population, engine, **options)
     assert engine.calls == computed  # every result came from the store

@@ -19,9 +19,10 @@ from survey_sim import (
     simulate_individuals,
 )
 from survey_sim.asking import answered_turn, ask, get_format
+from survey_sim.asking.formats import PromptContext
 from survey_sim.data.responses import ANONYMOUS
+from survey_sim.data.splits import learning_curve
 from survey_sim.engines.transformers import EngineSettings, TransformersEngine
-from survey_sim.evaluate.splits import learning_curve
 
 QUESTIONS = ["taxes", "parks", "roads", "schools", "police"]
 
@@ -45,10 +46,7 @@ def test_history_is_shown_as_real_turns_before_the_question(name, human, tiny_en
     ]
     assert [turn.answer for turn in history] == ["A", "C"]
     (request,) = ask(roads, prompt_format).exact_requests(
-        description="You are a Democrat voter.",
-        instructions=None,
-        chat=tiny_engine,
-        history=history,
+        PromptContext("You are a Democrat voter.", tiny_engine, history=history)
     )
     prompt = request.prefix
     places = [
@@ -67,7 +65,7 @@ def test_chat_history_is_user_and_assistant_messages(human, tiny_engine):
     chat = get_format("chat")
     taxes, parks = human.questionnaire.question("taxes"), human.questionnaire.question("parks")
     turn = answered_turn(taxes, chat, "2")
-    prompt = chat.prompt("Q2?", description="D", chat=tiny_engine, history=[turn])
+    prompt = chat.prompt("Q2?", PromptContext("D", tiny_engine, history=[turn]))
     expected = tiny_engine.render_chat(
         [
             {"role": "system", "content": "D"},
@@ -85,7 +83,7 @@ def test_chat_history_is_user_and_assistant_messages(human, tiny_engine):
 def test_spectrum_history_is_input_and_output_turns(human, tiny_engine):
     spectrum = get_format("spectrum:chatml")
     turn = answered_turn(human.questionnaire.question("taxes"), spectrum, "1")
-    prompt = spectrum.prompt("Q2?", description="D", chat=tiny_engine, history=[turn])
+    prompt = spectrum.prompt("Q2?", PromptContext("D", tiny_engine, history=[turn]))
     assert prompt == (
         "<|im_start|>description\nD<|im_end|>\n"
         f"<|im_start|>input\n{turn.question}<|im_end|>\n"
@@ -161,9 +159,9 @@ def test_held_out_distributions_are_exact_after_the_shared_history(human, tiny_m
     difference = (result.responses["logprob"] - reference.responses["logprob"]).abs().max()
     assert difference < 1e-4
     # The history is one prefix for every held-out question and the next k.
-    work, plain_work = result.manifest["work"], reference.manifest["work"]
-    assert work["hit_rate"] > 0.3 and plain_work["reused_tokens"] == 0
-    assert work["computed_tokens"] < 0.7 * plain_work["computed_tokens"]
+    work, plain_work = result.manifest.work, reference.manifest.work
+    assert work.hit_rate > 0.3 and plain_work.reused_tokens == 0
+    assert work.computed_tokens < 0.7 * plain_work.computed_tokens
     real = {
         (r, q): code
         for r, q, code in human.frame.select(

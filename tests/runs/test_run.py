@@ -121,9 +121,7 @@ def test_a_kill_between_the_renames_is_detected_and_its_leftovers_swept(small_re
     files side by side are refused, and the next write removes the dead writer's temporaries."""
     source, target = tmp_path / "source.parquet", tmp_path / "run.parquet"
     small_result.write_parquet(source)
-    SimulationResult(small_result.responses.head(9), manifest={"earlier": True}).write_parquet(
-        target
-    )
+    SimulationResult(small_result.responses.head(9)).write_parquet(target)
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_WRITER.format(source=source, target=target)], check=False
     )

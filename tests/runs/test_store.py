@@ -21,6 +21,7 @@ import torch
 from survey_sim import EngineSettings, Population, TransformersEngine, simulate
 from survey_sim.data.bundled import bundled_file
 from survey_sim.runs import ResultsCache, SimulationResult
+from survey_sim.runs.manifest import StoreRecord
 from survey_sim.testing import InterruptedAfter, assert_same_results
 
 SCRIPT = str(Path(sys.executable).with_name("survey-sim"))
@@ -39,22 +40,20 @@ def test_rerun_is_served_from_the_cache(tmp_path, tiny_engine, gss, demo_populat
     again = simulate(gss, demo_population, tiny_engine, cache=cache, progress=False, **kinds)
     assert engine_totals(tiny_engine) == before  # no model work at all
     assert again.responses.equals(first.responses) and again.draws.equals(first.draws)
-    assert again.manifest["cache"] == {
-        "path": str(cache.path),
-        "hits": first.manifest["cache"]["misses"],
-        "misses": 0,
-    }
+    assert again.manifest.cache == StoreRecord(
+        path=str(cache.path), hits=first.manifest.cache.misses, misses=0
+    )
     # A new seed is new work, never a stale hit; so is another prompt format.
     reseeded = simulate(
         gss, demo_population, tiny_engine, cache=cache, progress=False, seed=1, **kinds
     )
-    assert reseeded.manifest["cache"]["misses"] == len(demo_population) * len(gss)
+    assert reseeded.manifest.cache.misses == len(demo_population) * len(gss)
     assert not reseeded.draws["text"].equals(first.draws["text"])
     plain = simulate(gss, demo_population, tiny_engine, cache=cache, progress=False, format="plain")
-    assert plain.manifest["cache"]["hits"] == 0
+    assert plain.manifest.cache.hits == 0
     fresh = ResultsCache(cache.path, fresh=True)
     recomputed = simulate(gss, demo_population, tiny_engine, cache=fresh, progress=False, **kinds)
-    assert recomputed.manifest["cache"]["hits"] == 0
+    assert recomputed.manifest.cache.hits == 0
     assert_same_results(recomputed.responses, first.responses)  # all in one call, not chunks
     info = cache.info()
     assert info["entries"] > 0 and info["bytes"] > 0
@@ -171,8 +170,8 @@ def test_a_killed_run_resumes_to_identical_results(tmp_path, tiny_model_dir, gss
     )
     assert resumed.returncode == 0, resumed.stderr
     manifest = json.loads((tmp_path / "resumed.manifest.json").read_text())
-    assert manifest["cache"]["hits"] == done_before_kill
-    assert manifest["cache"]["misses"] == total - done_before_kill
+    assert manifest.cache.hits == done_before_kill
+    assert manifest.cache.misses == total - done_before_kill
 
     whole = tmp_path / "whole.parquet"
     uninterrupted = subprocess.run(
@@ -192,14 +191,12 @@ def test_manifest_says_how_results_were_made(tmp_path, tiny_engine, gss, demo_po
     written = result.write_parquet(tmp_path / "r.parquet")
     assert tmp_path / "r.manifest.json" in written
     manifest = SimulationResult.read_parquet(tmp_path / "r.parquet").manifest
-    assert manifest["model"]["fingerprint"] == tiny_engine.fingerprint
-    assert {"survey-sim", "torch", "transformers", "polars"} <= set(manifest["packages"])
-    assert (
-        manifest["questionnaire"]["id"] == gss.id and len(manifest["questionnaire"]["sha256"]) == 64
-    )
-    assert manifest["population"]["personas"] == len(demo_population)
-    assert manifest["settings"]["seed"] == 0 and manifest["cache"] is None
-    assert manifest["seconds"] >= 0
+    assert manifest.model.fingerprint == tiny_engine.fingerprint
+    assert {"survey-sim", "torch", "transformers", "polars"} <= set(manifest.packages)
+    assert manifest.questionnaire.id == gss.id and len(manifest.questionnaire.sha256) == 64
+    assert manifest.population.personas == len(demo_population)
+    assert manifest.settings.seed == 0 and manifest.cache is None
+    assert manifest.seconds >= 0
 
 
 @pytest.mark.parametrize("action", ["info", "clear"])
@@ -231,7 +228,7 @@ def test_an_interrupted_run_resumes_to_identical_results(tmp_path, tiny_model_di
         cache=store,
         progress=False,
     )
-    assert resumed.manifest["cache"]["hits"] == stored_before
+    assert resumed.manifest.cache.hits == stored_before
     whole = simulate(
         gss,
         personas,

@@ -210,7 +210,7 @@ def test_a_value_damaged_on_disk_is_computed_again(tiny_engine, gss, tmp_path, d
         connection.execute(f"UPDATE entries SET value = {damage} WHERE key = ?", (key,))
     with pytest.warns(UserWarning, match="1 stored result failed the integrity check"):
         again = simulate(gss, personas, tiny_engine, cache=store, progress=False)
-    assert again.manifest["cache"]["misses"] == 1
+    assert again.manifest.cache.misses == 1
     assert_same_results(again.responses, first.responses)  # computed alone, not in its pass
 
 
@@ -220,7 +220,7 @@ def test_two_runs_of_one_study_split_the_work(study, tmp_path, uninterrupted):
     for process in runs:
         finish(process)
     results = [SimulationResult.read_parquet(tmp_path / f"{name}.parquet") for name in "ab"]
-    computed = [result.manifest["cache"]["misses"] for result in results]
+    computed = [result.manifest.cache.misses for result in results]
     assert all(count > 0 for count in computed), computed  # both took part
     assert sum(computed) <= PERSONAS * QUESTIONS * 1.1, computed  # hardly anything twice
     for result in results:

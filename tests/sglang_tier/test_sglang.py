@@ -80,7 +80,7 @@ def test_sampled_answers_are_valid_under_their_schema(sglang_engine, gss):
         assert value is None or conforms(value, with_reason)
     short = sglang_engine.sample([SampleRequest(prefix, with_reason, n=4, max_new_tokens=3)])[0]
     assert all(short.truncated) and all(value is None for value in short.values)
-    assert sglang_engine.describe()["reproducible_draws"] is False
+    assert sglang_engine.describe().details["reproducible_draws"] is False
 
 
 def test_repeated_persona_prefixes_are_served_from_the_cache(sglang_server, gss, demo_population):
@@ -140,8 +140,8 @@ def test_the_cli_runs_a_study_on_sglang(sglang_server, tiny_engine, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "prompt tokens" in done.stdout
     manifest = json.loads(out.with_suffix(".manifest.json").read_text())
-    assert manifest["model"]["engine"] == "SGLangEngine"
-    assert manifest["work"]["hit_rate"] > 0
+    assert manifest.model.engine == "SGLangEngine"
+    assert manifest.work.hit_rate > 0
     served = pl.read_parquet(out)
     local = simulate_demo(tiny_engine)
     joined = served.join(local, on=["persona_id", "question_id", "option_code"], suffix="_local")
@@ -220,7 +220,7 @@ def test_serve_a_killed_server_mid_run_and_a_resumed_rerun(
     resumed = simulate(
         gss, demo_population, SGLangEngine(sglang_server.url), cache=store, progress=False
     )
-    assert resumed.manifest["cache"]["hits"] == stored
+    assert resumed.manifest.cache.hits == stored
     assert resumed.responses.height == len(demo_population) * sum(len(q.options) for q in gss)
 
 

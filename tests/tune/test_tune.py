@@ -29,8 +29,9 @@ from survey_sim import (
     simulate,
     simulate_individuals,
 )
+from survey_sim.data.splits import answered_questions, seeded_rng
+from survey_sim.engines.records import AdapterRecord
 from survey_sim.engines.registry import ADAPTER_RECORD
-from survey_sim.evaluate.splits import answered_questions, seeded_rng
 from survey_sim.testing import RECOMPUTED_TOLERANCE
 from survey_sim.tune import TuningSettings, tune
 from survey_sim.tune._objectives import collate, slot_logprobs
@@ -146,9 +147,11 @@ def test_tuning_lowers_the_loss_and_moves_held_out_answers(
     ]
     before, after = report["total_variation"][:2]
     assert abs(after - before) > 1e-3  # the held-out answers moved (better or worse)
-    record = json.loads((population_adapter.adapter / ADAPTER_RECORD).read_text())
-    assert record["trained_on"]["questions"] == [*split.train, *split.validation]
-    assert record["work"]["trained_tokens"] > 0
+    record = AdapterRecord.model_validate_json(
+        (population_adapter.adapter / ADAPTER_RECORD).read_text()
+    )
+    assert record.trained_on.questions == (*split.train, *split.validation)
+    assert record.work.trained_tokens > 0
 
 
 def test_the_adapter_round_trips_merged_as_unmerged(
@@ -168,7 +171,7 @@ def test_the_adapter_round_trips_merged_as_unmerged(
     assert torch.allclose(merged, plain, atol=RECOMPUTED_TOLERANCE)
     assert not torch.allclose(merged_logits, base_logits, atol=1e-3)
     assert tuned.fingerprint != tiny_engine.fingerprint
-    assert tuned.describe()["adapter"]["trained_on"]["questionnaire"] == "attitudes"
+    assert tuned.describe().adapter.trained_on.questionnaire == "attitudes"
 
 
 def test_the_same_seed_gives_the_same_adapter(human, population_adapter, tiny_model_dir, tmp_path):
@@ -203,7 +206,7 @@ def test_evaluating_where_the_adapter_was_trained_is_refused(
         **QUICK,
     )
     trained = (*individual.split.train, *individual.split.validation)
-    assert individual.record["trained_on"]["respondents"] == list(trained)
+    assert individual.record.trained_on.respondents == tuple(trained)
     tuned = TransformersEngine.from_pretrained(tiny_model_dir, adapter=individual.adapter)
     first, second = answered_questions(human)[trained[0]][:2]
     seen = IndividualSplit(
@@ -298,11 +301,11 @@ def test_a_killed_tuning_run_resumes_from_its_checkpoint(survey, tiny_model_dir,
         [*command, "--out", "killed"], cwd=tmp_path, capture_output=True, text=True
     )
     assert resumed.returncode == 0, resumed.stderr
-    record = json.loads((tmp_path / "killed" / ADAPTER_RECORD).read_text())
-    assert (
-        record["work"]["steps"]
-        == json.loads((tmp_path / "whole" / ADAPTER_RECORD).read_text())["work"]["steps"]
+    killed, whole = (
+        AdapterRecord.model_validate_json((tmp_path / run / ADAPTER_RECORD).read_text())
+        for run in ("killed", "whole")
     )
+    assert killed.work.steps == whole.work.steps
     assert not (tmp_path / "killed" / "checkpoints").exists()
     whole_weights = load_file(tmp_path / "whole" / "adapter_model.safetensors")
     resumed_weights = load_file(tmp_path / "killed" / "adapter_model.safetensors")

@@ -19,12 +19,12 @@ writes it down, so a run's manifest says exactly which answers were shown and pr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import polars as pl
+from pydantic import BaseModel, ConfigDict
 
 from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import InputError
@@ -40,8 +40,7 @@ def learning_curve(largest: int) -> tuple[int, ...]:
     return tuple(shots)
 
 
-@dataclass(frozen=True)
-class IndividualSplit:
+class IndividualSplit(BaseModel):
     """Which respondents train and test, and per respondent which answers are shown and
     which are predicted.
 
@@ -56,6 +55,8 @@ class IndividualSplit:
             description says nothing about them).
         eligible: Respondents who could take part, before sampling train and test.
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     seed: int
     shots: tuple[int, ...]
@@ -209,30 +210,12 @@ class IndividualSplit:
 
     def record(self) -> dict[str, Any]:
         """Everything about the split, as JSON-ready data (for a manifest)."""
-        return {
-            "seed": self.seed,
-            "shots": list(self.shots),
-            "demographics": list(self.demographics),
-            "eligible": self.eligible,
-            "train": list(self.train),
-            "test": list(self.test),
-            "shown": {r: list(q) for r, q in self.shown.items()},
-            "held_out": {r: list(q) for r, q in self.held_out.items()},
-        }
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> IndividualSplit:
+    def from_record(cls, record: Mapping[str, Any]) -> IndividualSplit:
         """The split :meth:`record` wrote."""
-        return cls(
-            seed=int(record["seed"]),
-            shots=tuple(int(k) for k in record["shots"]),
-            train=tuple(record["train"]),
-            test=tuple(record["test"]),
-            shown={r: tuple(q) for r, q in record["shown"].items()},
-            held_out={r: tuple(q) for r, q in record["held_out"].items()},
-            demographics=tuple(record["demographics"]),
-            eligible=int(record["eligible"]),
-        )
+        return cls.model_validate(record)
 
 
 def described_by(human: HumanResponses, chosen: Sequence[str] | bool) -> tuple[str, ...]:
