@@ -54,7 +54,7 @@ def main() -> None:
     try:
         questionnaire = load_questionnaire(bundled_file("questionnaires", "gss_spending_2018.yaml"))
         population = persona_grid(args.personas)
-        probe = SGLangEngine(url)
+        probe = SGLangEngine.connect(url)
         requests = [
             choice_request(q, get_format("chat"), description=p.description, chat=probe)
             for p in population
@@ -65,7 +65,7 @@ def main() -> None:
         print(f"{grid} = {len(requests)} requests")
         for concurrency in (1, 8):
             httpx.post(f"{url}/flush_cache")
-            engine = SGLangEngine(url, settings=SGLangSettings(concurrency=concurrency))
+            engine = SGLangEngine.connect(url, settings=SGLangSettings(concurrency=concurrency))
             began = time.perf_counter()
             served = engine.score(requests)
             seconds = time.perf_counter() - began

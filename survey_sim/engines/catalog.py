@@ -103,7 +103,7 @@ def _sglang(options: EngineOptions) -> Callable[[], Engine]:
     def connect() -> Engine:
         from survey_sim.engines.sglang import SGLangEngine
 
-        return SGLangEngine(options.url or "", model=options.model, adapter=options.adapter)
+        return SGLangEngine.connect(options.url or "", model=options.model, adapter=options.adapter)
 
     return connect
 

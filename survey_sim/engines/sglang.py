@@ -28,17 +28,14 @@ The server runs the model; this client speaks its native ``/generate`` API over 
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import functools
 import json
-import threading
 import warnings
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from survey_sim.engines._hf import (
@@ -48,6 +45,7 @@ from survey_sim.engines._hf import (
     common_prefix_length,
     read_completions,
 )
+from survey_sim.engines._sglang_client import INFO_PATHS, SGLangClient
 from survey_sim.engines.base import (
     EngineBase,
     ResultsCallback,
@@ -59,15 +57,12 @@ from survey_sim.engines.base import (
 from survey_sim.engines.records import AdapterDescription
 from survey_sim.errors import ScoringError, ServerError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 T = TypeVar("T")
 PRIMED_PREFIX_MIN = 32
 """Shared prompt tokens worth a request of their own to put them in the radix cache."""
-INFO_PATHS = {
-    "model": ("/model_info", "/get_model_info"),
-    "server": ("/server_info", "/get_server_info"),
-}
-"""Where servers describe themselves: SGLang 0.5.23 servers answer both names (the second
-deprecated), its router (sglang-router 0.3) only the second."""
 PROBE = "Probe: how many café visits? 10, 100 or 1,000 ✓\nAnswer:"
 """A prompt whose tokenisation tells tokenizers apart (digits, accents, symbols, newline)."""
 SERVER_FACTS = (
@@ -107,31 +102,37 @@ class SGLangSettings(BaseModel):
 class SGLangEngine(EngineBase):
     """Exact option scoring and constrained sampling on an SGLang server.
 
-    Args:
-        url: The server (or router), e.g. ``"http://127.0.0.1:30000"``.
-        model: The model the server must be running (its path or name as the server reports
-            it); a server running another model is refused. ``None`` accepts the server's.
-        tokenizer: A local tokenizer directory (default: the model path the server reports,
-            when it exists on this machine). It must tokenise exactly as the server does;
-            this is checked when connecting.
-        settings: Client settings (concurrency, timeouts, retries...).
-        fingerprint: Overrides the fingerprint the results cache keys on (see
-            :attr:`fingerprint`).
-        adapter: A LoRA adapter folder the server serves (started with ``survey-sim serve
-            MODEL --adapter FOLDER``, or ``--lora-paths NAME=FOLDER`` where NAME is the
-            folder's name): every request asks for it, and the fingerprint covers it.
-
-    Raises:
-        ServerError: the server cannot be reached, is not an SGLang server, runs another
-            model than ``model``, or does not serve ``adapter``.
-        InputError: ``adapter`` is not an adapter folder, or was trained on another model.
-        ScoringError: the local tokenizer does not tokenise as the server does.
+    Connect with :meth:`connect` (``SGLangEngine.connect("http://127.0.0.1:30000")``), which
+    makes the network calls and checks; the constructor takes what it found and makes none.
+    Its statistics are the server's work: prompt tokens count every sequence sent.
     """
 
     text: HFTokenizer
 
     def __init__(
         self,
+        client: SGLangClient,
+        *,
+        model_info: dict[str, Any],
+        server_info: dict[str, Any],
+        tokenizer: PreTrainedTokenizerBase,
+        fingerprint: str | None = None,
+        adapter: str | Path | None = None,
+    ) -> None:
+        self.client, self.url, self.settings = client, client.url, client.settings
+        self.client.on_retry = self._count_retry
+        self.model_info, self.server_info = model_info, server_info
+        self._model_id = str(model_info.get("model_path", ""))
+        self.text = HFTokenizer(tokenizer, model_id=self._model_id)
+        if fingerprint is not None:  # the user's fingerprint stands in for the computed one
+            self.__dict__["fingerprint"] = fingerprint
+        self._warned_seeds = False
+        self.adapter = self._served_adapter(adapter) if adapter is not None else None
+        self._lora = {"lora_path": Path(adapter).name} if adapter is not None else {}
+
+    @classmethod
+    def connect(
+        cls,
         url: str,
         *,
         model: str | None = None,
@@ -139,30 +140,57 @@ class SGLangEngine(EngineBase):
         settings: SGLangSettings | None = None,
         fingerprint: str | None = None,
         adapter: str | Path | None = None,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.settings = settings or SGLangSettings()
-        self._loop = _LoopThread()
-        self._client: httpx.AsyncClient = self._loop.run(self._open_client())
-        self._semaphore: asyncio.Semaphore = self._loop.run(_semaphore(self.settings.concurrency))
-        self.model_info: dict[str, Any] = self._loop.run(self._wait_until_up())
-        self.server_info: dict[str, Any] = self._loop.run(self._get(*INFO_PATHS["server"]))
-        served = str(self.model_info.get("model_path", ""))
-        if model is not None and model not in (served, Path(served).name):
-            raise ServerError(
-                f"the SGLang server at {self.url} runs model {served!r}, not {model!r}; "
-                "start it with that model or connect to the server that runs it"
+    ) -> SGLangEngine:
+        """Connect to the server at ``url`` (waiting up to ``connect_timeout_s`` for one that
+        is starting), check it and the local tokenizer, and return the engine.
+
+        Args:
+            url: The server (or router), e.g. ``"http://127.0.0.1:30000"``.
+            model: The model the server must be running (its path or name as the server
+                reports it); a server running another model is refused. ``None`` accepts
+                the server's.
+            tokenizer: A local tokenizer directory (default: the model path the server
+                reports, when it exists on this machine). It must tokenise exactly as the
+                server does; this is checked here.
+            settings: Client settings (concurrency, timeouts, retries...).
+            fingerprint: Overrides the fingerprint the results cache keys on (see
+                :attr:`fingerprint`).
+            adapter: A LoRA adapter folder the server serves (started with ``survey-sim
+                serve MODEL --adapter FOLDER``, or ``--lora-paths NAME=FOLDER`` where NAME is
+                the folder's name): every request asks for it, and the fingerprint covers it.
+
+        Raises:
+            ServerError: the server cannot be reached, is not an SGLang server, runs another
+                model than ``model``, or does not serve ``adapter``.
+            InputError: ``adapter`` is not an adapter folder, or was trained on another model.
+            ScoringError: the local tokenizer does not tokenise as the server does.
+        """
+        client = SGLangClient(url, settings or SGLangSettings())
+        try:
+            model_info: dict[str, Any] = client.run(client.wait_until_up())
+            server_info: dict[str, Any] = client.run(client.get(*INFO_PATHS["server"]))
+            served = str(model_info.get("model_path", ""))
+            if model is not None and model not in (served, Path(served).name):
+                raise ServerError(
+                    f"the SGLang server at {client.url} runs model {served!r}, not {model!r}; "
+                    "start it with that model or connect to the server that runs it"
+                )
+            engine = cls(
+                client,
+                model_info=model_info,
+                server_info=server_info,
+                tokenizer=_load_tokenizer(tokenizer, model_info),
+                fingerprint=fingerprint,
+                adapter=adapter,
             )
-        self._model_id = served
-        self.text = HFTokenizer(_load_tokenizer(tokenizer, self.model_info), model_id=served)
-        self._lora: dict[str, str] = {}
-        self._check_tokenizer()
-        if fingerprint is not None:  # the user's fingerprint stands in for the computed one
-            self.__dict__["fingerprint"] = fingerprint
-        self._warned_seeds = False
-        self.adapter = self._served_adapter(adapter) if adapter is not None else None
-        if adapter is not None:
-            self._lora = {"lora_path": Path(adapter).name}
+            engine._check_tokenizer()
+        except BaseException:
+            client.close()
+            raise
+        return engine
+
+    def _count_retry(self) -> None:
+        self.stats.retries += 1
 
     def _served_adapter(self, adapter: str | Path) -> AdapterDescription:
         from survey_sim.engines.registry import describe_adapter, locate_adapter
@@ -183,10 +211,6 @@ class SGLangEngine(EngineBase):
 
         model_dir = Path(self.model_id)
         return weights_fingerprint(model_dir) if model_dir.is_dir() else None
-
-    async def _open_client(self) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=self.settings.concurrency)
-        return httpx.AsyncClient(base_url=self.url, timeout=self.settings.timeout_s, limits=limits)
 
     @property
     def model_id(self) -> str:
@@ -254,9 +278,8 @@ class SGLangEngine(EngineBase):
         return f"SGLangEngine(url={self.url!r}, model_id={self.model_id!r})"
 
     def close(self) -> None:
-        """Close the HTTP client and stop the loop thread."""
-        self._loop.run(self._client.aclose())
-        self._loop.stop()
+        """Close the HTTP client and stop its loop thread."""
+        self.client.close()
 
     def score(
         self,
@@ -270,7 +293,7 @@ class SGLangEngine(EngineBase):
         for item in items:
             check_fits(item.length, self.context_length, self.model_id)
         calls = {
-            self._loop.submit(self._score_call([items[i] for i in indices])): indices
+            self.client.submit(self._score_call([items[i] for i in indices])): indices
             for indices in _calls(items, self.settings.sequences_per_call)
         }
         return self._collect(calls, len(items), on_results)
@@ -292,7 +315,7 @@ class SGLangEngine(EngineBase):
             )
             self._warned_seeds = True
         calls = {
-            self._loop.submit(self._sample_call(request)): [index]
+            self.client.submit(self._sample_call(request)): [index]
             for index, request in enumerate(requests)
         }
         return self._collect(calls, len(requests), on_results)
@@ -430,79 +453,12 @@ class SGLangEngine(EngineBase):
 
     async def _post(self, path: str, payload: dict[str, Any]) -> Any:
         """POST ``payload``; generation calls ask for the adapter when there is one."""
-        return await self._call("POST", path, {**payload, **self._lora})
-
-    async def _get(self, path: str, fallback: str) -> Any:
-        """GET ``path``, or ``fallback`` where the server (or router) does not know it."""
-        try:
-            return await self._call("GET", path, None)
-        except ScoringError:
-            return await self._call("GET", fallback, None)
-
-    async def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
-        """One HTTP call, bounded in concurrency, retried with backoff on transient
-        failures; a rejected request or a reply that is not JSON is a clear error."""
-        delay = self.settings.backoff_s
-        for attempt in range(self.settings.retries + 1):
-            async with self._semaphore:
-                try:
-                    response = await self._client.request(method, path, json=payload)
-                except (httpx.TransportError, httpx.TimeoutException) as error:
-                    problem = f"{type(error).__name__}: {error}"
-                else:
-                    if response.status_code == 429 or response.status_code >= 500:
-                        problem = f"HTTP {response.status_code}: {response.text[:300]}"
-                    elif response.status_code >= 400:
-                        raise ScoringError(
-                            f"the SGLang server at {self.url} rejected a request to {path} "
-                            f"(HTTP {response.status_code}): {response.text[:500]}"
-                        )
-                    else:
-                        try:
-                            return response.json()
-                        except ValueError as error:
-                            raise ScoringError(
-                                f"malformed reply from {self.url}{path}: not JSON: "
-                                f"{response.text[:200]!r}"
-                            ) from error
-            if attempt < self.settings.retries:
-                self.stats.retries += 1
-                await asyncio.sleep(delay)
-                delay *= 2
-        raise ServerError(
-            f"the SGLang server at {self.url} stopped answering ({problem}); results finished "
-            "so far are in the results cache: rerun the same command to resume"
-        )
-
-    async def _wait_until_up(self) -> dict[str, Any]:
-        """The server's model info, waiting up to ``connect_timeout_s`` for it to start."""
-        deadline = asyncio.get_running_loop().time() + self.settings.connect_timeout_s
-        while True:
-            try:
-                response = await _get_first(self._client, INFO_PATHS["model"])
-            except (httpx.TransportError, httpx.TimeoutException) as error:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise ServerError(
-                        f"cannot reach an SGLang server at {self.url} ({error}); start one "
-                        "with: survey-sim serve MODEL"
-                    ) from error
-                await asyncio.sleep(1)
-                continue
-            try:
-                info = response.json()
-            except ValueError:
-                info = None
-            if response.status_code != 200 or not (isinstance(info, dict) and "model_path" in info):
-                raise ServerError(
-                    f"{self.url} is not an SGLang server: {response.request.url.path} answered "
-                    f"HTTP {response.status_code} {response.text[:200]!r}"
-                )
-            return info
+        return await self.client.post(path, {**payload, **self._lora})
 
     def _check_tokenizer(self) -> None:
         """Refuse a local tokenizer that does not tokenise as the server does: compare the
         token ids the server reads for a probe prompt with the local ones."""
-        reply = self._loop.run(
+        reply = self.client.run(
             self._post(
                 "/generate",
                 {
@@ -521,39 +477,6 @@ class SGLangEngine(EngineBase):
                 f"uses ({len(local)} vs {len(served)} tokens for a probe prompt): pass the "
                 "served model's tokenizer directory as tokenizer="
             )
-
-
-class _LoopThread:
-    """An asyncio loop on a daemon thread of its own: callers on any thread (a notebook's
-    included, which already runs a loop) submit coroutines and wait on futures."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self.submit(coroutine).result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-
-
-async def _semaphore(size: int) -> asyncio.Semaphore:
-    return asyncio.Semaphore(size)
-
-
-async def _get_first(client: httpx.AsyncClient, paths: Sequence[str]) -> httpx.Response:
-    """The first of ``paths`` the server knows (the last one's answer if none)."""
-    for path in paths:
-        response = await client.get(path)
-        if response.status_code != 404:
-            return response
-    return response
 
 
 def _by_start(

@@ -4,7 +4,6 @@ results."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -169,7 +168,8 @@ def test_a_killed_run_resumes_to_identical_results(tmp_path, tiny_model_dir, gss
         [*command, "--out", str(out)], env=environment(cache), capture_output=True, text=True
     )
     assert resumed.returncode == 0, resumed.stderr
-    manifest = json.loads((tmp_path / "resumed.manifest.json").read_text())
+    manifest = SimulationResult.read_parquet(out).manifest
+    assert manifest is not None and manifest.cache is not None
     assert manifest.cache.hits == done_before_kill
     assert manifest.cache.misses == total - done_before_kill
 

@@ -27,6 +27,6 @@ def sglang_server(tiny_model_dir: Path) -> Iterator[SGLangServer]:
 
 @pytest.fixture(scope="module")
 def sglang_engine(sglang_server: SGLangServer) -> Iterator[SGLangEngine]:
-    engine = SGLangEngine(sglang_server.url, settings=SGLangSettings(concurrency=4))
+    engine = SGLangEngine.connect(sglang_server.url, settings=SGLangSettings(concurrency=4))
     yield engine
     engine.close()

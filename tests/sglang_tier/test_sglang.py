@@ -4,7 +4,6 @@ valid constrained samples, the radix cache, a router over two workers, faults, a
 from __future__ import annotations
 
 import http.server
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import polars as pl
 import pytest
 from servers import SERVER_ARGS, SERVER_ENV, free_port, start
 
-from survey_sim import Population, ResultsCache, ScoringError, simulate
+from survey_sim import Population, ResultsCache, ScoringError, SimulationResult, simulate
 from survey_sim.asking.formats import get_format
 from survey_sim.asking.kinds import choice_request
 from survey_sim.asking.schemas import answer_schema
@@ -85,7 +84,7 @@ def test_sampled_answers_are_valid_under_their_schema(sglang_engine, gss):
 
 def test_repeated_persona_prefixes_are_served_from_the_cache(sglang_server, gss, demo_population):
     httpx.post(f"{sglang_server.url}/flush_cache")
-    engine = SGLangEngine(sglang_server.url, settings=SGLangSettings(concurrency=1))
+    engine = SGLangEngine.connect(sglang_server.url, settings=SGLangSettings(concurrency=1))
     persona = next(iter(demo_population))
     requests = [
         choice_request(q, get_format("chat"), description=persona.description, chat=engine)
@@ -102,19 +101,19 @@ def test_repeated_persona_prefixes_are_served_from_the_cache(sglang_server, gss,
 def test_a_wrong_url_a_wrong_model_and_a_wrong_tokenizer_are_refused(sglang_server, tmp_path):
     quick = SGLangSettings(connect_timeout_s=2, retries=0)
     with pytest.raises(ServerError, match="cannot reach an SGLang server"):
-        SGLangEngine(f"http://127.0.0.1:{free_port()}", settings=quick)
+        SGLangEngine.connect(f"http://127.0.0.1:{free_port()}", settings=quick)
     other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     threading.Thread(target=other.serve_forever, daemon=True).start()
     with pytest.raises(ServerError, match="is not an SGLang server"):
-        SGLangEngine(f"http://127.0.0.1:{other.server_address[1]}", settings=quick)
+        SGLangEngine.connect(f"http://127.0.0.1:{other.server_address[1]}", settings=quick)
     other.shutdown()
     with pytest.raises(ServerError, match=r"runs model .* not 'Qwen3-14B'"):
-        SGLangEngine(sglang_server.url, model="Qwen3-14B")
+        SGLangEngine.connect(sglang_server.url, model="Qwen3-14B")
     train_tokenizer(["a different corpus, other merges"] * 50, vocab_size=300).save_pretrained(
         tmp_path / "tokenizer"
     )
     with pytest.raises(ScoringError, match="local tokenizer does not match"):
-        SGLangEngine(sglang_server.url, tokenizer=tmp_path / "tokenizer")
+        SGLangEngine.connect(sglang_server.url, tokenizer=tmp_path / "tokenizer")
 
 
 def test_a_router_over_two_workers_answers_the_same(
@@ -123,7 +122,7 @@ def test_a_router_over_two_workers_answers_the_same(
     requests = survey_requests(sglang_engine, gss, demo_population)[:6]
     single = sglang_engine.score(requests)
     with start(tiny_model_dir, workers=2) as routed:
-        engine = SGLangEngine(routed.url)
+        engine = SGLangEngine.connect(routed.url)
         assert engine.behind_router and not sglang_engine.behind_router
         behind_router = engine.score(requests)
         engine.close()
@@ -139,9 +138,9 @@ def test_the_cli_runs_a_study_on_sglang(sglang_server, tiny_engine, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "prompt tokens" in done.stdout
-    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
-    assert manifest.model.engine == "SGLangEngine"
-    assert manifest.work.hit_rate > 0
+    manifest = SimulationResult.read_parquet(out).manifest
+    assert manifest is not None and manifest.model.engine == "SGLangEngine"
+    assert manifest.work.hit_rate is not None and manifest.work.hit_rate > 0
     served = pl.read_parquet(out)
     local = simulate_demo(tiny_engine)
     joined = served.join(local, on=["persona_id", "question_id", "option_code"], suffix="_local")
@@ -204,7 +203,7 @@ def test_serve_a_killed_server_mid_run_and_a_resumed_rerun(
         url = f"http://127.0.0.1:{port}"
         store = ResultsCache(tmp_path / "store.sqlite")
         settings = SGLangSettings(concurrency=1, sequences_per_call=6, retries=2, backoff_s=0.2)
-        dying = KillServerAfterFirstBatch(SGLangEngine(url, settings=settings), serve)
+        dying = KillServerAfterFirstBatch(SGLangEngine.connect(url, settings=settings), serve)
         with pytest.raises(ServerError, match=r"stopped answering.*rerun the same command"):
             simulate(gss, demo_population, dying, cache=store, progress=False)
     finally:  # a server left running polls at a full core for the rest of the session
@@ -218,7 +217,7 @@ def test_serve_a_killed_server_mid_run_and_a_resumed_rerun(
     stored = store.info()["entries"]
     assert 0 < stored < len(demo_population) * len(gss)
     resumed = simulate(
-        gss, demo_population, SGLangEngine(sglang_server.url), cache=store, progress=False
+        gss, demo_population, SGLangEngine.connect(sglang_server.url), cache=store, progress=False
     )
     assert resumed.manifest.cache.hits == stored
     assert resumed.responses.height == len(demo_population) * sum(len(q.options) for q in gss)
@@ -230,4 +229,4 @@ def test_an_adapter_the_server_does_not_serve_is_refused(sglang_server, tmp_path
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         (folder / name).write_text("{}")
     with pytest.raises(ServerError, match="does not serve adapter 'elsewhere'"):
-        SGLangEngine(sglang_server.url, adapter=folder)
+        SGLangEngine.connect(sglang_server.url, adapter=folder)
