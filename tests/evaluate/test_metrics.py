@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import polars as pl
 import pytest
 
-from survey_sim import HumanResponses, load_questionnaire
+from survey_sim import HumanResponses, OptionOrderWarning, load_questionnaire, simulate
 from survey_sim.data.bundled import gss_spending_2018
 from survey_sim.evaluate.metrics import (
     compare,
@@ -87,6 +88,21 @@ def test_a_perfect_simulation_and_the_references(gss_people):
         summary["human_marginal"]["representativeness"]
         < summary["split_half"]["representativeness"]
     )
+
+
+def test_results_asked_in_one_option_order_warn_when_compared(
+    gss_people, gss, demo_population, tiny_engine
+):
+    questionnaire = gss.select(["natfare", "natsoc"])
+    options = {"progress": False, "cache": False}
+    one_order = simulate(questionnaire, demo_population, tiny_engine, **options)
+    with pytest.warns(OptionOrderWarning, match="asked in one option order"):
+        from_results = compare(one_order, gss_people, splits=2)
+    assert from_results.equals(compare(one_order.population, gss_people, splits=2))
+    permuted = simulate(questionnaire, demo_population, tiny_engine, permute=True, **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OptionOrderWarning)
+        compare(permuted, gss_people, splits=2)
 
 
 def test_questions_not_in_common(gss_people):
