@@ -250,6 +250,7 @@ def _plan(
         human.questionnaire,
         population,
         settings,
+        prompt_format,
         what=f"respondents of {human.source}",
         remedy="Show fewer answers (shots)",
         respondents=split.respondents,

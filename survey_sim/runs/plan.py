@@ -142,6 +142,7 @@ class Plan:
             questionnaire,
             population,
             settings,
+            prompt_format,
             what=f"population {population.id!r} answering {questionnaire.id!r}",
             remedy="Shorten the persona descriptions or the questions",
         )
@@ -153,12 +154,14 @@ class Plan:
         questionnaire: Questionnaire,
         population: Population,
         settings: SimulationSettings,
+        prompt_format: PromptFormat,
         *,
         what: str,
         remedy: str,
         respondents: tuple[str, ...] = (),
     ) -> Plan:
-        """The requests of ``cells``, each asked in its own context with its method.
+        """The requests of ``cells`` (asked in ``prompt_format``, the one ``settings``
+        name), each in its own context with its method.
 
         Raises:
             MethodError: as for :meth:`build`.
@@ -186,7 +189,7 @@ class Plan:
             questionnaire,
             population,
             settings,
-            settings.prompt_format(),
+            prompt_format,
             tuple(exact),
             tuple(sampled),
             what,

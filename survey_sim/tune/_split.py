@@ -8,11 +8,11 @@ split is drawn before anything is fitted and recorded in the adapter, with the d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from survey_sim.data.responses import HumanResponses
 from survey_sim.engines.records import TrainedOn
@@ -22,8 +22,7 @@ from survey_sim.runs.held_out import data_hash
 Objective = Literal["population", "individual"]
 
 
-@dataclass(frozen=True)
-class TuningSplit:
+class TuningSplit(BaseModel):
     """Which questions or respondents train, validate (early stopping) and stay held out.
 
     Attributes:
@@ -34,6 +33,8 @@ class TuningSplit:
             (individual) in each part.
         source, questionnaire, data_hash: The data split (see :class:`TrainedOn`).
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     objective: Objective
     seed: int
@@ -120,20 +121,14 @@ class TuningSplit:
     def record(self) -> dict[str, Any]:
         """The split as JSON-ready data (for the adapter's record)."""
         return {
-            **asdict(self),
+            **self.model_dump(mode="json"),
             "kind": "questions" if self.objective == "population" else "respondents",
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> TuningSplit:
-        """The split :meth:`record` wrote."""
-        fields = {key: value for key, value in record.items() if key != "kind"}
-        return cls(
-            **{
-                **fields,
-                **{part: tuple(fields[part]) for part in ("train", "validation", "held_out")},
-            }
-        )
+    def from_record(cls, record: Mapping[str, Any]) -> TuningSplit:
+        """The split :meth:`record` wrote (``kind`` is derived from the objective)."""
+        return cls.model_validate({key: value for key, value in record.items() if key != "kind"})
 
 
 def _in_data_order(chosen: Sequence[str], items: Sequence[str]) -> tuple[str, ...]:
