@@ -1,9 +1,13 @@
-"""Running a simulation: the plan's requests through the results store and the engine, with
-a progress bar, into :class:`~survey_sim.runs.results.SimulationResult`.
+"""Running a plan: its requests through the results store and the engine, with a progress
+bar, into results and a manifest.
 
-:func:`simulate` is the one entry point. Requests found in the store are not computed again;
-the engine hands over every other result as soon as it is finished, and the run stores it
-then, so a run that is killed loses only what was in flight.
+:func:`execute` is the one executor every run kind goes through (the population mode's
+:func:`simulate`, and :func:`~survey_sim.runs.individuals.simulate_individuals`): the
+held-out guard and the context check before any model work, then the store and the engine.
+Requests found in the store are not computed again; the engine hands over every other
+result as soon as it is finished, and the run stores it then, so a run that is killed loses
+only what was in flight. A history built from earlier answers of the same run is a plan per
+step, each executed in turn.
 """
 
 from __future__ import annotations
