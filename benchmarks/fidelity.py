@@ -38,7 +38,7 @@ def population_mode(name: str, engine, seed: int) -> pl.DataFrame:  # type: igno
     from survey_sim import HUMAN_DATASETS, Calibration, InputError, compare, simulate, summarise
     from survey_sim.evaluate.metrics import (
         jensen_shannon,
-        representativeness_or_none,
+        representativeness_of,
         total_variation,
     )
 
@@ -75,9 +75,8 @@ def population_mode(name: str, engine, seed: int) -> pl.DataFrame:  # type: igno
             p = [theirs.filter(pl.col("option_code") == c)["prob"][0] for c in codes]
             scores["jensen_shannon"].append(jensen_shannon(p, q))
             scores["total_variation"].append(total_variation(p, q))
-            score = representativeness_or_none(question, p, q)  # type: ignore[arg-type]
-            if score is not None:
-                scores["representativeness"].append(score)
+            score = representativeness_of(question, p, q)  # type: ignore[arg-type]
+            scores["representativeness"].append(score)
         rows += [
             {"method": "calibrated", "metric": m, "estimate": float(np.mean(v)) if v else None}
             for m, v in scores.items()
