@@ -8,14 +8,18 @@ Each training respondent's real answer to a held-out question q, after k shown a
 where ``x`` are the model's log-probabilities of the question's options for that respondent,
 ``alpha_k`` stretches or flattens them (0: they carry nothing about the person, 1: take them
 as they are; one per k, so the posterior says whether shown answers make the model more
-trustworthy), and ``u_q`` is the question's own leaning per option, partially pooled over
-questions: ``u_q,o = beta_o + sigma · z_q,o`` (``beta`` the leaning shared by option
+trustworthy), and ``u_k,q`` is the question's own leaning per option, partially pooled over
+questions: ``u_k,q,o = beta_k,o + sigma_k · z_k,q,o`` (``beta`` the leaning shared by option
 position, ``sigma`` how far questions stray from it). The last option of each question is
 the reference (its ``u`` is 0). Questions may have different numbers of options: the missing
 ones are masked out.
 
-Each respondent's answer is in the data once per k; every row counts 1/(number of k) in the
-likelihood, so the question effects, shared over k, weigh each real answer once.
+Each respondent's answer is in the data once per k, with the model's prediction after k
+answers. Every k therefore has a model of its own (its ``alpha``, question effects and
+their pooling): each sub-model sees every real answer once, with full weight, so ``alpha_k``
+is as certain as the rows at k make it. (Question effects shared over k would see every
+answer once per k; dividing the likelihood by the number of k to undo that also divided
+each ``alpha_k``'s own likelihood, widening its posterior by about sqrt(K).)
 
 Fitted on training respondents only (:class:`~survey_sim.runs.individuals.HeldOutRows` of role
 train), it predicts test respondents' answers (:meth:`IndividualCalibration.predict`) with
@@ -88,8 +92,8 @@ class IndividualCalibration:
         )
 
     def fit(self, **sampling: Unpack[SamplingOptions]) -> az.InferenceData:
-        """Posterior of ``alpha`` (over ``shots``), ``beta`` (over option ``position``),
-        ``sigma`` and the question effects ``u`` (question × position)."""
+        """Posterior of ``alpha``, ``beta`` (over option ``position``), ``sigma`` and the
+        question effects ``u`` (question × position), each per ``shots``."""
         import pymc as pm
 
         x, mask, question, shots = self._design(self.rows, self.questions)
@@ -101,15 +105,16 @@ class IndividualCalibration:
         free = self._free(self.rows, self.questions)
         with pm.Model(coords=coords):
             alpha = pm.Normal("alpha", mu=1.0, sigma=1.0, dims="shots")
-            beta = pm.Normal("beta", mu=0.0, sigma=2.0, dims="position")
-            sigma = pm.HalfNormal("sigma", sigma=1.0)
-            z = pm.Normal("z", dims=("question", "position"))
-            u = pm.Deterministic("u", (beta + sigma * z) * free, dims=("question", "position"))
-            logits = alpha[shots][:, None] * x + u[question] + np.where(mask, 0.0, MASKED)
-            # A respondent's answer appears once per k: each row counts 1/len(shots), so the
-            # question effects (shared over k) see every real answer once, not once per k.
-            answers = pm.logp(pm.Categorical.dist(logit_p=logits), self.rows.answers)
-            pm.Potential("answer", answers.sum() / len(self.shots))
+            beta = pm.Normal("beta", mu=0.0, sigma=2.0, dims=("shots", "position"))
+            sigma = pm.HalfNormal("sigma", sigma=1.0, dims="shots")
+            z = pm.Normal("z", dims=("shots", "question", "position"))
+            u = pm.Deterministic(
+                "u",
+                (beta[:, None, :] + sigma[:, None, None] * z) * free,
+                dims=("shots", "question", "position"),
+            )
+            logits = alpha[shots][:, None] * x + u[shots, question] + np.where(mask, 0.0, MASKED)
+            pm.Categorical("answer", logit_p=logits, observed=self.rows.answers)
             self.idata = sample(["alpha", "beta", "sigma"], sampling, self.attributes)
         return self.idata
 
@@ -127,16 +132,17 @@ class IndividualCalibration:
         alpha = posterior["alpha"].values.reshape(-1, len(self.shots))
         keep = np.linspace(0, len(alpha) - 1, min(PREDICTION_DRAWS, len(alpha))).astype(int)
         alpha = alpha[keep]
-        u = posterior["u"].values.reshape(-1, len(self.questions), self.width)[keep]
+        k = len(self.shots)
+        u = posterior["u"].values.reshape(-1, k, len(self.questions), self.width)[keep]
         new = sorted(set(rows.questions) - set(self.questions))
-        if new:  # questions no training respondent was asked: a fresh effect per draw
-            beta = posterior["beta"].values.reshape(-1, self.width)[keep]
-            sigma = posterior["sigma"].values.reshape(-1)[keep]
-            z = np.random.default_rng(seed).normal(size=(len(keep), len(new), self.width))
-            fresh = (beta[:, None] + sigma[:, None, None] * z) * self._free(rows, new)
-            u = np.concatenate([u, fresh], axis=1)
+        if new:  # questions no training respondent was asked: a fresh effect per draw and k
+            beta = posterior["beta"].values.reshape(-1, k, self.width)[keep]
+            sigma = posterior["sigma"].values.reshape(-1, k)[keep]
+            z = np.random.default_rng(seed).normal(size=(len(keep), k, len(new), self.width))
+            fresh = (beta[:, :, None] + sigma[:, :, None, None] * z) * self._free(rows, new)
+            u = np.concatenate([u, fresh], axis=2)
         x, mask, question, shots = self._design(rows, [*self.questions, *new])
-        logits = alpha[:, shots, None] * x[None] + u[:, question]
+        logits = alpha[:, shots, None] * x[None] + u[:, shots, question]
         logits = np.where(mask[None], logits, -np.inf)
         logits -= logits.max(axis=2, keepdims=True)
         probs = np.exp(logits)
