@@ -35,7 +35,8 @@ regression's predictions for those are out of sample when ``model+regression`` w
 The model-based fits use the **simulated training respondents**.
 
 Metrics per method and k, each with a bootstrap interval over test respondents: log-loss
-(nats, mean −log p(answer)), accuracy (the most likely option is the answer), Brier score
+(nats, mean −log p(answer)), accuracy (the most likely option is the answer; options tied
+for most likely share the credit, so a uniform prediction scores 1/n), Brier score
 (squared error of the probability vector), expected calibration error (10 equal-width bins of
 the top probability; its percentile interval can sit above the estimate, because
 resampling respondents adds binning noise, which raises ECE). The population view averages
@@ -78,6 +79,8 @@ METHODS = (
 )
 METRICS = ("log_loss", "accuracy", "brier", "ece")
 ECE_BINS = 10
+TIE_TOLERANCE = 1e-12
+"""Probabilities this close to the top one tie with it (accuracy counts ties fairly)."""
 MAX_POOL = 3000
 """Most baseline-pool respondents a regression is fitted on, per question (sampled)."""
 
@@ -393,12 +396,16 @@ def _stacked(
 
 
 def _row_scores(probs: np.ndarray, answer: int) -> tuple[float, float, float, float]:
-    """(−log p(answer), correct, Brier, top probability) of one prediction."""
+    """(−log p(answer), correct, Brier, top probability) of one prediction. A prediction
+    whose top probability is shared by several options picks one of them at random:
+    ``correct`` is its expected value (1/3 for a uniform prediction over three options, not
+    whether the first tied option happens to be the answer)."""
     floored = np.maximum(probs, PROBABILITY_FLOOR)
     floored = floored / floored.sum()
     onehot = np.zeros(len(probs))
     onehot[answer] = 1.0
-    correct = float(int(np.argmax(probs)) == answer)
+    top = np.flatnonzero(probs >= probs.max() - TIE_TOLERANCE)
+    correct = float(answer in top) / len(top)
     return (
         float(-np.log(floored[answer])),
         correct,

@@ -212,6 +212,14 @@ def test_baselines_and_metrics_on_data_with_a_known_structure(human, tiny_engine
         return float(row["estimate"][0])
 
     assert log_loss("uniform", 0) == pytest.approx(math.log(3))
+    uniform = report.filter(pl.col("method") == "uniform")
+    # A uniform prediction ties every option: expected accuracy 1/3, perfectly calibrated
+    # (not the share of answers that happen to be the first option).
+    accuracy = uniform.filter(pl.col("metric") == "accuracy")["estimate"]
+    assert accuracy.to_list() == pytest.approx([1 / 3] * accuracy.len())
+    assert uniform.filter(pl.col("metric") == "ece")["estimate"].to_list() == pytest.approx(
+        [0.0] * accuracy.len(), abs=1e-12
+    )
     # Party carries the leaning, and shown answers carry it better: the demographic cell
     # beats the marginal, and the regression improves as it is shown more answers.
     assert log_loss("cell", 0) < log_loss("marginal", 0) < log_loss("uniform", 0)
