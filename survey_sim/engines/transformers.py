@@ -241,7 +241,7 @@ class TransformersEngine(EngineBase):
         results: list[ScoreResult] = []
         tokenized = (self._fitting(self.text.tokenize_request(request)) for request in requests)
         max_batch_tokens = self.settings.max_batch_tokens
-        sharing = self.strategy == "cache"
+        sharing = self.runner.uses_cache
         for group in groups(tokenized, sharing=sharing, max_batch_tokens=max_batch_tokens):
             if self.strategy == "none":
                 scored = [
