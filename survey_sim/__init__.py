@@ -56,7 +56,14 @@ from survey_sim.errors import (
     SurveySimError,
 )
 from survey_sim.evaluate.individuals import IndividualEvaluation, evaluate_individuals
-from survey_sim.evaluate.metrics import compare, compare_subgroups, subgroup_gaps, summarise
+from survey_sim.evaluate.metrics import (
+    compare,
+    compare_subgroups,
+    paired_differences,
+    strongest_baseline,
+    subgroup_gaps,
+    summarise,
+)
 from survey_sim.population import Persona, Population
 from survey_sim.questionnaire import (
     Bin,
@@ -150,6 +157,7 @@ __all__ = [
     "evaluate_individuals",
     "gss_spending_2018",
     "load_questionnaire",
+    "paired_differences",
     "plot_calibration",
     "plot_distributions",
     "plot_gaps",
@@ -157,6 +165,7 @@ __all__ = [
     "position_bias",
     "simulate",
     "simulate_individuals",
+    "strongest_baseline",
     "subgroup_gaps",
     "summarise",
 ]

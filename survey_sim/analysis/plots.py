@@ -15,6 +15,7 @@ import polars as pl
 from survey_sim._io import write_atomic
 from survey_sim.analysis.models import coverage_by_question
 from survey_sim.data.aligned import (
+    answered_option_questions,
     leave_one_out_marginal,
     option_probs,
     shared_questions,
@@ -41,14 +42,15 @@ def plot_distributions(
     distribution as a dashed line and the human marginal of the other questions as ticks.
     Each panel names the question (id and the start of its wording), the respondents who
     answered, and its scores from ``comparison`` (:func:`survey_sim.evaluate.metrics.compare`):
-    the model's representativeness and total variation beside the human-marginal and
-    split-half references. ``title`` says what was compared (model, population, data).
+    the model's representativeness and total variation beside the human-marginal reference
+    and the noise floor. ``title`` says what was compared (model, population, data).
     """
     plt = _pyplot()
     people = human.distribution()
     model = simulated_distribution(simulated)
     questions = shared_questions(model, people, human)
-    human_probs = {q.id: option_probs(people, q) for q in questions}
+    every = answered_option_questions(people, human)
+    human_probs = {q.id: option_probs(people, q) for q in every}
     wordings = _distinct_wordings([q.text for q in questions])
     z = NormalDist().inv_cdf(0.5 + interval / 2)
     rows = math.ceil(len(questions) / columns)
@@ -64,7 +66,7 @@ def plot_distributions(
         axis.bar(positions - 0.2, shares, width=0.4, yerr=spread, capsize=2, label="people")
         axis.bar(positions + 0.2, option_probs(model, question), width=0.4, label="simulated")
         axis.axhline(1 / len(positions), color="grey", linestyle="--", linewidth=0.8)
-        marginal = leave_one_out_marginal(question, questions, human_probs)
+        marginal = leave_one_out_marginal(question, every, human_probs)
         if marginal is not None:
             axis.scatter(positions - 0.2, marginal, marker="_", s=200, color="black", zorder=3)
         axis.set_xticks(list(positions), [_short(o.text, 18) for o in question.options], fontsize=7)
@@ -75,8 +77,8 @@ def plot_distributions(
         axis.set_title(
             f"{question.id}: {_short(wordings[question.text], 48)}\n"
             f"n={int(answered['n'][0]):,}  repr {_score(scores, 'model')} "
-            f"(marginal {_score(scores, 'human_marginal')}, split-half "
-            f"{_score(scores, 'split_half')})  TV {scores['model']['total_variation']:.2f}",
+            f"(marginal {_score(scores, 'human_marginal')}, noise floor "
+            f"{_score(scores, 'noise_floor')})  TV {scores['model']['total_variation']:.2f}",
             fontsize=8,
         )
     for axis in list(axes.flat)[len(questions) :]:

@@ -24,7 +24,9 @@ from survey_sim.errors import InputError, SurveySimError
 from survey_sim.evaluate.metrics import (
     compare,
     compare_subgroups,
+    paired_differences,
     shared_subgroups,
+    strongest_baseline,
     subgroup_gaps,
     summarise,
 )
@@ -113,8 +115,7 @@ class _Study:
 def compare_command(args: argparse.Namespace) -> int:
     """``survey-sim compare``: check everything, compute everything, then write the files."""
     study = _checked(args)
-    simulated = study.result.population
-    comparison = compare(simulated, study.human)
+    comparison = compare(study.result, study.human)
     writes: list[Callable[[], Path]] = [
         lambda: _distribution_plot(study, comparison, args.plot or args.results.with_suffix(".png"))
     ]
@@ -125,13 +126,19 @@ def compare_command(args: argparse.Namespace) -> int:
         tbl_hide_column_data_types=True,
         tbl_width_chars=120,
     ):
-        print(
-            f"{study.human!r}\n\nMean over questions (split_half: two halves of the same people):"
-        )
+        print(f"{study.human!r}\n\nMean over questions ({SOURCES_EXPLAINED}):")
         print(summarise(comparison))
         print("\nPer question:")
         print(comparison.drop("coverage"))
         print(REPRESENTATIVENESS)
+        left_out = [
+            q
+            for q in study.result.population["question_id"].unique(maintain_order=True)
+            if q not in set(comparison["question_id"])
+        ]
+        if left_out:
+            print(f"Not compared (no human answers in {study.human.source}): {', '.join(left_out)}")
+        _print_against_baselines(comparison)
         if study.by_subgroup is not None:
             writes += _by_subgroup(study, study.by_subgroup, args)
         if args.out is not None:
@@ -141,6 +148,53 @@ def compare_command(args: argparse.Namespace) -> int:
     written = _write_all(writes)
     print(f"Wrote {', '.join(str(path) for path in written)}.")
     return 0
+
+
+SOURCES_EXPLAINED = (
+    "human_marginal: the mean human distribution of the other questions with the same "
+    "options; fitted_marginal: of the questions the model was tuned on; noise_floor: what "
+    "the population's true distribution would score against this many answers"
+)
+
+
+def _print_against_baselines(comparison: pl.DataFrame) -> None:
+    """The model against every baseline, paired over questions, and the verdict against the
+    strongest."""
+    shown = ("jensen_shannon", "total_variation", "representativeness")
+    paired = paired_differences(comparison, metrics=shown)
+    print(
+        "\nModel minus each baseline, mean over the questions both were scored on, with 90% "
+        "intervals resampling those questions together (paired):"
+    )
+    print(
+        paired.select(
+            "versus",
+            "metric",
+            "questions",
+            "difference",
+            interval=pl.format("[{}, {}]", pl.col("lower").round(4), pl.col("upper").round(4)),
+            verdict=pl.format("model {}", "verdict").str.replace("model no clear", "no clear"),
+        )
+    )
+    strongest = strongest_baseline(comparison)
+    against = paired.filter(
+        pl.col("versus") == strongest, pl.col("metric") == "jensen_shannon"
+    ).row(0, named=True)
+    outcome = {
+        "better": "the model beats it",
+        "worse": "the model loses to it",
+        "no clear difference": "the model neither clearly beats it nor loses to it",
+        "too few units": "too few questions to tell whether the model beats it (read the "
+        "per-question rows)",
+    }[against["verdict"]]
+    interval = (
+        "" if against["lower"] is None else f" [{against['lower']:+.4f}, {against['upper']:+.4f}]"
+    )
+    print(
+        f"Strongest baseline (Jensen-Shannon): {strongest}; {outcome} "
+        f"(difference {against['difference']:+.4f}{interval} over {against['questions']} "
+        "questions)."
+    )
 
 
 def _checked(args: argparse.Namespace) -> _Study:
@@ -215,7 +269,7 @@ def _by_subgroup(
     gaps = subgroup_gaps(simulated, study.human, study.by)
     print(f"\nWithin each {', '.join(study.by)} subgroup (mean over questions):")
     print(
-        within.filter(pl.col("source").is_in(["model", "split_half"]))
+        within.filter(pl.col("source").is_in(["model", "noise_floor"]))
         .group_by(*study.by, "source", maintain_order=True)
         .agg(
             pl.col("representativeness", "jensen_shannon", "total_variation").mean(),

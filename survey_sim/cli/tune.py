@@ -133,10 +133,30 @@ def tune_command(args: argparse.Namespace) -> int:
     print(f"Loss history: {plot}" if plot else "(the analysis extra draws the loss history)")
     if args.objective == "population" and not args.no_evaluate:
         simulations = held_out_simulations(human, result, args.model, progress=not args.quiet)
-        report = held_out_report(human, simulations)
-        with pl.Config(tbl_rows=-1, float_precision=3, tbl_hide_dataframe_shape=True):
-            print(f"Held-out questions ({', '.join(result.split.held_out)}), mean over them:")
-            print(report)
+        report = held_out_report(human, simulations, result)
+        with pl.Config(
+            tbl_rows=-1,
+            float_precision=4,
+            tbl_hide_dataframe_shape=True,
+            tbl_hide_column_data_types=True,
+        ):
+            print(
+                f"Held-out questions ({', '.join(result.split.held_out)}), mean over them "
+                "(before: the base model; fitted_marginal: the mean human distribution of the "
+                "questions the tuning saw):"
+            )
+            print(report.summary)
+            print("Per question:")
+            print(report.questions.drop("coverage"))
+            print(
+                "Paired over the held-out questions (difference = first - second, 90% "
+                "interval resampling the questions together):"
+            )
+            print(
+                report.paired.filter(pl.col("metric") == "jensen_shannon").select(
+                    "source", "versus", "difference", "lower", "upper", "verdict"
+                )
+            )
     print(f"Use it: survey-sim run ... --model {args.model or 'default'} --adapter {args.out}")
     return 0
 

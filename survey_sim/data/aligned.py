@@ -63,6 +63,13 @@ def shared_questions(
     return shared
 
 
+def answered_option_questions(people: pl.DataFrame, human: HumanResponses) -> list[OptionsQuestion]:
+    """Every question with options that the human distribution ``people`` has answers to,
+    in questionnaire order (the pool the ``human_marginal`` reference averages over)."""
+    answered = set(people["question_id"])
+    return [q for q in human.questionnaire if isinstance(q, OptionsQuestion) and q.id in answered]
+
+
 def option_probs(frame: pl.DataFrame, question: OptionsQuestion) -> list[float]:
     """A question's probabilities in option order (renormalised), from a distribution frame.
 

@@ -43,10 +43,12 @@ def bundled_file(kind: str, name: str) -> Path:
 def gss_spending_2018() -> HumanResponses:
     """The General Social Survey 2018 national-spending items (``stevedata/gss_spending``).
 
-    2,347 respondents, unweighted; 18 items answered on split ballots, so each item has
-    about 1,500-2,300 answers. Attributes: age (4 bands), sex, degree, race, partyid (7
-    points and "another party"), party (collapsed) and polviews. Persona cells: party x age
-    x sex.
+    2,347 respondents, unweighted. Only the 7 items asked in a single wording are mapped
+    (natroad, natsoc, natmass, natpark, natchld, natsci, natenrgy; about 2,200-2,300
+    answers each): the source merges the standard and the alternate ("version y") wording
+    of the other 11, so their answers are no target for either (the mapping file explains).
+    Attributes: age (4 bands), sex, degree, race, partyid (7 points and "another party"),
+    party (collapsed) and polviews. Persona cells: party x age x sex.
     """
     return _bundled("stevedata", "gss_spending", "gss_spending_2018")
 

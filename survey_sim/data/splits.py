@@ -179,6 +179,18 @@ class IndividualSplit(BaseModel):
             eligible=len(eligible),
         )
 
+    def pool(self, human: HumanResponses) -> list[str]:
+        """The respondents outside the split who would have been eligible for it (enough
+        answers for the largest k plus the held-out ones, and every demographic): the
+        people a baseline may be fitted on, alike in completeness to those it predicts."""
+        needed = self.shots[-1] + max(len(q) for q in self.held_out.values())
+        taken = set(self.respondents)
+        return sorted(
+            respondent
+            for respondent, their in answered_questions(human, self.demographics).items()
+            if respondent not in taken and len(their) >= needed
+        )
+
     def frame(self) -> pl.DataFrame:
         """The split as a table: ``respondent_id``, ``role`` (train/test), ``part``
         (shown/held_out), ``position`` (1-based order within the part), ``question_id``."""

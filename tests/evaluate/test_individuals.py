@@ -203,7 +203,7 @@ def test_baselines_and_metrics_on_data_with_a_known_structure(human, tiny_engine
         progress=False,
     )
     report = evaluation.report
-    assert evaluation.pool == human.frame["respondent_id"].n_unique() - 90
+    assert evaluation.pool == split.eligible - 90  # complete enough, like those predicted
 
     def log_loss(method: str, k: int) -> float:
         row = report.filter(
@@ -230,8 +230,26 @@ def test_baselines_and_metrics_on_data_with_a_known_structure(human, tiny_engine
         if row["metric"] in ("accuracy", "ece"):
             assert 0 <= row["estimate"] <= 1
     assert set(report["respondents"]) == {60}
+    # Paired differences: the same resampled respondents for both methods.
+    cell_vs_marginal = evaluation.differences.filter(
+        pl.col("method") == "cell",
+        pl.col("versus") == "marginal",
+        pl.col("shots") == 0,
+        pl.col("metric") == "log_loss",
+    ).row(0, named=True)
+    assert cell_vs_marginal["difference"] == pytest.approx(
+        log_loss("cell", 0) - log_loss("marginal", 0)
+    )
+    assert cell_vs_marginal["upper"] < 0 and cell_vs_marginal["verdict"] == "better"
+    assert evaluation.differences.height == 15 * 4 * 4  # pairs of 6 methods x k x metrics
     view = evaluation.population
     assert set(view["metric"]) == {"jensen_shannon", "total_variation", "representativeness"}
+    # Few test answers per question: the true distribution itself scores far from 0, and
+    # every method's estimate comes with an interval.
+    floor = view.filter(pl.col("method") == "noise_floor", pl.col("metric") == "total_variation")
+    assert (floor["estimate"] > 0.02).all()
+    methods = view.filter(pl.col("method") != "noise_floor")
+    assert (methods["lower"] <= methods["upper"]).all()
     predictions = evaluation.predictions
     totals = predictions.group_by("method", "respondent_id", "shots", "question_id").agg(
         pl.col("prob").sum()

@@ -137,15 +137,27 @@ def test_tuning_lowers_the_loss_and_moves_held_out_answers(
     split = population_adapter.split
     assert set(split.held_out).isdisjoint((*split.train, *split.validation))
     simulations = held_out_simulations(human, population_adapter, tiny_model_dir, progress=False)
-    report = held_out_report(human, simulations)
-    assert report["source"].to_list() == [
+    report = held_out_report(human, simulations, population_adapter)
+    assert report.summary["source"].to_list() == [
         "before",
         "after",
         "uniform",
         "human_marginal",
-        "split_half",
+        "fitted_marginal",
+        "noise_floor",
     ]
-    before, after = report["total_variation"][:2]
+    pairs = report.paired.filter(pl.col("metric") == "total_variation")
+    assert pairs.select("source", "versus").rows() == [
+        ("after", "before"),
+        ("after", "uniform"),
+        ("after", "human_marginal"),
+        ("after", "fitted_marginal"),
+        ("before", "uniform"),
+        ("before", "human_marginal"),
+        ("before", "fitted_marginal"),
+    ]
+    before, after = report.summary["total_variation"][:2]
+    assert pairs["difference"][0] == pytest.approx(after - before)
     assert abs(after - before) > 1e-3  # the held-out answers moved (better or worse)
     record = AdapterRecord.model_validate_json(
         (population_adapter.adapter / ADAPTER_RECORD).read_text()
@@ -330,7 +342,7 @@ def test_the_command_trains_reports_held_out_scores_and_plots_the_loss(
     assert done.returncode == 0, done.stderr
     assert "Wrote the adapter to adapter" in done.stdout
     assert "Held-out questions (" in done.stdout
-    for source in ("before", "after", "uniform", "human_marginal", "split_half"):
+    for source in ("before", "after", "uniform", "fitted_marginal", "noise_floor", "verdict"):
         assert source in done.stdout
     assert (tmp_path / "adapter" / "loss.png").stat().st_size > 0
     assert "--adapter adapter" in done.stdout
