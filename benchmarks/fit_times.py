@@ -26,7 +26,9 @@ MODELS = ("alignment", "calibration", "subgroups")
 SAMPLERS = ("pymc", "nutpie")
 
 
-def fit_all(results: str, personas: str, sampler: str) -> dict[str, list[float]]:
+def fit_all(
+    results: str, personas: str, sampler: str, draws: int | None = None
+) -> dict[str, list[float]]:
     """Each model fitted twice in this process; seconds per fit."""
     from survey_sim import (
         Alignment,
@@ -41,10 +43,11 @@ def fit_all(results: str, personas: str, sampler: str) -> dict[str, list[float]]
     human = gss_spending_2018()
     result = SimulationResult.read_parquet(results)
     by_party = result.subgroups(["party"], Population.from_csv(personas))
+    options = {"sampler": sampler, **({"draws": draws, "tune": draws} if draws else {})}
     fits = {
-        "alignment": lambda: Alignment(result, human).fit(sampler=sampler),
-        "calibration": lambda: Calibration(result, human).fit(sampler=sampler),
-        "subgroups": lambda: Subgroups(by_party, human, ["party"]).fit(sampler=sampler),
+        "alignment": lambda: Alignment(result, human).fit(**options),
+        "calibration": lambda: Calibration(result, human).fit(**options),
+        "subgroups": lambda: Subgroups(by_party, human, ["party"]).fit(**options),
     }
     seconds: dict[str, list[float]] = {}
     for name in MODELS:
@@ -65,16 +68,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results")
     parser.add_argument("personas")
+    parser.add_argument(
+        "--draws", type=int, default=None, help="draws and tuning steps (default: the models')"
+    )
     parser.add_argument("--child", choices=SAMPLERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(fit_all(args.results, args.personas, args.child)))
+        print(json.dumps(fit_all(args.results, args.personas, args.child, args.draws)))
         return
     times = {}
     for sampler in SAMPLERS:
         with tempfile.TemporaryDirectory() as compiledir:
             env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={compiledir}")
             child = [sys.executable, __file__, args.results, args.personas, "--child", sampler]
+            child += ["--draws", str(args.draws)] if args.draws else []
             output = subprocess.run(child, env=env, capture_output=True, text=True, check=True)
             sys.stderr.write(
                 "".join(

@@ -9,11 +9,13 @@ On GSS 2018 spending (the ``data`` extra), with a fixed seed:
   questions, every question in its three cyclic option orders; a third of the questions is
   held out (never seen), a sixth validates (early stopping). On the held-out questions: the
   base model (before), the tuned one (after), uniform, the human marginal of the other
-  questions and the split-half ceiling (JS, TV, representativeness), and the
-  Democrat-Republican gap each shows beside people's;
+  questions, the fitted marginal (of the questions the tuning saw: what the same data gives
+  without a model) and the noise floor (JS, TV, representativeness), per question and
+  paired over questions; and the Democrat-Republican gap each shows beside people's;
 * **individual objective**: training respondents' interviews (loss on their answers);
   held-out respondents' held-out answers predicted after k of their own answers by the base
-  and the tuned model, beside the baselines of ``evaluate_individuals`` (log-loss);
+  and the tuned model, beside the baselines of ``evaluate_individuals`` (log-loss), and the
+  tuned model against each of them paired on the same respondents;
 * **cost**: training tokens per second against the same model's plain forward throughput
   (inference, the same batches, measured in the same process), the process's peak memory,
   the adapter's size.
@@ -92,7 +94,7 @@ def population(model, epochs: float, seed: int, folder: Path) -> list[dict]:  # 
     human = gss_spending_2018()
     result = tune(human, model, out=folder / "population", epochs=epochs, seed=seed)
     simulations = held_out_simulations(human, result, model)
-    report = held_out_report(human, simulations)
+    report = held_out_report(human, simulations, result)
     rows = [
         {
             "objective": "population",
@@ -101,8 +103,32 @@ def population(model, epochs: float, seed: int, folder: Path) -> list[dict]:  # 
             "metric": metric,
             "estimate": row[metric],
         }
-        for row in report.iter_rows(named=True)
+        for row in report.summary.iter_rows(named=True)
         for metric in METRICS
+    ]
+    rows += [
+        {
+            "objective": "population",
+            "part": "held-out questions, per question (Jensen-Shannon)",
+            "method": row["source"],
+            "metric": row["question_id"],
+            "estimate": row["jensen_shannon"],
+        }
+        for row in report.questions.iter_rows(named=True)
+    ]
+    rows += [
+        {
+            "objective": "population",
+            "part": "paired over held-out questions (first - second)",
+            "method": f"{row['source']} - {row['versus']}",
+            "metric": row["metric"],
+            "estimate": row["difference"],
+            "lower": row["lower"],
+            "upper": row["upper"],
+            "verdict": row["verdict"],
+        }
+        for row in report.paired.iter_rows(named=True)
+        if row["metric"] in METRICS
     ]
     for label, simulated in simulations.items():
         gaps = subgroup_gaps(simulated.subgroups(["party"]), human, ["party"]).filter(
@@ -158,16 +184,22 @@ def individual(  # type: ignore[no-untyped-def]
     )
     trained = (*result.split.train, *result.split.validation)
     split = IndividualSplit.draw(
-        human, train=40, test=60, held_out=2, shots=[0, 8], seed=seed, exclude=trained
+        human, train=40, test=60, held_out=2, shots=[0, 4], seed=seed, exclude=trained
     )
     rows = []
+    losses = {}
     for label, adapter in (("before", None), ("after", result.adapter)):
         engine = TransformersEngine.from_pretrained(model, adapter=adapter)
         simulated = simulate_individuals(human, engine, split)
         methods = (
             ("uniform", "marginal", "regression", "model") if label == "before" else ("model",)
         )
-        report = evaluate_individuals(simulated, human, methods=methods, seed=seed).report
+        evaluation = evaluate_individuals(simulated, human, methods=methods, seed=seed)
+        report, pool = evaluation.report, evaluation.pool
+        for method in methods:
+            losses[label if method == "model" else method] = respondent_log_loss(
+                evaluation.predictions.filter(pl.col("method") == method)
+            )
         for row in report.filter(pl.col("metric") == "log_loss").iter_rows(named=True):
             rows.append(
                 {
@@ -180,13 +212,58 @@ def individual(  # type: ignore[no-untyped-def]
                     "upper": row["upper"],
                 }
             )
+    rows += paired_rows(losses, seed)
     rows += cost_rows(result, model, "individual")
     note = (
         f"{len(result.split.train)} training and {len(result.split.validation)} validation "
-        "respondents; evaluated on 60 test respondents never trained on (40 more fit the "
-        "regression), 2 held-out answers each"
+        "respondents; evaluated on 60 test respondents never trained on, 2 held-out answers "
+        f"each; the baselines are fitted on {pool} other respondents who answered as many "
+        "questions"
     )
     return [dict(row, note=note) for row in rows]
+
+
+def respondent_log_loss(predictions: pl.DataFrame) -> pl.DataFrame:
+    """Mean log-loss per test respondent and k, from ``evaluate_individuals`` predictions."""
+    from survey_sim._distribution import PROBABILITY_FLOOR
+
+    return (
+        predictions.filter(pl.col("option_code") == pl.col("answer"))
+        .group_by("respondent_id", "shots")
+        .agg(log_loss=(-pl.col("prob").clip(PROBABILITY_FLOOR).log()).mean())
+        .sort("shots", "respondent_id")
+    )
+
+
+def paired_rows(losses: dict[str, pl.DataFrame], seed: int) -> list[dict]:  # type: ignore[type-arg]
+    """``after`` against ``before`` and each baseline, paired on test respondents."""
+    from survey_sim.evaluate.paired import (
+        bootstrap_weights,
+        interval_of,
+        resampled_means,
+        verdict,
+    )
+
+    rows = []
+    for other in ("before", "uniform", "marginal", "regression"):
+        both = losses["after"].join(losses[other], on=["respondent_id", "shots"], suffix="_o")
+        for (k,), group in both.partition_by("shots", as_dict=True).items():
+            difference = (group["log_loss"] - group["log_loss_o"]).to_numpy()
+            weights = bootstrap_weights(len(difference), 2000, seed)
+            lower, upper = interval_of(resampled_means(difference, weights), 0.9)
+            rows.append(
+                {
+                    "objective": "individual",
+                    "part": f"paired on test respondents, k = {k} (log-loss, first - second)",
+                    "method": f"after - {other}",
+                    "metric": "log_loss",
+                    "estimate": float(difference.mean()),
+                    "lower": lower,
+                    "upper": upper,
+                    "verdict": verdict("log_loss", lower, upper),
+                }
+            )
+    return rows
 
 
 def markdown(frame: pl.DataFrame) -> str:
@@ -210,7 +287,12 @@ def markdown(frame: pl.DataFrame) -> str:
                 if row is None or row["estimate"] is None:
                     cells.append("")
                 elif row.get("lower") is not None:
-                    cells.append(f"{row['estimate']:.3f} [{row['lower']:.3f}, {row['upper']:.3f}]")
+                    cells.append(
+                        f"{row['estimate']:.4f} [{row['lower']:.4f}, {row['upper']:.4f}]"
+                        + (f" {row['verdict']}" if row.get("verdict") else "")
+                    )
+                elif row.get("verdict"):
+                    cells.append(f"{row['estimate']:.4f} ({row['verdict']})")
                 else:
                     cells.append(f"{row['estimate']:.4g}")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
@@ -219,12 +301,16 @@ def markdown(frame: pl.DataFrame) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--objective", choices=["population", "individual", "both"], default="both")
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--epochs", type=float, default=2)
-    parser.add_argument("--train-respondents", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default=None, help="model folder (default: the default model)")
+    parser.add_argument("--epochs", type=float, default=2, help="training epochs")
+    parser.add_argument("--train-respondents", type=int, default=60, help="individual objective")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every split")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the tables")
     args = parser.parse_args()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="tuning-") as scratch:
@@ -241,13 +327,14 @@ def main() -> None:
         "estimate": pl.Float64,
         "lower": pl.Float64,
         "upper": pl.Float64,
+        "verdict": pl.String,
         "note": pl.String,
     }
     frame = pl.DataFrame([{key: row.get(key) for key in schema} for row in rows], schema=schema)
-    RESULTS.mkdir(exist_ok=True)
+    args.results.mkdir(exist_ok=True, parents=True)
     suffix = "" if args.objective == "both" else f".{args.objective}"
-    frame.write_csv(RESULTS / f"tuning{suffix}.csv")
-    (RESULTS / f"tuning{suffix}.md").write_text(markdown(frame))
+    frame.write_csv(args.results / f"tuning{suffix}.csv")
+    (args.results / f"tuning{suffix}.md").write_text(markdown(frame))
     print(markdown(frame))
     print(json.dumps({"torch threads": torch.get_num_threads(), "seed": args.seed}))
 
