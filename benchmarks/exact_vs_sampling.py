@@ -138,6 +138,8 @@ def main() -> None:
     parser.add_argument("--replicates", type=int, default=10)
     parser.add_argument("--max-draws", type=int, default=3200)
     args = parser.parse_args()
+    if args.max_draws < 100:
+        parser.error("--max-draws must be at least 100 (the smallest number of draws checked)")
     engine = TransformersEngine.from_pretrained()
     warm_up = choice_request(QUESTION, get_format("chat"), description="x", chat=engine)
     engine.score([warm_up])  # one-time start-up costs stay out of the timings

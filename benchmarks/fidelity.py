@@ -55,7 +55,7 @@ def population_mode(name: str, engine, seed: int) -> tuple[pl.DataFrame, pl.Data
     )
     trained = [q for q in answered if q not in held_out]
     questionnaire = human.questionnaire.select(answered)
-    result = simulate(questionnaire, human.population(), engine, progress=True)
+    result = simulate(questionnaire, human.population(), engine, progress=True, cache=False)
     per_question = compare(result.population, human, fitted_on=trained).filter(
         pl.col("question_id").is_in(held_out)
     )
@@ -122,7 +122,7 @@ def individual_mode(
     human = HUMAN_DATASETS[name]()
     split = IndividualSplit.draw(human, train=train, test=test, seed=seed)
     started = time.time()
-    result = simulate_individuals(human, engine, split)
+    result = simulate_individuals(human, engine, split, cache=False)  # timed: nothing reused
     simulated = time.time() - started
     evaluation = evaluate_individuals(result, human, seed=seed)
     alpha = az.summary(evaluation.calibration, var_names=["alpha"], kind="stats", hdi_prob=0.9)
@@ -298,10 +298,10 @@ def _paired_table(pairs: pl.DataFrame) -> list[str]:
             [
                 row["method"],
                 row["versus"],
-                *([row["shots"]] if has_shots else []),
+                *([row["shots"] if row["shots"] is not None else ""] if has_shots else []),
                 row["metric"],
                 f"{row['difference']:+.4f}",
-                f"[{row['lower']:+.4f}, {row['upper']:+.4f}]",
+                "" if row["lower"] is None else f"[{row['lower']:+.4f}, {row['upper']:+.4f}]",
                 row["verdict"],
             ]
             for row in pairs.iter_rows(named=True)

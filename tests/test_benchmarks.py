@@ -29,14 +29,14 @@ def run_benchmark(script: str, *args: str, cwd: Path) -> str:
 
 def test_every_benchmark_has_a_smoke_run():
     scripts = {path.name for path in BENCHMARKS.glob("*.py")}
-    assert scripts == set(SMOKE) | {"fit_times.py", "fidelity.py", "tuning.py"}
+    assert scripts == set(SMOKE) | {"fit_times.py", "fidelity.py", "tuning.py", "planted.py"}
 
 
 SMOKE = {
     "prefix_reuse.py": ["--personas", "2", "--questions", "2"],
     "resume.py": ["--personas", "2", "--questions", "2", "--stops", "1"],
     "architectures.py": ["--personas", "1"],
-    "exact_vs_sampling.py": ["--answers", "label", "--replicates", "1", "--max-draws", "40"],
+    "exact_vs_sampling.py": ["--answers", "label", "--replicates", "1", "--max-draws", "100"],
     "fingerprint.py": ["{tiny}"],
     "tuning_speed.py": ["--model", "{tiny}", "--steps", "2", "--batch-size", "2"],
     "sglang_client.py": ["--personas", "2"],
@@ -92,3 +92,12 @@ def test_fit_times_benchmark_runs(tiny_model_dir, tmp_path):
         "fit_times.py", "cells.parquet", "cells.csv", "--draws", "30", cwd=tmp_path
     )
     assert "calibration" in printed
+
+
+@pytest.mark.slow
+def test_planted_benchmark_runs(tmp_path):
+    out = tmp_path / "results"
+    args = ["--steps", "2", "--respondents", "200", "--bootstrap", "10", "--draws", "50"]
+    run_benchmark("planted.py", *args, "--results", str(out), cwd=tmp_path)
+    text = (out / "planted.md").read_text()
+    assert "Planted quantities" in text and "Calibration alpha" in text

@@ -535,7 +535,7 @@ def _population_view(
     bootstrap intervals over respondents; and per k the ``noise_floor`` rows: what the
     test respondents' true distribution would score against so few answers."""
     position = {r: i for i, r in enumerate(sorted(set(test.respondents)))}
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed, "noise floor")
     rows = []
     for k in sorted(set(test.shots.tolist())):
         at_k = np.flatnonzero(test.shots == k)

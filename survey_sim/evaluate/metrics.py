@@ -48,6 +48,7 @@ from survey_sim.data.aligned import (
     simulated_distribution,
 )
 from survey_sim.data.responses import HumanResponses
+from survey_sim.data.splits import seeded_rng
 from survey_sim.errors import InputError
 from survey_sim.evaluate.paired import (
     LOWER_IS_BETTER,
@@ -281,7 +282,7 @@ def compare(
         )
     fitted = [q for q in every if q.id in set(fitted_on)]
     human_probs = {q.id: option_probs(people, q) for q in every}
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed, "noise floor")
     rows = []
     for question in shared:
         p = human_probs[question.id]

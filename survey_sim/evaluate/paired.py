@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from survey_sim.data.splits import seeded_rng
+
 LOWER_IS_BETTER = {
     "representativeness": False,
     "jensen_shannon": True,
@@ -36,8 +38,13 @@ def resampled_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def bootstrap_weights(units: int, resamples: int, seed: int) -> np.ndarray:
-    """How often each of ``units`` is drawn in each of ``resamples`` bootstrap samples."""
-    rng = np.random.default_rng(seed)
+    """How often each of ``units`` is drawn in each of ``resamples`` bootstrap samples.
+
+    The draws come from a stream of their own (``seed`` and the purpose, hashed), never from
+    ``default_rng(seed)`` itself: data drawn with ``default_rng(seed)`` (a split, a
+    simulated sample) would otherwise share its random numbers with the resampling, and the
+    two would be far from independent (a planted sample's Democrats all got weight 0)."""
+    rng = seeded_rng(seed, "bootstrap")
     return rng.multinomial(units, np.full(units, 1 / units), size=resamples)
 
 

@@ -92,8 +92,11 @@ def population_examples(
     prompt_format: PromptFormat,
     text: HFTokenizer,
     chat: ChatRenderer,
+    *,
+    permute: bool = True,
 ) -> list[Example]:
-    """Persona cell × question × cyclic option order, with the cell's human distribution.
+    """Persona cell × question × cyclic option order, with the cell's human distribution
+    (``permute=False``: the options in their listed order only).
 
     Raises:
         InputError: a cell without human answers to a question (the cells must come from
@@ -115,7 +118,8 @@ def population_examples(
                     f"persona cell {persona.id!r} has no answers to {question_id!r}",
                 )
             ranks = scale_ranks(question)
-            for order in cyclic_orders(len(question.options)):
+            listed = [tuple(range(len(question.options)))]
+            for order in cyclic_orders(len(question.options)) if permute else listed:
                 shown = reorder(question, order)
                 asking = ask(shown, prompt_format)
                 (request,) = asking.exact_requests(context)

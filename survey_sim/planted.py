@@ -1,0 +1,446 @@
+"""A survey whose answers come from a known process, and a small model trained on it.
+
+Every fidelity number measured on a real model says how close *that* model is to people; it
+cannot say whether survey-sim's pipeline would *see* a persona signal if there were one.
+Here the signal is planted: eight ordinal items answered by respondents described by party,
+age group and sex, through an ordered-logit process with
+
+* **main effects** of known size (party on most items, age and sex on some),
+* **one interaction** (young Republicans care less about the military than the party's
+  main effect says),
+* **a latent trait** shared by two items (``taxes`` and ``welfare``: correlated within a
+  respondent beyond what their demographics explain),
+* **a null item** (``weather``: no effect of any attribute, no trait).
+
+:class:`PlantedSurvey` gives the exact answer distribution of every persona cell (the
+latent trait integrated out by Gauss-Hermite quadrature, optionally given earlier answers),
+draws respondents from the process as :class:`~survey_sim.data.responses.HumanResponses`,
+and states the planted quantities (party gaps in mean score, the interaction).
+:func:`train_planted_model` trains every weight of a small model on the exact cell
+distributions, through the very examples and loss of ``survey-sim tune``'s population
+objective, so that the model's exact distributions match the planted ones; the pipeline can
+then be run on it and each planted quantity checked (``benchmarks/planted.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+from survey_sim.data.mapping import PopulationRecipe
+from survey_sim.data.responses import HumanResponses
+from survey_sim.engines._hf import HFTokenizer
+from survey_sim.engines.registry import load_local_model
+from survey_sim.questionnaire import Questionnaire
+from survey_sim.runs.settings import SimulationSettings
+from survey_sim.testing import TINY_LAYERS, train_tokenizer
+from survey_sim.tune._examples import Example, population_examples
+from survey_sim.tune._objectives import collate, loss, slot_logprobs
+
+MeanScore = Callable[..., float]
+"""``mean(item_id, **fixed_attributes) -> mean option position``."""
+
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "party": ("a Democrat", "an independent", "a Republican"),
+    "age": ("aged 18 to 34", "aged 35 to 59", "aged 60 or older"),
+    "sex": ("a man", "a woman"),
+}
+"""The persona attributes and their values (as persona descriptions read them)."""
+
+TEMPLATE = "You are {party}, {age}, and {sex}."
+"""How a persona cell is described to the model."""
+
+QUADRATURE_NODES = 40
+"""Gauss-Hermite nodes integrating the latent trait out (exact to ~1e-12 here)."""
+
+
+@dataclass(frozen=True)
+class PlantedItem:
+    """One item of the process: P(answer ≤ c) = logistic(cutpoints[c] − η), with
+    η = Σ effects[attribute][value] + interaction[(party, age)] + loading · trait, the
+    trait standard normal, options listed from the lowest to the highest category."""
+
+    id: str
+    text: str
+    options: tuple[str, ...]
+    cutpoints: tuple[float, ...]
+    effects: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    interaction: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    loading: float = 0.0
+
+    def linear_predictor(self, cell: Mapping[str, str]) -> float:
+        """η without the trait, for one persona cell."""
+        main = sum(self.effects.get(name, {}).get(value, 0.0) for name, value in cell.items())
+        return main + self.interaction.get((cell["party"], cell["age"]), 0.0)
+
+    def probabilities(self, eta: np.ndarray) -> np.ndarray:
+        """P(each option) for every η in ``eta`` (η × options)."""
+        cumulative = 1 / (1 + np.exp(-(np.array(self.cutpoints)[None, :] - eta[:, None])))
+        bounded = np.hstack([np.zeros((len(eta), 1)), cumulative, np.ones((len(eta), 1))])
+        probs: np.ndarray = np.diff(bounded, axis=1)
+        return probs
+
+
+AGREE = ("Strongly disagree", "Disagree", "Neither agree nor disagree", "Agree", "Strongly agree")
+PARTY_LEFT = {"a Democrat": 1.2, "a Republican": -1.2}
+
+PLANTED_ITEMS: tuple[PlantedItem, ...] = (
+    PlantedItem(
+        "taxes",
+        "The government should raise taxes on people with high incomes.",
+        AGREE,
+        (-2.0, -0.8, 0.4, 1.8),
+        {"party": PARTY_LEFT},
+        loading=1.5,
+    ),
+    PlantedItem(
+        "welfare",
+        "The government should spend more on helping poor people.",
+        AGREE,
+        (-1.8, -0.6, 0.6, 2.0),
+        {"party": {"a Democrat": 1.0, "a Republican": -1.0}, "sex": {"a woman": 0.3}},
+        loading=1.5,
+    ),
+    PlantedItem(
+        "military",
+        "The country should spend more on its military.",
+        AGREE,
+        (-1.6, -0.4, 0.8, 2.0),
+        {
+            "party": {"a Democrat": -0.6, "a Republican": 1.0},
+            "age": {"aged 18 to 34": -0.4, "aged 60 or older": 0.8},
+        },
+        interaction={("a Republican", "aged 18 to 34"): -1.2},
+    ),
+    PlantedItem(
+        "climate",
+        "Climate change is a serious threat to the country.",
+        AGREE,
+        (-2.2, -1.0, 0.0, 1.4),
+        {
+            "party": {"a Democrat": 0.9, "a Republican": -0.9},
+            "age": {"aged 18 to 34": 0.8, "aged 60 or older": -0.5},
+            "sex": {"a woman": 0.3},
+        },
+    ),
+    PlantedItem(
+        "guns",
+        "Laws covering the sale of firearms should be made more strict.",
+        AGREE,
+        (-1.8, -0.8, 0.2, 1.4),
+        {"party": {"a Democrat": 1.1, "a Republican": -1.1}, "sex": {"a woman": 0.6}},
+    ),
+    PlantedItem(
+        "weather",
+        "I prefer cooler weather to warmer weather.",
+        AGREE,
+        (-1.5, -0.5, 0.5, 1.5),
+    ),
+    PlantedItem(
+        "church",
+        "How often do you attend religious services?",
+        ("Never", "A few times a year", "About once a month", "Every week", "Several times a week"),
+        (-0.6, 0.6, 1.6, 2.8),
+        {
+            "party": {"a Republican": 0.6},
+            "age": {"aged 60 or older": 0.8, "aged 18 to 34": -0.4},
+            "sex": {"a woman": 0.3},
+        },
+    ),
+    PlantedItem(
+        "online",
+        "How many hours a day do you spend on the internet for leisure?",
+        ("Less than one", "One to three", "More than three"),
+        (-0.8, 0.9),
+        {"age": {"aged 18 to 34": 1.2, "aged 60 or older": -1.2}},
+    ),
+)
+"""The eight items: six on one agree-disagree scale (so that the PyMC models, which pool
+questions of one scale, can fit them together), one frequency scale of 5 and one of 3;
+``weather`` is the null item."""
+
+AGREE_ITEMS = ("taxes", "welfare", "military", "climate", "guns", "weather")
+
+NULL_ITEM = "weather"
+LATENT_ITEMS = ("taxes", "welfare")
+
+
+def interaction_contrast(mean: MeanScore) -> float:
+    """(Republican − Democrat among the 18-34s) − (Republican − Democrat among the 60+) on
+    ``military``, from a planted or an estimated mean score."""
+
+    def gap(age: str) -> float:
+        return mean("military", party="a Republican", age=age) - mean(
+            "military", party="a Democrat", age=age
+        )
+
+    return gap("aged 18 to 34") - gap("aged 60 or older")
+
+
+class PlantedSurvey:
+    """The process (module docstring): exact distributions, draws, planted quantities.
+
+    Args:
+        items: The items (default :data:`PLANTED_ITEMS`).
+        cell_shares: Each persona cell's share of the population (keys: (party, age, sex));
+            default: unequal shares that make post-stratification matter.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[PlantedItem] = PLANTED_ITEMS,
+        cell_shares: Mapping[tuple[str, ...], float] | None = None,
+    ) -> None:
+        self.items = {item.id: item for item in items}
+        cells = list(itertools.product(*ATTRIBUTES.values()))
+        if cell_shares is None:
+            raw = {cell: 1.0 + 0.5 * (i % 3) for i, cell in enumerate(cells)}
+        else:
+            raw = dict(cell_shares)
+        total = sum(raw.values())
+        self.shares = {cell: raw[cell] / total for cell in cells}
+        nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
+        self._nodes, self._weights = nodes, weights / math.sqrt(2 * math.pi)
+
+    @property
+    def questionnaire(self) -> Questionnaire:
+        """The items as an ordinal questionnaire (option codes 1, 2, ... from the lowest)."""
+        return Questionnaire.model_validate(
+            {
+                "id": "planted",
+                "title": "A survey with a planted persona signal",
+                "questions": [
+                    {
+                        "id": item.id,
+                        "kind": "ordinal",
+                        "text": item.text,
+                        "options": [
+                            {"code": str(i + 1), "text": text}
+                            for i, text in enumerate(item.options)
+                        ],
+                    }
+                    for item in self.items.values()
+                ],
+            }
+        )
+
+    @staticmethod
+    def cell_of(key: Sequence[str]) -> dict[str, str]:
+        """A cell's attributes from its (party, age, sex) values."""
+        return dict(zip(ATTRIBUTES, key, strict=True))
+
+    def distribution(
+        self, item_id: str, cell: Mapping[str, str], given: Mapping[str, int] | None = None
+    ) -> np.ndarray:
+        """P(each option of ``item_id``) for ``cell``, the trait integrated out; with
+        ``given`` (item id → option index already answered), conditional on those answers
+        (the trait's posterior given them)."""
+        weights = self._weights.copy()
+        for other, answer in (given or {}).items():
+            item = self.items[other]
+            eta = item.linear_predictor(cell) + item.loading * self._nodes
+            weights = weights * item.probabilities(eta)[:, answer]
+        item = self.items[item_id]
+        eta = item.linear_predictor(cell) + item.loading * self._nodes
+        probs: np.ndarray = weights @ item.probabilities(eta) / weights.sum()
+        return probs
+
+    def population_distribution(self, item_id: str, **fixed: str) -> np.ndarray:
+        """P(each option) over the cells matching ``fixed`` attributes, by their shares."""
+        matching = [
+            (share, self.cell_of(key))
+            for key, share in self.shares.items()
+            if all(self.cell_of(key)[name] == value for name, value in fixed.items())
+        ]
+        total = sum(share for share, _ in matching)
+        mixed: np.ndarray = sum(  # type: ignore[assignment]
+            share / total * self.distribution(item_id, cell) for share, cell in matching
+        )
+        return mixed
+
+    def mean_score(self, item_id: str, **fixed: str) -> float:
+        """The expected option position (1 = lowest) over the cells matching ``fixed``."""
+        probs = self.population_distribution(item_id, **fixed)
+        return float(probs @ np.arange(1, len(probs) + 1))
+
+    def planted_quantities(self) -> pl.DataFrame:
+        """What the pipeline must recover: per item, the Democrat − Republican gap in mean
+        score; and the interaction: the Republican − Democrat military gap among the young
+        minus that among the rest (difference in differences)."""
+        rows = [
+            {
+                "quantity": f"party gap in mean score: {item_id}",
+                "item": item_id,
+                "planted": self.mean_score(item_id, party="a Democrat")
+                - self.mean_score(item_id, party="a Republican"),
+            }
+            for item_id in self.items
+        ]
+        rows.append(
+            {
+                "quantity": "interaction: young Republicans on the military",
+                "item": "military",
+                "planted": interaction_contrast(self.mean_score),
+            }
+        )
+        return pl.DataFrame(rows)
+
+    def sample(self, respondents: int, seed: int = 0) -> HumanResponses:
+        """Respondents drawn from the process: a cell by its share, a trait, then every item
+        answered (complete responders)."""
+        rng = np.random.default_rng(seed)
+        keys = list(self.shares)
+        drawn = rng.choice(len(keys), size=respondents, p=[self.shares[k] for k in keys])
+        traits = rng.standard_normal(respondents)
+        rows = []
+        for index, (cell_index, trait) in enumerate(zip(drawn, traits, strict=True)):
+            cell = self.cell_of(keys[cell_index])
+            for item in self.items.values():
+                eta = np.array([item.linear_predictor(cell) + item.loading * trait])
+                answer = rng.choice(len(item.options), p=item.probabilities(eta)[0])
+                rows.append(
+                    {
+                        "respondent_id": f"r{index:05d}",
+                        "weight": 1.0,
+                        "question_id": item.id,
+                        "option_code": str(answer + 1),
+                        **cell,
+                    }
+                )
+        return self._responses(pl.DataFrame(rows), f"planted sample (n={respondents}, seed {seed})")
+
+    def exact(self) -> HumanResponses:
+        """The process itself as weighted data: per cell, question and option one pseudo
+        respondent weighted by the cell's share × the option's probability, so that every
+        cell's (and the population's) weighted distribution is the exact one."""
+        rows = []
+        for key, share in self.shares.items():
+            cell = self.cell_of(key)
+            for item_id in self.items:
+                for option, prob in enumerate(self.distribution(item_id, cell)):
+                    rows.append(
+                        {
+                            "respondent_id": f"{'|'.join(key)}|{item_id}|{option + 1}",
+                            "weight": share * float(prob),
+                            "question_id": item_id,
+                            "option_code": str(option + 1),
+                            **cell,
+                        }
+                    )
+        return self._responses(pl.DataFrame(rows), "planted process (exact)")
+
+    def _responses(self, frame: pl.DataFrame, source: str) -> HumanResponses:
+        recipe = PopulationRecipe(by=tuple(ATTRIBUTES), template=TEMPLATE)
+        return HumanResponses(frame, self.questionnaire, source=source, recipe=recipe)
+
+
+def build_planted_base(directory: str | Path, survey: PlantedSurvey | None = None) -> Path:
+    """A small random Llama (4 layers of width 128) whose byte-level BPE tokenizer is trained
+    on the survey's own texts (persona descriptions, questions, options), saved to
+    ``directory``: the starting point of :func:`train_planted_model`."""
+    survey = survey or PlantedSurvey()
+    texts = [TEMPLATE.format(**PlantedSurvey.cell_of(key)) for key in survey.shares] + [
+        " ".join([item.text, *item.options]) for item in survey.items.values()
+    ]
+    tokenizer = train_tokenizer(texts * 20, vocab_size=3000)
+    torch.manual_seed(0)
+    layers = {**TINY_LAYERS, "hidden_size": 128, "intermediate_size": 256, "head_dim": 32}
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), tie_word_embeddings=True, **{**layers, "initializer_range": 0.02}
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return Path(directory)
+
+
+@dataclass(frozen=True)
+class PlantedTraining:
+    """How :func:`train_planted_model` went: ``losses`` (mean KL per step), ``final_kl``
+    (mean KL over every example after training, in nats) and the number of ``examples``."""
+
+    losses: list[float]
+    final_kl: float
+    examples: int
+
+
+def train_planted_model(
+    base: str | Path,
+    out: str | Path,
+    survey: PlantedSurvey | None = None,
+    *,
+    steps: int = 600,
+    batch_size: int = 32,
+    learning_rate: float = 3e-3,
+    format: str = "chat",
+    seed: int = 0,
+) -> PlantedTraining:
+    """Train every weight of the model in ``base`` until its exact answer distributions
+    match ``survey``'s planted ones, and save it to ``out``.
+
+    The examples are ``survey-sim tune``'s population examples (every persona cell × item,
+    in the prompt format ``format``, tokenised as the engine scores them) with the exact
+    cell distributions as targets, and the loss is its ``kl``. Unlike ``tune``, all weights
+    train (no adapter), nothing is held out (the point is a model that *is* the process, not
+    an evaluation of tuning), and the options are shown in their listed order only: a model
+    this small learns "which position" far sooner than "which option text", so simulate it
+    without ``permute`` (reading its answers in other orders would measure that, not the
+    pipeline).
+    """
+    survey = survey or PlantedSurvey()
+    exact = survey.exact()
+    loaded = load_local_model(base)
+    model = loaded.model
+    text = HFTokenizer(loaded.tokenizer, model_id=loaded.model_id)
+    personas = list(exact.population(list(ATTRIBUTES)))
+    prompt_format = SimulationSettings(format=format).prompt_format()
+    examples = population_examples(
+        exact,
+        list(survey.items),
+        personas,
+        list(ATTRIBUTES),
+        prompt_format,
+        text,
+        text,
+        permute=False,
+    )
+    torch.manual_seed(seed)
+    order = random.Random(seed)
+    model.train()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=learning_rate, total_steps=steps, pct_start=0.1
+    )
+    losses = []
+    for _ in range(steps):
+        value = _mean_kl(model, order.sample(examples, min(batch_size, len(examples))))
+        optimiser.zero_grad()
+        value.backward()  # type: ignore[no-untyped-call]
+        optimiser.step()
+        schedule.step()
+        losses.append(value.item())
+    model.eval()
+    with torch.no_grad():
+        chunks = [examples[i : i + 64] for i in range(0, len(examples), 64)]
+        total = sum(float(_mean_kl(model, chunk)) * len(chunk) for chunk in chunks)
+    model.save_pretrained(out)
+    loaded.tokenizer.save_pretrained(out)
+    return PlantedTraining(losses=losses, final_kl=total / len(examples), examples=len(examples))
+
+
+def _mean_kl(model: PreTrainedModel, examples: Sequence[Example]) -> torch.Tensor:
+    batch = collate(examples)
+    outputs = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        logits_to_keep=batch["kept"],
+    )
+    return loss("kl", slot_logprobs(outputs.logits, batch), batch)
