@@ -54,7 +54,9 @@ def forward_throughput(result, model, batches: int = 8) -> float:  # type: ignor
     loaded = load_local_model(model)
     examples = _examples(human, result.split.train, settings, _chat_renderer(loaded))
     size = settings.batch_size
-    chosen = [collate(examples[i : i + size]) for i in range(0, size * batches, size)]
+    chosen = [
+        collate(examples[i : i + size]) for i in range(0, min(len(examples), size * batches), size)
+    ]
     tokens = 0
     started = time.perf_counter()
     with torch.inference_mode():

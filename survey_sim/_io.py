@@ -127,7 +127,15 @@ def _signals_held() -> Iterator[None]:
 
 
 def _umask() -> int:
-    """The process's umask (reading it means setting it, so it is set straight back)."""
+    """The process's umask: from ``/proc/self/status`` where there is one (Linux), since
+    elsewhere reading it means setting it and setting it straight back, which races with
+    any other thread that does the same."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
