@@ -82,8 +82,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Score the test respondents' held-out answers in RESULTS (from survey-sim "
         "individuals) for the model and the baselines (uniform, marginal, demographic cell, "
         "logistic regression, model + regression, PyMC calibration): log-loss, accuracy, "
-        "Brier score and calibration error per k with bootstrap intervals, and the population "
-        "view. Writes the report as Parquet and plots the learning curve.",
+        "Brier score and calibration error per k with bootstrap intervals, paired differences "
+        "between methods, and the population view with its noise floor. Writes the report, "
+        "the population view and the differences as Parquet and plots the learning curve.",
     )
     evaluating.add_argument("results", type=Path, help="results file from survey-sim individuals")
     add_human_arguments(evaluating)
@@ -192,7 +193,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
     report_path = args.out or beside(args.results, "evaluation")
     plot_path = args.plot or args.results.with_suffix(".png")
     check_outputs(
-        [report_path, beside(report_path, "population"), plot_path],
+        [
+            report_path,
+            beside(report_path, "population"),
+            beside(report_path, "differences"),
+            plot_path,
+        ],
         [args.results, *ResultFiles.at(args.results), args.human, args.mapping],
     )
     result = IndividualResult.read_parquet(args.results)
@@ -215,9 +221,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
     written = [
         write_parquet_atomic(evaluation.report, report_path),
         write_parquet_atomic(evaluation.population, beside(report_path, "population")),
+        write_parquet_atomic(evaluation.differences, beside(report_path, "differences")),
         plot_learning_curve(evaluation.report, plot_path),
     ]
     _print_report(evaluation.report, evaluation.population)
+    _print_differences(evaluation.report, evaluation.differences)
     if evaluation.calibration is not None:
         import arviz as az
 
@@ -229,6 +237,41 @@ def evaluate_command(args: argparse.Namespace) -> int:
         f"Wrote {', '.join(str(path) for path in written)}."
     )
     return 0
+
+
+MODEL_FREE = ("uniform", "marginal", "cell", "regression")
+
+
+def _print_differences(report: pl.DataFrame, differences: pl.DataFrame) -> None:
+    """Each model-based method against the best model-free one at each k (log-loss),
+    paired on the same test respondents."""
+    log_loss = report.filter(pl.col("metric") == "log_loss")
+    free = log_loss.filter(pl.col("method").is_in(MODEL_FREE))
+    if free.is_empty():
+        return
+    best = free.sort("estimate").group_by("shots", maintain_order=True).first()
+    strongest = dict(best.select("shots", "method").iter_rows())
+    paired = differences.filter(
+        pl.col("metric") == "log_loss",
+        ~pl.col("method").is_in(MODEL_FREE),
+        pl.col("versus") == pl.col("shots").replace_strict(strongest, default=None),
+    )
+    if paired.is_empty():
+        return
+    with pl.Config(tbl_rows=-1, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        print(
+            "\nAgainst the strongest method without the model at each k (log-loss difference, "
+            "paired on the same test respondents, 90% interval; negative is better):"
+        )
+        print(
+            paired.sort("shots").select(
+                "shots",
+                "method",
+                "versus",
+                pl.col("difference", "lower", "upper").round(4),
+                "verdict",
+            )
+        )
 
 
 def _print_report(report: pl.DataFrame, population: pl.DataFrame) -> None:
@@ -253,6 +296,9 @@ def _print_report(report: pl.DataFrame, population: pl.DataFrame) -> None:
         print(f"\nEvery metric at k = {top}:")
         at_top = report.filter(pl.col("shots") == top).with_columns(cell("value"))
         print(at_top.pivot(on="metric", index="method", values="value", maintain_order=True))
-        print(f"\nPopulation view at k = {top} (predictions averaged per question):")
+        print(
+            f"\nPopulation view at k = {top} (predictions averaged per question; noise_floor: "
+            "what the true distribution would score against so few answers):"
+        )
         view = population.filter(pl.col("shots") == top)
         print(view.pivot(on="metric", index="method", values="estimate", maintain_order=True))

@@ -201,6 +201,9 @@ def test_individuals_then_evaluate(tiny_model_dir, attitudes_files, tmp_path):
     assert set(report["shots"]) == {0, 1, 3}
     assert (tmp_path / "ind.png").stat().st_size > 10_000
     assert (tmp_path / "ind.evaluation.population.parquet").exists()
+    differences = pl.read_parquet(tmp_path / "ind.evaluation.differences.parquet")
+    assert set(differences["verdict"]) <= {"better", "worse", "no clear difference"}
+    assert "Against the strongest method without the model" in evaluated.stdout
     wrong = run_cli("evaluate", str(out), *human, "--methods", "oracle")
     assert wrong.returncode == 2 and "unknown method oracle" in wrong.stderr
     too_many = run_cli(
