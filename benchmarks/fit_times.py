@@ -71,13 +71,16 @@ def main() -> None:
     parser.add_argument(
         "--draws", type=int, default=None, help="draws and tuning steps (default: the models')"
     )
+    parser.add_argument(
+        "--samplers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS), help="NUTS samplers"
+    )
     parser.add_argument("--child", choices=SAMPLERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(fit_all(args.results, args.personas, args.child, args.draws)))
         return
     times = {}
-    for sampler in SAMPLERS:
+    for sampler in args.samplers:
         with tempfile.TemporaryDirectory() as compiledir:
             env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={compiledir}")
             child = [sys.executable, __file__, args.results, args.personas, "--child", sampler]
@@ -91,14 +94,15 @@ def main() -> None:
                 )
             )
             times[sampler] = json.loads(output.stdout.strip().splitlines()[-1])
-    print("model        pymc cold  pymc warm  nutpie cold  nutpie warm  warm pymc/nutpie")
+    print(f"{'model':<12} " + " ".join(f"{s + ' cold':>12} {s + ' warm':>12}" for s in times))
     for name in MODELS:
-        pymc_cold, pymc_warm = times["pymc"][name]
-        nutpie_cold, nutpie_warm = times["nutpie"][name]
-        print(
-            f"{name:<12} {pymc_cold:>8.1f}s {pymc_warm:>9.1f}s {nutpie_cold:>11.1f}s "
-            f"{nutpie_warm:>11.1f}s {pymc_warm / nutpie_warm:>16.2f}x"
+        cells = " ".join(f"{times[s][name][0]:>11.1f}s {times[s][name][1]:>11.1f}s" for s in times)
+        ratio = (
+            f"  warm pymc/nutpie {times['pymc'][name][1] / times['nutpie'][name][1]:.2f}x"
+            if {"pymc", "nutpie"} <= set(times)
+            else ""
         )
+        print(f"{name:<12} {cells}{ratio}")
 
 
 if __name__ == "__main__":
