@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
+from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
 from survey_sim.data.mapping import PopulationRecipe
@@ -382,6 +383,7 @@ def train_planted_model(
     learning_rate: float = 3e-3,
     format: str = "chat",
     seed: int = 0,
+    progress: bool = True,
 ) -> PlantedTraining:
     """Train every weight of the model in ``base`` until its exact answer distributions
     match ``survey``'s planted ones, and save it to ``out``.
@@ -420,13 +422,15 @@ def train_planted_model(
         optimiser, max_lr=learning_rate, total_steps=steps, pct_start=0.1
     )
     losses = []
-    for _ in range(steps):
+    bar = tqdm(range(steps), desc="Training the planted model", disable=not progress)
+    for _ in bar:
         value = _mean_kl(model, order.sample(examples, min(batch_size, len(examples))))
         optimiser.zero_grad()
         value.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
         schedule.step()
         losses.append(value.item())
+        bar.set_postfix(kl=f"{losses[-1]:.4f}", refresh=False)
     model.eval()
     with torch.no_grad():
         chunks = [examples[i : i + 64] for i in range(0, len(examples), 64)]

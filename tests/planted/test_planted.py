@@ -86,7 +86,13 @@ def test_a_model_trained_to_be_the_process_shows_its_signal_through_the_pipeline
     small = PlantedSurvey(items)
     base = build_planted_base(tmp_path / "base", small)
     training = train_planted_model(
-        base, tmp_path / "model", small, steps=150, batch_size=10_000, learning_rate=1e-2
+        base,
+        tmp_path / "model",
+        small,
+        steps=150,
+        batch_size=10_000,
+        learning_rate=1e-2,
+        progress=False,
     )
     assert training.losses[-1] < training.losses[0] / 3
     engine = TransformersEngine.from_pretrained(tmp_path / "model")
