@@ -71,15 +71,11 @@ def lookup(means: pl.DataFrame):  # type: ignore[no-untyped-def]
 
 
 def quantities(survey, means_party: pl.DataFrame, means_cells: pl.DataFrame) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    from survey_sim.planted import interaction_contrast
+    from survey_sim.planted import INTERACTION, interaction_contrast, party_gaps
 
-    by_party, by_cell = lookup(means_party), lookup(means_cells)
-    values = {
-        f"party gap in mean score: {item}": by_party(item, party="a Democrat")
-        - by_party(item, party="a Republican")
-        for item in survey.items
-    }
-    values["interaction: young Republicans on the military"] = interaction_contrast(by_cell)
+    gaps = party_gaps(lookup(means_party), list(survey.items))
+    values = {f"party gap in mean score: {item}": gap for item, gap in gaps.items()}
+    values[INTERACTION] = interaction_contrast(lookup(means_cells))
     return values
 
 

@@ -171,8 +171,15 @@ questions of one scale, can fit them together), one frequency scale of 5 and one
 
 AGREE_ITEMS = ("taxes", "welfare", "military", "climate", "guns", "weather")
 
-NULL_ITEM = "weather"
-LATENT_ITEMS = ("taxes", "welfare")
+
+INTERACTION = "interaction: young Republicans on the military"
+
+
+def party_gaps(mean: MeanScore, items: Sequence[str]) -> dict[str, float]:
+    """Democrat − Republican in mean score per item, from a planted or an estimated mean."""
+    return {
+        item: mean(item, party="a Democrat") - mean(item, party="a Republican") for item in items
+    }
 
 
 def interaction_contrast(mean: MeanScore) -> float:
@@ -277,23 +284,20 @@ class PlantedSurvey:
         """What the pipeline must recover: per item, the Democrat − Republican gap in mean
         score; and the interaction: the Republican − Democrat military gap among the young
         minus that among the rest (difference in differences)."""
-        rows = [
-            {
-                "quantity": f"party gap in mean score: {item_id}",
-                "item": item_id,
-                "planted": self.mean_score(item_id, party="a Democrat")
-                - self.mean_score(item_id, party="a Republican"),
-            }
-            for item_id in self.items
-        ]
-        rows.append(
-            {
-                "quantity": "interaction: young Republicans on the military",
-                "item": "military",
-                "planted": interaction_contrast(self.mean_score),
-            }
+        gaps = party_gaps(self.mean_score, list(self.items))
+        return pl.DataFrame(
+            [
+                {"quantity": f"party gap in mean score: {item}", "item": item, "planted": gap}
+                for item, gap in gaps.items()
+            ]
+            + [
+                {
+                    "quantity": INTERACTION,
+                    "item": "military",
+                    "planted": interaction_contrast(self.mean_score),
+                }
+            ]
         )
-        return pl.DataFrame(rows)
 
     def sample(self, respondents: int, seed: int = 0) -> HumanResponses:
         """Respondents drawn from the process: a cell by its share, a trait, then every item

@@ -24,7 +24,6 @@ LOWER_IS_BETTER = {
 }
 """Direction of every metric survey-sim reports."""
 
-VERDICTS = ("better", "worse", "no clear difference", "too few units")
 MIN_UNITS = 5
 """Fewest units (questions, respondents) a paired bootstrap interval is computed from: with
 fewer, resampling them says nothing (two questions have three distinct resamples)."""
