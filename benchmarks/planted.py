@@ -1,11 +1,12 @@
 """Does the pipeline see a persona signal when there is one? A model trained to *be* a known
 process, run through what a user runs, each planted quantity checked.
 
-    python benchmarks/planted.py [--steps 400] [--respondents 3000] [--seed 0] [--results DIR]
+    python benchmarks/planted.py [--steps 600] [--respondents 3000] [--seed 0] [--results DIR]
 
 1. The planted survey (``survey_sim.planted``: 8 ordinal items, party × age × sex, main
    effects, one interaction, a latent trait on two items, a null item) and a small model
-   trained from scratch on its exact cell distributions; how closely the model's exact
+   trained from scratch on its exact cell distributions and on sampled interviews (each
+   question's exact distribution given the earlier answers); how closely the model's exact
    distributions match the planted ones (total variation per cell × item).
 2. A sample of respondents drawn from the process (the "people"), and the user's pipeline
    on it: persona cells post-stratified to the sample, ``simulate``, ``compare`` (with the
@@ -15,6 +16,9 @@ process, run through what a user runs, each planted quantity checked.
    sample gives with a 90% bootstrap interval over respondents, and whether the interval
    covers the planted value and the simulated one; for the PyMC models, alpha (1: the
    simulation is right as it is) with its 94% HDI.
+4. Few-shot individuals and ``evaluate`` on ``welfare`` after k answers (``taxes``, which
+   shares its latent trait, first): log-loss of every method beside the process's own
+   conditional distribution, and paired differences (model+regression − regression).
 
 Writes ``results/planted.md`` and ``planted.csv``.
 """
@@ -79,15 +83,54 @@ def quantities(survey, means_party: pl.DataFrame, means_cells: pl.DataFrame) -> 
     return values
 
 
+def sample_intervals(
+    survey, people, bootstrap: int, seed: int
+) -> dict[str, tuple[float, float, float]]:  # type: ignore[no-untyped-def]
+    """Each planted quantity as the sample estimates it, with a 90% bootstrap interval over
+    respondents: name → (estimate, lower, upper)."""
+    from survey_sim.evaluate.paired import bootstrap_weights, interval_of
+
+    estimate = quantities(
+        survey, sample_means(people, ["party"]), sample_means(people, ["party", "age"])
+    )
+    respondents = people.frame["respondent_id"].n_unique()
+    resampled = [
+        quantities(
+            survey,
+            sample_means(people, ["party"], w),
+            sample_means(people, ["party", "age"], w),
+        )
+        for w in bootstrap_weights(respondents, bootstrap, seed).astype(float)
+    ]
+    return {
+        name: (value, *interval_of(np.array([r[name] for r in resampled]), 0.9))
+        for name, value in estimate.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=400, help="full-batch training steps")
-    parser.add_argument("--learning-rate", type=float, default=1e-2)
+    parser.add_argument("--steps", type=int, default=600, help="training steps")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--respondents", type=int, default=3000, help="sampled people")
     parser.add_argument("--bootstrap", type=int, default=500, help="resamples of respondents")
     parser.add_argument("--draws", type=int, default=1000, help="PyMC draws and tuning steps")
+    parser.add_argument(
+        "--interviews", type=int, default=4, help="training interviews per persona cell"
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="training examples per step")
+    parser.add_argument(
+        "--train", type=int, default=100, help="individual mode: training respondents"
+    )
+    parser.add_argument("--test", type=int, default=400, help="individual mode: test respondents")
+    parser.add_argument(
+        "--coverage-samples",
+        type=int,
+        default=20,
+        help="more samples of people, to count how often the intervals cover",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the tables")
     args = parser.parse_args()
@@ -101,7 +144,6 @@ def main() -> None:
         summarise,
     )
     from survey_sim.analysis import Calibration, Subgroups
-    from survey_sim.evaluate.paired import bootstrap_weights, interval_of
     from survey_sim.planted import (
         AGREE_ITEMS,
         ATTRIBUTES,
@@ -123,8 +165,9 @@ def main() -> None:
             Path(scratch) / "model",
             survey,
             steps=args.steps,
-            batch_size=10_000,  # every example every step
+            batch_size=args.batch_size,
             learning_rate=args.learning_rate,
+            interviews=args.interviews,
             seed=args.seed,
         )
         trained_seconds = time.time() - started
@@ -147,9 +190,12 @@ def main() -> None:
                     0.5 * np.abs(probs / probs.sum() - survey.distribution(item_id, cell)).sum()
                 )
         lines += [
-            f"Model: 4 layers of width 128, trained from scratch for {args.steps} full-batch steps "
-            f"({training.examples} cell × item examples, {trained_seconds:.0f} s); final KL "
-            f"{training.final_kl:.4f} nats. Its exact distributions against the planted ones, "
+            f"Model: 4 layers of width 128, trained from scratch for {args.steps} steps of "
+            f"{args.batch_size} examples at learning rate {args.learning_rate:g} "
+            f"({training.examples} examples: every cell × item, and every question of "
+            f"{args.interviews} sampled interviews per cell given the earlier answers; "
+            f"{trained_seconds:.0f} s); final KL {training.final_kl:.4f} nats. "
+            "Its exact distributions against the planted ones, "
             f"per cell × item: total variation mean {np.mean(distances):.3f}, max "
             f"{np.max(distances):.3f}.",
             "",
@@ -192,33 +238,20 @@ def main() -> None:
         simulated = quantities(
             survey, simulated_means(result, ["party"]), simulated_means(result, ["party", "age"])
         )
-        observed = quantities(
-            survey, sample_means(people, ["party"]), sample_means(people, ["party", "age"])
-        )
-        respondents = people.frame["respondent_id"].n_unique()
-        resampled = [
-            quantities(
-                survey,
-                sample_means(people, ["party"], w),
-                sample_means(people, ["party", "age"], w),
-            )
-            for w in bootstrap_weights(respondents, args.bootstrap, args.seed).astype(float)
+        observed = sample_intervals(survey, people, args.bootstrap, args.seed)
+        table = [
+            {
+                "quantity": name,
+                "planted": value,
+                "simulated": simulated[name],
+                "people": observed[name][0],
+                "lower": observed[name][1],
+                "upper": observed[name][2],
+                "planted covered": observed[name][1] <= value <= observed[name][2],
+                "simulated covered": observed[name][1] <= simulated[name] <= observed[name][2],
+            }
+            for name, value in planted.items()
         ]
-        table = []
-        for name, value in planted.items():
-            lower, upper = interval_of(np.array([r[name] for r in resampled]), 0.9)
-            table.append(
-                {
-                    "quantity": name,
-                    "planted": value,
-                    "simulated": simulated[name],
-                    "people": observed[name],
-                    "lower": lower,
-                    "upper": upper,
-                    "planted covered": lower <= value <= upper,
-                    "simulated covered": lower <= simulated[name] <= upper,
-                }
-            )
         frame = pl.DataFrame(table)
         lines += [
             "## Planted quantities",
@@ -227,6 +260,27 @@ def main() -> None:
             "",
         ]
         lines += _markdown(frame)
+        covered = [
+            lower <= planted[name] <= upper
+            for seed in range(args.seed + 1, args.seed + 1 + args.coverage_samples)
+            for name, (_, lower, upper) in sample_intervals(
+                survey, survey.sample(args.respondents, seed=seed), args.bootstrap, seed
+            ).items()
+        ]
+        lines += [
+            "",
+            f"The same intervals from {args.coverage_samples} more samples of "
+            f"{args.respondents} (seeds {args.seed + 1} to {args.seed + args.coverage_samples}) "
+            f"cover the planted value {sum(covered)} times of {len(covered)} "
+            f"({np.mean(covered):.2f}; nominal 0.90).",
+        ]
+        rows.append(
+            {
+                "part": "planted",
+                "quantity": "coverage of 90% intervals",
+                "estimate": np.mean(covered),
+            }
+        )
         rows += [
             {
                 "part": "planted",
@@ -292,11 +346,13 @@ def main() -> None:
             }
             for m in models
         ]
+        # 5. Few-shot individuals: the latent trait shows only within a respondent.
+        individual_lines, individual_rows = individuals(survey, people, engine, args)
+        lines += individual_lines
+        rows += individual_rows
     lines += [
         "",
-        "Not yet run on the planted model: few-shot individuals and `evaluate` (the latent "
-        "trait shared by taxes and welfare: the model here is trained on cell distributions, "
-        "not on interviews), simulated respondents and joints (not built yet).",
+        "Not yet run on the planted model: simulated respondents and joints (not built yet).",
         "",
     ]
     args.results.mkdir(exist_ok=True, parents=True)
@@ -314,6 +370,141 @@ def main() -> None:
     text = "\n".join(lines)
     (args.results / "planted.md").write_text(text)
     print(text)
+
+
+TRAIT_SHOWN = ("taxes", "military", "climate", "guns", "weather", "church", "online")
+"""The individual split's shown answers, in order: ``taxes`` (which shares the latent trait
+with the predicted ``welfare``) first, so k = 1 is where the trait's information arrives."""
+
+
+def individuals(survey, people, engine, args) -> tuple[list[str], list[dict]]:  # type: ignore[no-untyped-def]
+    """Few-shot individuals and ``evaluate`` on ``welfare``, beside the process's own
+    conditional distribution (the best any method can do) as a reference."""
+    from survey_sim import IndividualSplit, evaluate_individuals, simulate_individuals
+    from survey_sim.evaluate.paired import bootstrap_weights, interval_of, verdict
+
+    split = IndividualSplit.draw(
+        people,
+        held_out=["welfare"],
+        shown=list(TRAIT_SHOWN),
+        train=args.train,
+        test=args.test,
+        seed=args.seed,
+    )
+    result = simulate_individuals(people, engine, split, progress=False, cache=False)
+    methods = ["uniform", "marginal", "cell", "regression", "model", "model+regression"]
+    evaluation = evaluate_individuals(
+        result, people, methods=methods, seed=args.seed, progress=False
+    )
+    answered = evaluation.predictions.filter(pl.col("option_code") == pl.col("answer"))
+    losses = answered.with_columns(loss=-pl.col("prob").log()).select(
+        "method", "respondent_id", "shots", "loss"
+    )
+    answers = {
+        (r, q): int(code) - 1
+        for r, q, code in people.frame.select(
+            "respondent_id", "question_id", "option_code"
+        ).iter_rows()
+    }
+    cells = {
+        row["respondent_id"]: {name: row[name] for name in ("party", "age", "sex")}
+        for row in people.frame.unique("respondent_id").iter_rows(named=True)
+    }
+    process = [
+        {
+            "method": "process",
+            "respondent_id": respondent,
+            "shots": shots,
+            "loss": -float(
+                np.log(
+                    survey.distribution(
+                        "welfare",
+                        cells[respondent],
+                        {q: answers[(respondent, q)] for q in split.shown[respondent][:shots]},
+                    )[answers[(respondent, "welfare")]]
+                )
+            ),
+        }
+        for respondent in split.test
+        for shots in split.shots
+    ]
+    table = pl.concat([losses, pl.DataFrame(process, schema=losses.schema)])
+    test = sorted(split.test)
+    weights = bootstrap_weights(len(test), args.bootstrap, args.seed).astype(float)
+    comparisons = [
+        ("model", "process"),
+        ("model", "regression"),
+        ("model+regression", "regression"),
+        ("regression", "process"),
+    ]
+    log_losses: list[dict] = []
+    differences: list[dict] = []
+    csv_rows: list[dict] = []
+    for shots in split.shots:
+        at_k = table.filter(pl.col("shots") == shots)
+        per_method = {
+            method: at_k.filter(pl.col("method") == method).sort("respondent_id")["loss"].to_numpy()
+            for method in [*methods, "process"]
+        }
+        for method, values in per_method.items():
+            lower, upper = interval_of(weights @ values / len(test), 0.9)
+            log_losses.append(
+                {
+                    "k": shots,
+                    "method": method,
+                    "log_loss": values.mean(),
+                    "lower": lower,
+                    "upper": upper,
+                }
+            )
+            csv_rows.append(
+                {
+                    "part": "individuals",
+                    "quantity": f"log-loss k={shots} {method}",
+                    "estimate": float(values.mean()),
+                    "lower": lower,
+                    "upper": upper,
+                }
+            )
+        for first, second in comparisons:
+            difference = per_method[first] - per_method[second]
+            lower, upper = interval_of(weights @ difference / len(test), 0.9)
+            row = {
+                "k": shots,
+                "difference": f"{first} − {second}",
+                "estimate": float(difference.mean()),
+                "lower": lower,
+                "upper": upper,
+                "verdict": verdict("log_loss", lower, upper),
+            }
+            differences.append(row)
+            csv_rows.append(
+                {
+                    "part": "individuals",
+                    "quantity": f"log-loss k={shots} {first} - {second}",
+                    "estimate": row["estimate"],
+                    "lower": lower,
+                    "upper": upper,
+                }
+            )
+    text = [
+        "",
+        "## Few-shot individuals: the latent trait (`simulate_individuals`, `evaluate`)",
+        "",
+        f"Predicting `welfare` for {len(split.test)} test respondents after k of their answers "
+        f"in the order {', '.join(TRAIT_SHOWN)} (taxes, first, shares the latent trait with "
+        f"welfare); {len(split.train)} training respondents weigh model+regression; the "
+        f"model-free methods are fitted on a pool of {evaluation.pool}. `process`: the planted "
+        "process's own conditional distribution given the cell and the answers shown, the best "
+        "any method can do. Log-loss in nats, 90% bootstrap intervals over test respondents.",
+        "",
+        *_markdown(pl.DataFrame(log_losses)),
+        "",
+        "Paired differences (same respondents, same resamples; negative: the first is better):",
+        "",
+        *_markdown(pl.DataFrame(differences)),
+    ]
+    return text, csv_rows
 
 
 def _markdown(frame: pl.DataFrame) -> list[str]:

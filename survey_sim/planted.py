@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,14 +37,17 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
+from survey_sim.asking.formats import PromptFormat
 from survey_sim.data.mapping import PopulationRecipe
 from survey_sim.data.responses import HumanResponses
 from survey_sim.engines._hf import HFTokenizer
 from survey_sim.engines.registry import load_local_model
+from survey_sim.population import Persona
 from survey_sim.questionnaire import Questionnaire
+from survey_sim.runs.individuals import choice_question
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.testing import TINY_LAYERS, train_tokenizer
-from survey_sim.tune._examples import Example, population_examples
+from survey_sim.tune._examples import Example, conditional_examples, population_examples
 from survey_sim.tune._objectives import collate, loss, slot_logprobs
 
 MeanScore = Callable[..., float]
@@ -309,19 +312,27 @@ class PlantedSurvey:
         rows = []
         for index, (cell_index, trait) in enumerate(zip(drawn, traits, strict=True)):
             cell = self.cell_of(keys[cell_index])
-            for item in self.items.values():
-                eta = np.array([item.linear_predictor(cell) + item.loading * trait])
-                answer = rng.choice(len(item.options), p=item.probabilities(eta)[0])
+            for item_id, answer in self.answers(cell, float(trait), rng).items():
                 rows.append(
                     {
                         "respondent_id": f"r{index:05d}",
                         "weight": 1.0,
-                        "question_id": item.id,
+                        "question_id": item_id,
                         "option_code": str(answer + 1),
                         **cell,
                     }
                 )
         return self._responses(pl.DataFrame(rows), f"planted sample (n={respondents}, seed {seed})")
+
+    def answers(
+        self, cell: Mapping[str, str], trait: float, rng: np.random.Generator
+    ) -> dict[str, int]:
+        """One respondent's answers (item id → option index) given their cell and trait."""
+        answers = {}
+        for item in self.items.values():
+            eta = np.array([item.linear_predictor(cell) + item.loading * trait])
+            answers[item.id] = int(rng.choice(len(item.options), p=item.probabilities(eta)[0]))
+        return answers
 
     def exact(self) -> HumanResponses:
         """The process itself as weighted data: per cell, question and option one pseudo
@@ -385,6 +396,7 @@ def train_planted_model(
     steps: int = 600,
     batch_size: int = 32,
     learning_rate: float = 3e-3,
+    interviews: int = 0,
     format: str = "chat",
     seed: int = 0,
     progress: bool = True,
@@ -400,6 +412,12 @@ def train_planted_model(
     this small learns "which position" far sooner than "which option text", so simulate it
     without ``permute`` (reading its answers in other orders would measure that, not the
     pipeline).
+
+    With ``interviews``, each persona cell also gets that many interviews drawn from the
+    process (a trait, answers, a random length and question order); every question in them is asked
+    after the earlier answers, as the individual mode asks, with the exact distribution
+    given those answers as its target (:meth:`PlantedSurvey.distribution` with ``given``):
+    the model learns the latent trait, which only shows within a respondent.
     """
     survey = survey or PlantedSurvey()
     exact = survey.exact()
@@ -408,7 +426,7 @@ def train_planted_model(
     text = HFTokenizer(loaded.tokenizer, model_id=loaded.model_id)
     personas = list(exact.population(list(ATTRIBUTES)))
     prompt_format = SimulationSettings(format=format).prompt_format()
-    examples = population_examples(
+    cells = population_examples(
         exact,
         list(survey.items),
         personas,
@@ -418,8 +436,11 @@ def train_planted_model(
         text,
         permute=False,
     )
+    groups = [[example] for example in cells]
+    groups += _interview_examples(survey, exact, personas, prompt_format, text, interviews, seed)
+    examples = sum(len(group) for group in groups)
     torch.manual_seed(seed)
-    order = random.Random(seed)
+    batches = _batches(groups, min(batch_size, examples), random.Random(seed))
     model.train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -428,7 +449,7 @@ def train_planted_model(
     losses = []
     bar = tqdm(range(steps), desc="Training the planted model", disable=not progress)
     for _ in bar:
-        value = _mean_kl(model, order.sample(examples, min(batch_size, len(examples))))
+        value = _mean_kl(model, next(batches))
         optimiser.zero_grad()
         value.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
@@ -437,11 +458,73 @@ def train_planted_model(
         bar.set_postfix(kl=f"{losses[-1]:.4f}", refresh=False)
     model.eval()
     with torch.no_grad():
-        chunks = [examples[i : i + 64] for i in range(0, len(examples), 64)]
+        chunks = [
+            [example for group in groups[i : i + 16] for example in group]
+            for i in range(0, len(groups), 16)
+        ]
         total = sum(float(_mean_kl(model, chunk)) * len(chunk) for chunk in chunks)
     model.save_pretrained(out)
     loaded.tokenizer.save_pretrained(out)
-    return PlantedTraining(losses=losses, final_kl=total / len(examples), examples=len(examples))
+    return PlantedTraining(losses=losses, final_kl=total / examples, examples=examples)
+
+
+def _batches(
+    groups: Sequence[list[Example]], size: int, order: random.Random
+) -> Iterator[list[Example]]:
+    """Batches of at least ``size`` examples, endlessly, each pass over ``groups`` in a new
+    order; a group (an interview's questions, which share their rows) stays in one batch."""
+    while True:
+        batch: list[Example] = []
+        for group in order.sample(list(groups), len(groups)):
+            batch += group
+            if len(batch) >= size:
+                yield batch
+                batch = []
+
+
+def _interview_examples(
+    survey: PlantedSurvey,
+    exact: HumanResponses,
+    personas: Sequence[Persona],
+    prompt_format: PromptFormat,
+    text: HFTokenizer,
+    per_cell: int,
+    seed: int,
+) -> list[list[Example]]:
+    """``per_cell`` interviews per persona cell, drawn from the process (2 to all of the
+    items, in a random order), each as its questions' examples with targets given the
+    earlier answers."""
+    rng = np.random.default_rng([seed, 1])
+    questions = {
+        question.id: choice_question(exact, question.id) for question in survey.questionnaire
+    }
+    interviews: list[list[Example]] = []
+    for persona in personas:
+        cell = {name: str(persona.attributes[name]) for name in ATTRIBUTES}
+        description = prompt_format.describe(persona)
+        for _ in range(per_cell):
+            answers = survey.answers(cell, float(rng.standard_normal()), rng)
+            length = int(rng.integers(2, len(survey.items) + 1))
+            order = [str(item) for item in rng.permutation(list(survey.items))[:length]]
+            targets = [
+                survey.distribution(
+                    item, cell, {earlier: answers[earlier] for earlier in order[:i]}
+                )
+                for i, item in enumerate(order)
+            ]
+            interviews.append(
+                conditional_examples(
+                    [questions[item] for item in order],
+                    [str(answers[item] + 1) for item in order],
+                    [tuple(float(p) for p in target) for target in targets],
+                    description,
+                    prompt_format,
+                    text,
+                    text,
+                    exact.questionnaire.instructions,
+                )
+            )
+    return interviews
 
 
 def _mean_kl(model: PreTrainedModel, examples: Sequence[Example]) -> torch.Tensor:

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 import polars as pl
 
 from survey_sim.asking.formats import ChatRenderer, PromptContext, PromptFormat, Turn
-from survey_sim.asking.kinds import answered_turn, ask
+from survey_sim.asking.kinds import Asking, answered_turn, ask
 from survey_sim.asking.orders import cyclic_orders, reorder
 from survey_sim.data.responses import HumanResponses
 from survey_sim.data.splits import answered_questions, seeded_rng
 from survey_sim.engines._hf import HFTokenizer, TokenizedRequest
+from survey_sim.engines.base import ScoreRequest
 from survey_sim.errors import InputError
 from survey_sim.population import Persona
 from survey_sim.questionnaire import ChoiceQuestion, Question
@@ -154,21 +155,72 @@ def individual_examples(
     for respondent in respondents:
         order = seeded_rng(seed, respondent).permutation(answered[respondent]).tolist()
         questions = [choice_question(human, question_id) for question_id in order]
+        codes = [answers[(respondent, question.id)] for question in questions]
         description = prompt_format.describe(personas[respondent])
-        asked: list[tuple[TokenizedRequest, int]] = []
-        history: list[Turn] = []
-        for position, question in enumerate(questions):
-            shown = as_read(question, questions[position - 1] if position else None)
-            first = instructions if position == 0 else None
-            asking = ask(shown, prompt_format)
-            context = PromptContext(description, chat, first, tuple(history))
-            (request,) = asking.exact_requests(context)
-            code = answers[(respondent, question.id)]
-            chosen = [option.code for option in asking.outcomes].index(code)
-            asked.append((text.tokenize_request(request), chosen))
-            history.append(answered_turn(shown, prompt_format, code, instructions=first))
+        asked = [
+            (text.tokenize_request(request), [o.code for o in asking.outcomes].index(code))
+            for (asking, request), code in zip(
+                interview(questions, codes, description, prompt_format, chat, instructions),
+                codes,
+                strict=True,
+            )
+        ]
         examples.append(_interview_example(asked, label=f"respondent {respondent}"))
     return examples
+
+
+def conditional_examples(
+    questions: Sequence[ChoiceQuestion],
+    codes: Sequence[str],
+    targets: Sequence[Sequence[float]],
+    description: str,
+    prompt_format: PromptFormat,
+    text: HFTokenizer,
+    chat: ChatRenderer,
+    instructions: str | None,
+) -> list[Example]:
+    """One interview as population-style examples: each question asked after the earlier
+    ones answered with ``codes``, its target the distribution over its options (listed
+    order) given those answers (``targets``, one per question)."""
+    return [
+        _options_example(
+            text.tokenize_request(request),
+            target=tuple(target),
+            ranks=(),
+            label=f"{question.id} after {', '.join(codes[:position]) or 'nothing'}",
+        )
+        for position, ((_, request), question, target) in enumerate(
+            zip(
+                interview(questions, codes, description, prompt_format, chat, instructions),
+                questions,
+                targets,
+                strict=True,
+            )
+        )
+    ]
+
+
+def interview(
+    questions: Sequence[ChoiceQuestion],
+    codes: Sequence[str],
+    description: str,
+    prompt_format: PromptFormat,
+    chat: ChatRenderer,
+    instructions: str | None,
+) -> list[tuple[Asking, ScoreRequest]]:
+    """Each question asked (exact request) after the earlier ones answered with ``codes``,
+    as :func:`~survey_sim.simulate_individuals` writes histories (``instructions`` read
+    with the first)."""
+    asked: list[tuple[Asking, ScoreRequest]] = []
+    history: list[Turn] = []
+    for position, (question, code) in enumerate(zip(questions, codes, strict=True)):
+        shown = as_read(question, questions[position - 1] if position else None)
+        first = instructions if position == 0 else None
+        asking = ask(shown, prompt_format)
+        (request,) = asking.exact_requests(PromptContext(description, chat, first, tuple(history)))
+        asked.append((asking, request))
+        history.append(answered_turn(shown, prompt_format, code, instructions=first))
+    return asked
 
 
 def _options_example(

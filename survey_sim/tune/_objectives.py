@@ -22,7 +22,8 @@ Loss = Literal["kl", "emd", "nll"]
 
 
 def collate(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
-    """A batch: the rows padded on the right, and where each scored token is.
+    """A batch: the rows padded on the right (a row that begins another is read from
+    it, not run twice), and where each scored token is.
 
     Keys: ``input_ids`` and ``attention_mask`` (rows × longest row); per scored token its
     ``row``, ``position`` and ``token`` and the ``slot`` it adds to (example × ``width`` +
@@ -32,7 +33,7 @@ def collate(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
     (examples × ``width``; zeros and positions where an example has fewer slots or no
     target) and ``present`` (which slots exist).
     """
-    rows = [row for example in examples for row in example.rows]
+    rows, read_from = _shared_rows([row for example in examples for row in example.rows])
     longest = max(len(row) for row in rows)
     input_ids = torch.zeros(len(rows), longest, dtype=torch.long)
     attention_mask = torch.zeros(len(rows), longest, dtype=torch.long)
@@ -51,7 +52,12 @@ def collate(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         ranks[index, : len(example.ranks)] = torch.tensor(example.ranks, dtype=torch.long)
         for span in example.spans:
             scored.extend(
-                (first_row + span.row, span.start + offset, token, index * width + span.slot)
+                (
+                    read_from[first_row + span.row],
+                    span.start + offset,
+                    token,
+                    index * width + span.slot,
+                )
                 for offset, token in enumerate(span.tokens)
             )
         first_row += len(example.rows)
@@ -68,6 +74,26 @@ def collate(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         "ranks": ranks,
         "present": present,
     }
+
+
+def _shared_rows(
+    rows: Sequence[tuple[int, ...]],
+) -> tuple[list[tuple[int, ...]], list[int]]:
+    """The rows to run, and which of them each of ``rows`` is read from: a row that is the
+    beginning of another row (an interview's earlier questions, a repeated prompt) is read
+    from the longer one, whose logits at those positions are the same (causal attention,
+    padding on the right)."""
+    by_length = sorted(range(len(rows)), key=lambda index: -len(rows[index]))
+    kept: list[tuple[int, ...]] = []
+    read_from = [0] * len(rows)
+    for index in by_length:
+        row = rows[index]
+        into = next((i for i, longer in enumerate(kept) if longer[: len(row)] == row), None)
+        if into is None:
+            into = len(kept)
+            kept.append(row)
+        read_from[index] = into
+    return kept, read_from
 
 
 def slot_logprobs(kept_logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 from survey_sim.engines._hf import TokenizedRequest
 from survey_sim.evaluate.metrics import kl_divergence, representativeness
 from survey_sim.testing import reference_logprob
-from survey_sim.tune._examples import Example, Span, _interview_example
+from survey_sim.tune._examples import Example, Span, _interview_example, _options_example
 from survey_sim.tune._objectives import collate, loss, slot_logprobs
 
 
@@ -91,3 +91,38 @@ def test_an_answer_whose_tokens_are_not_the_interviews_beginning_gets_its_own_ro
         for item, chosen in ((first, 0), (merged, 0), (last, 1))
     ]
     assert got == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_row_that_begins_another_is_read_from_it(tiny_engine):
+    """An interview's questions as option examples (each prompt the beginning of the next):
+    one batch runs the longest row only, and every option's log-prob is the one each
+    example gets in a batch of its own."""
+    shared = [5, 6, 7, 8, 9, 10, 11, 12]
+    examples = [
+        _options_example(
+            TokenizedRequest(shared=shared[:length], continuations=[[20], [21], [22, 23]]),
+            target=(0.2, 0.3, 0.5),
+            ranks=(),
+            label=f"after {length}",
+        )
+        for length in (3, 6, 8)
+    ]
+    for extra in ([], [examples[0]]):  # a repeated row is read once too
+        batch = collate([*examples, *extra])
+        # Of 6 rows (each prompt, and each prompt + 22), 3 run: every prompt is read from
+        # the longest prompt + 22, the shorter prompts + 22 are rows of their own.
+        assert batch["input_ids"].shape[0] == 3
+        together = _read(tiny_engine, [*examples, *extra])
+        alone = torch.cat([_read(tiny_engine, [example]) for example in [*examples, *extra]])
+        torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
+
+
+def _read(engine, examples: list[Example]) -> torch.Tensor:
+    batch = collate(examples)
+    with torch.inference_mode():
+        logits = engine.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            logits_to_keep=batch["kept"],
+        ).logits
+    return slot_logprobs(logits, batch)

@@ -32,8 +32,10 @@ from survey_sim import (
 from survey_sim.data.splits import answered_questions, seeded_rng
 from survey_sim.engines.records import AdapterRecord
 from survey_sim.engines.registry import ADAPTER_RECORD
+from survey_sim.runs.individuals import choice_question
 from survey_sim.testing import RECOMPUTED_TOLERANCE
 from survey_sim.tune import TuningSettings, tune
+from survey_sim.tune._examples import conditional_examples
 from survey_sim.tune._objectives import collate, slot_logprobs
 from survey_sim.tune._train import _examples
 from survey_sim.tune.evaluation import held_out_report, held_out_simulations
@@ -127,6 +129,50 @@ def test_an_interview_scores_what_simulate_individuals_reads(human, tiny_engine)
             responses = read.responses
             expected = responses.filter(pl.col("option_code") == answer)["logprob"][0]
             assert logprobs[position].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_an_interview_with_target_distributions_scores_what_simulate_individuals_reads(
+    human, tiny_engine
+):
+    """conditional_examples (an interview's questions as option examples with targets) give
+    every option the log-prob the individual mode reads after the same earlier answers."""
+    order = ["parks", "taxes", "roads"]
+    respondent = next(
+        r for r, their in answered_questions(human).items() if set(order) <= set(their)
+    )
+    persona = {p.id: p for p in human.respondents([respondent], ("party",))}[respondent]
+    questions = [choice_question(human, question) for question in order]
+    codes = [human.answers[(respondent, question)] for question in order]
+    prompt_format = TuningSettings.of().prompt_settings().prompt_format()
+    targets = [tuple(1 / len(q.options) for _ in q.options) for q in questions]
+    examples = conditional_examples(
+        questions,
+        codes,
+        targets,
+        prompt_format.describe(persona),
+        prompt_format,
+        tiny_engine.text,
+        tiny_engine,
+        human.questionnaire.instructions,
+    )
+    trained = _slot_logprobs(tiny_engine, examples)
+    for position, (question, logprobs) in enumerate(zip(questions, trained, strict=True)):
+        split = IndividualSplit(
+            seed=0,
+            shots=(position,),
+            train=(respondent,),
+            test=(),
+            shown={respondent: tuple(order[:position])},
+            held_out={respondent: (question.id,)},
+            demographics=("party",),
+            eligible=1,
+        )
+        read = simulate_individuals(human, tiny_engine, split, progress=False, cache=False)
+        expected = [
+            read.responses.filter(pl.col("option_code") == option.code)["logprob"][0]
+            for option in question.options
+        ]
+        np.testing.assert_allclose(logprobs[: len(expected)].numpy(), expected, atol=1e-5)
 
 
 def test_tuning_lowers_the_loss_and_moves_held_out_answers(
