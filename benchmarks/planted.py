@@ -1,7 +1,7 @@
 """Does the pipeline see a persona signal when there is one? A model trained to *be* a known
 process, run through what a user runs, each planted quantity checked.
 
-    python benchmarks/planted.py [--steps 600] [--respondents 3000] [--seed 0] [--results DIR]
+    python benchmarks/planted.py [--steps 1500] [--respondents 3000] [--seed 0] [--results DIR]
 
 1. The planted survey (``survey_sim.planted``: 8 ordinal items, party × age × sex, main
    effects, one interaction, a latent trait on two items, a null item) and a small model
@@ -112,13 +112,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=600, help="training steps")
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--steps", type=int, default=1500, help="training steps")
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--respondents", type=int, default=3000, help="sampled people")
     parser.add_argument("--bootstrap", type=int, default=500, help="resamples of respondents")
     parser.add_argument("--draws", type=int, default=1000, help="PyMC draws and tuning steps")
     parser.add_argument(
-        "--interviews", type=int, default=4, help="training interviews per persona cell"
+        "--interviews", type=int, default=100, help="training interviews per persona cell"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="training examples per step")
     parser.add_argument(
@@ -177,18 +177,7 @@ def main() -> None:
         result = simulate(survey.questionnaire, population, engine, progress=False)
         exact = survey.exact()
         # 1. The model against the process, cell by cell.
-        cells = result.subgroups(list(ATTRIBUTES))
-        distances = []
-        for key in survey.shares:
-            cell = survey.cell_of(key)
-            for item_id in survey.items:
-                match = cells.filter(
-                    pl.col("question_id") == item_id, *(pl.col(k) == v for k, v in cell.items())
-                )
-                probs = match.sort(pl.col("option_code").cast(pl.Int64))["prob"].to_numpy()
-                distances.append(
-                    0.5 * np.abs(probs / probs.sum() - survey.distribution(item_id, cell)).sum()
-                )
+        distances = survey.cell_distances(result.subgroups(list(ATTRIBUTES)))
         lines += [
             f"Model: 4 layers of width 128, trained from scratch for {args.steps} steps of "
             f"{args.batch_size} examples at learning rate {args.learning_rate:g} "
@@ -377,11 +366,21 @@ TRAIT_SHOWN = ("taxes", "military", "climate", "guns", "weather", "church", "onl
 with the predicted ``welfare``) first, so k = 1 is where the trait's information arrives."""
 
 
+INDIVIDUAL_METHODS = ("uniform", "marginal", "cell", "regression", "model", "model+regression")
+COMPARISONS = (
+    ("model", "process"),
+    ("model", "regression"),
+    ("model+regression", "regression"),
+    ("regression", "process"),
+)
+"""The paired log-loss differences reported (first − second, same test respondents)."""
+
+
 def individuals(survey, people, engine, args) -> tuple[list[str], list[dict]]:  # type: ignore[no-untyped-def]
-    """Few-shot individuals and ``evaluate`` on ``welfare``, beside the process's own
-    conditional distribution (the best any method can do) as a reference."""
-    from survey_sim import IndividualSplit, evaluate_individuals, simulate_individuals
-    from survey_sim.evaluate.paired import bootstrap_weights, interval_of, verdict
+    """Few-shot individuals and ``evaluate`` on ``welfare``, for the trained model and for
+    a perfect simulator (the process's own conditional distributions as the model's), beside
+    the process's conditional distribution (the best any method can do) as a reference."""
+    from survey_sim import IndividualResult, IndividualSplit, simulate_individuals
 
     split = IndividualSplit.draw(
         people,
@@ -392,17 +391,9 @@ def individuals(survey, people, engine, args) -> tuple[list[str], list[dict]]:  
         seed=args.seed,
     )
     result = simulate_individuals(people, engine, split, progress=False, cache=False)
-    methods = ["uniform", "marginal", "cell", "regression", "model", "model+regression"]
-    evaluation = evaluate_individuals(
-        result, people, methods=methods, seed=args.seed, progress=False
-    )
-    answered = evaluation.predictions.filter(pl.col("option_code") == pl.col("answer"))
-    losses = answered.with_columns(loss=-pl.col("prob").log()).select(
-        "method", "respondent_id", "shots", "loss"
-    )
     answers = {
-        (r, q): int(code) - 1
-        for r, q, code in people.frame.select(
+        (respondent, question): int(code) - 1
+        for respondent, question, code in people.frame.select(
             "respondent_id", "question_id", "option_code"
         ).iter_rows()
     }
@@ -410,33 +401,89 @@ def individuals(survey, people, engine, args) -> tuple[list[str], list[dict]]:  
         row["respondent_id"]: {name: row[name] for name in ("party", "age", "sex")}
         for row in people.frame.unique("respondent_id").iter_rows(named=True)
     }
-    process = [
-        {
-            "method": "process",
-            "respondent_id": respondent,
-            "shots": shots,
-            "loss": -float(
-                np.log(
-                    survey.distribution(
-                        "welfare",
-                        cells[respondent],
-                        {q: answers[(respondent, q)] for q in split.shown[respondent][:shots]},
-                    )[answers[(respondent, "welfare")]]
-                )
-            ),
-        }
-        for respondent in split.test
+    conditional = {
+        (respondent, shots): survey.distribution(
+            "welfare",
+            cells[respondent],
+            {q: answers[(respondent, q)] for q in split.shown[respondent][:shots]},
+        )
+        for respondent in split.respondents
         for shots in split.shots
+    }
+    exact = pl.DataFrame(
+        [
+            {"respondent_id": r, "shots": k, "option_code": str(i + 1), "exact": float(p)}
+            for (r, k), probs in conditional.items()
+            for i, p in enumerate(probs)
+        ],
+        schema_overrides={"shots": pl.Int32},
+    )
+    perfect = IndividualResult(
+        result.responses.join(exact, on=["respondent_id", "shots", "option_code"])
+        .with_columns(prob=pl.col("exact"), logprob=pl.col("exact").log())
+        .drop("exact"),
+        split,
+        result.manifest,
+    )
+    text = [
+        "",
+        "## Few-shot individuals: the latent trait (`simulate_individuals`, `evaluate`)",
+        "",
+        f"Predicting `welfare` for {len(split.test)} test respondents after k of their answers "
+        f"in the order {', '.join(TRAIT_SHOWN)} (taxes, first, shares the latent trait with "
+        f"welfare); {len(split.train)} training respondents weigh model+regression. "
+        "`process`: the planted process's own conditional distribution given the cell and the "
+        "answers shown, the best any method can do. The *perfect simulator* is that "
+        "distribution given to `evaluate` as the model's, which separates what `evaluate` "
+        "recovers from what the training got wrong. Log-loss in nats, 90% bootstrap "
+        "intervals over test respondents.",
     ]
-    table = pl.concat([losses, pl.DataFrame(process, schema=losses.schema)])
+    csv_rows: list[dict] = []
+    for label, simulation in (("trained model", result), ("perfect simulator", perfect)):
+        lines, rows = _individual_tables(label, simulation, people, conditional, answers, args)
+        text += lines
+        csv_rows += rows
+    return text, csv_rows
+
+
+def _individual_tables(label, simulation, people, conditional, answers, args):  # type: ignore[no-untyped-def]
+    """One simulation's log-loss per method and k, its paired differences, and how far its
+    distributions are from the process's."""
+    from survey_sim import evaluate_individuals
+    from survey_sim.evaluate.paired import bootstrap_weights, interval_of, verdict
+
+    split = simulation.split
+    evaluation = evaluate_individuals(
+        simulation, people, methods=list(INDIVIDUAL_METHODS), seed=args.seed, progress=False
+    )
+    answered = evaluation.predictions.filter(pl.col("option_code") == pl.col("answer"))
+    losses = answered.with_columns(loss=-pl.col("prob").log()).select(
+        "method", "respondent_id", "shots", "loss"
+    )
+    process = pl.DataFrame(
+        [
+            {
+                "method": "process",
+                "respondent_id": respondent,
+                "shots": shots,
+                "loss": -float(
+                    np.log(conditional[(respondent, shots)][answers[(respondent, "welfare")]])
+                ),
+            }
+            for respondent in split.test
+            for shots in split.shots
+        ],
+        schema=losses.schema,
+    )
+    table = pl.concat([losses, process])
+    distance: dict[int, list[float]] = {}
+    model = evaluation.predictions.filter(pl.col("method") == "model")
+    for (respondent, shots), rows in model.group_by("respondent_id", "shots"):
+        probs = rows.sort(pl.col("option_code").cast(pl.Int64))["prob"].to_numpy()
+        gap = 0.5 * np.abs(probs - conditional[(str(respondent), int(shots))]).sum()
+        distance.setdefault(int(shots), []).append(float(gap))
     test = sorted(split.test)
     weights = bootstrap_weights(len(test), args.bootstrap, args.seed).astype(float)
-    comparisons = [
-        ("model", "process"),
-        ("model", "regression"),
-        ("model+regression", "regression"),
-        ("regression", "process"),
-    ]
     log_losses: list[dict] = []
     differences: list[dict] = []
     csv_rows: list[dict] = []
@@ -444,7 +491,7 @@ def individuals(survey, people, engine, args) -> tuple[list[str], list[dict]]:  
         at_k = table.filter(pl.col("shots") == shots)
         per_method = {
             method: at_k.filter(pl.col("method") == method).sort("respondent_id")["loss"].to_numpy()
-            for method in [*methods, "process"]
+            for method in [*INDIVIDUAL_METHODS, "process"]
         }
         for method, values in per_method.items():
             lower, upper = interval_of(weights @ values / len(test), 0.9)
@@ -452,21 +499,21 @@ def individuals(survey, people, engine, args) -> tuple[list[str], list[dict]]:  
                 {
                     "k": shots,
                     "method": method,
-                    "log_loss": values.mean(),
+                    "log_loss": float(values.mean()),
                     "lower": lower,
                     "upper": upper,
                 }
             )
             csv_rows.append(
                 {
-                    "part": "individuals",
+                    "part": f"individuals, {label}",
                     "quantity": f"log-loss k={shots} {method}",
                     "estimate": float(values.mean()),
                     "lower": lower,
                     "upper": upper,
                 }
             )
-        for first, second in comparisons:
+        for first, second in COMPARISONS:
             difference = per_method[first] - per_method[second]
             lower, upper = interval_of(weights @ difference / len(test), 0.9)
             row = {
@@ -480,31 +527,40 @@ def individuals(survey, people, engine, args) -> tuple[list[str], list[dict]]:  
             differences.append(row)
             csv_rows.append(
                 {
-                    "part": "individuals",
+                    "part": f"individuals, {label}",
                     "quantity": f"log-loss k={shots} {first} - {second}",
                     "estimate": row["estimate"],
                     "lower": lower,
                     "upper": upper,
                 }
             )
-    text = [
+    csv_rows += [
+        {
+            "part": f"individuals, {label}",
+            "quantity": f"TV model vs process k={k}, mean",
+            "estimate": float(np.mean(d)),
+        }
+        for k, d in sorted(distance.items())
+    ]
+    lines = [
         "",
-        "## Few-shot individuals: the latent trait (`simulate_individuals`, `evaluate`)",
-        "",
-        f"Predicting `welfare` for {len(split.test)} test respondents after k of their answers "
-        f"in the order {', '.join(TRAIT_SHOWN)} (taxes, first, shares the latent trait with "
-        f"welfare); {len(split.train)} training respondents weigh model+regression; the "
-        f"model-free methods are fitted on a pool of {evaluation.pool}. `process`: the planted "
-        "process's own conditional distribution given the cell and the answers shown, the best "
-        "any method can do. Log-loss in nats, 90% bootstrap intervals over test respondents.",
+        f"### {label} (model-free methods fitted on a pool of {evaluation.pool})",
         "",
         *_markdown(pl.DataFrame(log_losses)),
+        "",
+        "The model's distribution against the process's, per test respondent (total "
+        "variation): "
+        + "; ".join(
+            f"k = {k}: mean {np.mean(d):.3f}, max {np.max(d):.3f}"
+            for k, d in sorted(distance.items())
+        )
+        + ".",
         "",
         "Paired differences (same respondents, same resamples; negative: the first is better):",
         "",
         *_markdown(pl.DataFrame(differences)),
     ]
-    return text, csv_rows
+    return lines, csv_rows
 
 
 def _markdown(frame: pl.DataFrame) -> list[str]:

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -107,6 +107,17 @@ def slot_logprobs(kept_logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> 
     totals = torch.zeros(present.numel(), dtype=scored.dtype, device=scored.device)
     totals = totals.index_add(0, batch["slot"], scored).view(present.shape)
     return totals.masked_fill(~present, float("-inf"))
+
+
+def model_slot_logprobs(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """:func:`slot_logprobs` of ``model`` (a causal language model) on a :func:`collate`
+    batch, from one forward pass that makes only the kept positions' logits."""
+    outputs = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        logits_to_keep=batch["kept"],
+    )
+    return slot_logprobs(outputs.logits, batch)
 
 
 def loss(kind: Loss, logprobs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:

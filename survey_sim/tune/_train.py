@@ -458,7 +458,7 @@ def _objective_trainer(kind: Loss) -> type:
     tokens it trains on."""
     from transformers import Trainer
 
-    from survey_sim.tune._objectives import loss, slot_logprobs
+    from survey_sim.tune._objectives import loss, model_slot_logprobs
 
     class ObjectiveTrainer(Trainer):
         trained_tokens = 0
@@ -471,12 +471,7 @@ def _objective_trainer(kind: Loss) -> type:
             return_outputs: bool = False,
             num_items_in_batch: Any = None,
         ) -> Any:
-            outputs = model(
-                input_ids=inputs["input_ids"],
-                attention_mask=inputs["attention_mask"],
-                logits_to_keep=inputs["kept"],
-            )
-            value = loss(kind, slot_logprobs(outputs.logits, inputs), inputs)
+            value = loss(kind, model_slot_logprobs(model, inputs), inputs)
             if model.training:
                 self.trained_tokens += int(inputs["attention_mask"].sum())
             return (value, {"loss": value}) if return_outputs else value

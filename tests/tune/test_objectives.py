@@ -11,7 +11,7 @@ from survey_sim.engines._hf import TokenizedRequest
 from survey_sim.evaluate.metrics import kl_divergence, representativeness
 from survey_sim.testing import reference_logprob
 from survey_sim.tune._examples import Example, Span, _interview_example, _options_example
-from survey_sim.tune._objectives import collate, loss, slot_logprobs
+from survey_sim.tune._objectives import collate, loss, model_slot_logprobs
 
 
 def _examples(rng: np.random.Generator) -> tuple[list[Example], torch.Tensor]:
@@ -76,14 +76,7 @@ def test_an_answer_whose_tokens_are_not_the_interviews_beginning_gets_its_own_ro
     last = TokenizedRequest(shared=[5, 6, 7, 11, 12, 14, 15], continuations=[[16], [17, 18]])
     example = _interview_example([(first, 0), (merged, 0), (last, 1)], label="r")
     assert len(example.rows) == 2  # the interview, and the first answer's own row
-    batch = collate([example])
-    with torch.inference_mode():
-        logits = tiny_engine.model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            logits_to_keep=batch["kept"],
-        ).logits
-    got = slot_logprobs(logits, batch)[0].tolist()
+    got = _read(tiny_engine, [example])[0].tolist()
     expected = [
         reference_logprob(
             tiny_engine.model, [*item.shared, *item.continuations[chosen]], len(item.shared)
@@ -118,11 +111,5 @@ def test_a_row_that_begins_another_is_read_from_it(tiny_engine):
 
 
 def _read(engine, examples: list[Example]) -> torch.Tensor:
-    batch = collate(examples)
     with torch.inference_mode():
-        logits = engine.model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            logits_to_keep=batch["kept"],
-        ).logits
-    return slot_logprobs(logits, batch)
+        return model_slot_logprobs(engine.model, collate(examples))

@@ -36,7 +36,7 @@ from survey_sim.runs.individuals import choice_question
 from survey_sim.testing import RECOMPUTED_TOLERANCE
 from survey_sim.tune import TuningSettings, tune
 from survey_sim.tune._examples import conditional_examples
-from survey_sim.tune._objectives import collate, slot_logprobs
+from survey_sim.tune._objectives import collate, model_slot_logprobs
 from survey_sim.tune._train import _examples
 from survey_sim.tune.evaluation import held_out_report, held_out_simulations
 
@@ -62,14 +62,24 @@ def population_adapter(human, tiny_model_dir, tmp_path_factory):
 
 
 def _slot_logprobs(engine: TransformersEngine, examples) -> torch.Tensor:
-    batch = collate(examples)
     with torch.inference_mode():
-        logits = engine.model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            logits_to_keep=batch["kept"],
-        ).logits
-    return slot_logprobs(logits, batch)
+        return model_slot_logprobs(engine.model, collate(examples))
+
+
+def _read_after(human, engine, respondent: str, shown, question: str) -> pl.DataFrame:
+    """What the individual mode reads for ``question`` after the respondent's answers to
+    ``shown``, in that order."""
+    split = IndividualSplit(
+        seed=0,
+        shots=(len(shown),),
+        train=(respondent,),
+        test=(),
+        shown={respondent: tuple(shown)},
+        held_out={respondent: (question,)},
+        demographics=("party",),
+        eligible=1,
+    )
+    return simulate_individuals(human, engine, split, progress=False, cache=False).responses
 
 
 def test_population_examples_score_what_simulate_reads(human, tiny_engine):
@@ -114,19 +124,8 @@ def test_an_interview_scores_what_simulate_individuals_reads(human, tiny_engine)
         assert len(example.rows) == 1  # the chat format's interview is one sequence
         order = seeded_rng(settings.seed, respondent).permutation(answered[respondent]).tolist()
         for position, question in enumerate(order):
-            split = IndividualSplit(
-                seed=0,
-                shots=(position,),
-                train=(respondent,),
-                test=(),
-                shown={respondent: tuple(order[:position])},
-                held_out={respondent: (question,)},
-                demographics=("party",),
-                eligible=1,
-            )
-            read = simulate_individuals(human, tiny_engine, split, progress=False, cache=False)
+            responses = _read_after(human, tiny_engine, respondent, order[:position], question)
             answer = human.answers[(respondent, question)]
-            responses = read.responses
             expected = responses.filter(pl.col("option_code") == answer)["logprob"][0]
             assert logprobs[position].item() == pytest.approx(expected, abs=1e-5)
 
@@ -157,19 +156,9 @@ def test_an_interview_with_target_distributions_scores_what_simulate_individuals
     )
     trained = _slot_logprobs(tiny_engine, examples)
     for position, (question, logprobs) in enumerate(zip(questions, trained, strict=True)):
-        split = IndividualSplit(
-            seed=0,
-            shots=(position,),
-            train=(respondent,),
-            test=(),
-            shown={respondent: tuple(order[:position])},
-            held_out={respondent: (question.id,)},
-            demographics=("party",),
-            eligible=1,
-        )
-        read = simulate_individuals(human, tiny_engine, split, progress=False, cache=False)
+        responses = _read_after(human, tiny_engine, respondent, order[:position], question.id)
         expected = [
-            read.responses.filter(pl.col("option_code") == option.code)["logprob"][0]
+            responses.filter(pl.col("option_code") == option.code)["logprob"][0]
             for option in question.options
         ]
         np.testing.assert_allclose(logprobs[: len(expected)].numpy(), expected, atol=1e-5)
