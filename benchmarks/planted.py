@@ -439,14 +439,21 @@ def individuals(survey, people, engine, args) -> tuple[list[str], list[dict]]:  
         "intervals over test respondents.",
     ]
     csv_rows: list[dict] = []
-    for label, simulation in (("trained model", result), ("perfect simulator", perfect)):
-        lines, rows = _individual_tables(label, simulation, people, conditional, answers, args)
+    runs = (
+        ("trained model", result, COMPARISONS),
+        # The perfect simulator's model is the process: that difference is 0 by construction.
+        ("perfect simulator", perfect, COMPARISONS[1:]),
+    )
+    for label, simulation, comparisons in runs:
+        lines, rows = _individual_tables(
+            label, simulation, comparisons, people, conditional, answers, args
+        )
         text += lines
         csv_rows += rows
     return text, csv_rows
 
 
-def _individual_tables(label, simulation, people, conditional, answers, args):  # type: ignore[no-untyped-def]
+def _individual_tables(label, simulation, comparisons, people, conditional, answers, args):  # type: ignore[no-untyped-def]
     """One simulation's log-loss per method and k, its paired differences, and how far its
     distributions are from the process's."""
     from survey_sim import evaluate_individuals
@@ -513,7 +520,7 @@ def _individual_tables(label, simulation, people, conditional, answers, args):  
                     "upper": upper,
                 }
             )
-        for first, second in COMPARISONS:
+        for first, second in comparisons:
             difference = per_method[first] - per_method[second]
             lower, upper = interval_of(weights @ difference / len(test), 0.9)
             row = {
