@@ -83,16 +83,15 @@ def _shared_rows(
     beginning of another row (an interview's earlier questions, a repeated prompt) is read
     from the longer one, whose logits at those positions are the same (causal attention,
     padding on the right)."""
-    by_length = sorted(range(len(rows)), key=lambda index: -len(rows[index]))
+    # In sorted order, a row that begins any later row begins the very next one, so one
+    # backward pass (n log n, not n²) finds the longest row each is read from.
     kept: list[tuple[int, ...]] = []
     read_from = [0] * len(rows)
-    for index in by_length:
+    for index in sorted(range(len(rows)), key=lambda i: rows[i], reverse=True):
         row = rows[index]
-        into = next((i for i, longer in enumerate(kept) if longer[: len(row)] == row), None)
-        if into is None:
-            into = len(kept)
+        if not kept or kept[-1][: len(row)] != row:
             kept.append(row)
-        read_from[index] = into
+        read_from[index] = len(kept) - 1
     return kept, read_from
 
 
