@@ -17,7 +17,8 @@ On GSS 2018 spending (the ``data`` extra), with a fixed seed:
   and the tuned model, beside the baselines of ``evaluate_individuals`` (log-loss), and the
   tuned model against each of them paired on the same respondents;
 * **cost**: training tokens per second against the same model's plain forward throughput
-  (inference, the same batches, measured in the same process), the process's peak memory,
+  (inference, the same batches, measured in the same process), the process's peak memory
+  beside its budget and the peak estimated before training, the batches the budget chose,
   the adapter's size.
 
 Writes ``benchmarks/results/tuning.csv`` (every number) and ``tuning.md``. Nothing is chosen
@@ -79,6 +80,10 @@ def cost_rows(result, model, objective: str) -> list[dict]:  # type: ignore[no-u
         "steps": work["steps"],
         "trained tokens": work["trained_tokens"],
         "peak memory MiB": work["peak_memory_mib"],
+        "memory budget MiB": work["memory_budget_mib"],
+        "peak estimated before training MiB": work["estimated_peak_mib"],
+        "examples at a time": work["batch_size"],
+        "batches per optimiser step": work["gradient_accumulation"],
         "adapter MiB": size / 2**20,
         "best validation loss": result.record.best.validation_loss,
     }

@@ -36,6 +36,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 class Stopped(BaseException):
     """The process was asked to stop (SIGTERM): raised where it is, so that temporary files
     are removed and servers stopped on the way out, as for Ctrl-C."""
@@ -205,9 +216,14 @@ def add_asking_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: exact; free-text questions are always sampled)",
     )
     parser.add_argument(
-        "--samples", type=int, default=100, help="answers drawn per prompt when sampling"
+        "--samples",
+        type=int,
+        default=100,
+        help="answers drawn per prompt when sampling (default: 100)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first sampled prompt")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the first sampled prompt (default: 0)"
+    )
     parser.add_argument(
         "--per-persona",
         action="store_true",

@@ -92,7 +92,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--sampler",
         choices=["pymc", "nutpie"],
         default="pymc",
-        help="NUTS implementation for --calibrate (nutpie: the fast extra)",
+        help="NUTS implementation for --calibrate (nutpie: the fast extra; default: pymc)",
     )
     comparing.add_argument(
         "--verbose", action="store_true", help="the sampler's messages and progress per fit"

@@ -69,7 +69,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="attributes to describe respondents with (default: the mapping's population "
         "attributes; 'none': say nothing about them)",
     )
-    individuals.add_argument("--seed", type=int, default=0, help="seed of the split")
+    individuals.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
     individuals.add_argument(
         "--out", type=RESULTS_FILE, required=True, help="results file (.parquet)"
     )
@@ -98,9 +98,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     evaluating.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)"
     )
-    evaluating.add_argument("--seed", type=int, default=0, help="seed of baselines and bootstrap")
     evaluating.add_argument(
-        "--sampler", choices=["pymc", "nutpie"], default="pymc", help="NUTS for the calibration"
+        "--seed", type=int, default=0, help="seed of baselines and bootstrap (default: 0)"
+    )
+    evaluating.add_argument(
+        "--sampler",
+        choices=["pymc", "nutpie"],
+        default="pymc",
+        help="NUTS for the calibration (default: pymc)",
     )
     evaluating.add_argument(
         "--out",

@@ -36,7 +36,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "per-persona and population distributions, and write Parquet.",
     )
     demo.add_argument(
-        "--out", type=RESULTS_FILE, default=Path("survey-sim-demo.parquet"), help="results file"
+        "--out",
+        type=RESULTS_FILE,
+        default=Path("survey-sim-demo.parquet"),
+        help="results file (default: survey-sim-demo.parquet)",
     )
     add_model_arguments(demo)
     add_asking_arguments(demo)

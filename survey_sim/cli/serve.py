@@ -24,10 +24,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "SURVEY_SIM_SGLANG_PYTHON.",
     )
     serve.add_argument("model", help="local model directory (or a name SGLang can resolve)")
-    serve.add_argument("--port", type=int, default=30000, help="where clients connect")
-    serve.add_argument("--dp-size", type=int, default=1, help="data-parallel replicas")
     serve.add_argument(
-        "--workers", type=int, default=1, help="separate servers behind a cache-aware router"
+        "--port", type=int, default=30000, help="where clients connect (default: 30000)"
+    )
+    serve.add_argument("--dp-size", type=int, default=1, help="data-parallel replicas (default: 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="separate servers behind a cache-aware router (default: 1)",
     )
     serve.add_argument(
         "--deterministic",

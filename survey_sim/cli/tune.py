@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from survey_sim.cli._common import add_human_arguments, load_human, positive_int
+from survey_sim.cli._common import add_human_arguments, load_human, positive_float, positive_int
 from survey_sim.engines.registry import locate_model
 
 if TYPE_CHECKING:
@@ -60,16 +60,40 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--validation", type=float, default=1 / 6, help="share for early stopping (default: 1/6)"
     )
     tuning.add_argument(
-        "--train", type=positive_int, default=None, help="most training items (default: all)"
+        "--train",
+        type=positive_int,
+        default=None,
+        help="most training questions (population: each gives persona cells × option "
+        "orders examples) or respondents (individual) (default: all not held out)",
     )
-    tuning.add_argument("--epochs", type=float, default=3, help="passes over the training data")
-    tuning.add_argument("--learning-rate", type=float, default=2e-4, help="AdamW learning rate")
-    tuning.add_argument("--batch-size", type=positive_int, default=8, help="examples per step")
+    tuning.add_argument(
+        "--epochs", type=float, default=3, help="passes over the training data (default: 3)"
+    )
+    tuning.add_argument(
+        "--learning-rate", type=float, default=2e-4, help="AdamW learning rate (default: 2e-4)"
+    )
+    tuning.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=8,
+        help="examples per optimiser step (default: 8); on CPUs fewer at a time, with "
+        "gradient accumulation, when --max-memory needs it",
+    )
     tuning.add_argument(
         "--gradient-accumulation",
         type=positive_int,
         default=1,
-        help="batches added up before each optimiser step (a large batch in small memory)",
+        help="batches added up before each optimiser step (a large batch in small memory; "
+        "default: 1)",
+    )
+    tuning.add_argument(
+        "--max-memory",
+        type=positive_float,
+        default=None,
+        metavar="GIB",
+        help="CPUs: the most memory training may use, in GiB; measured before training, a "
+        "batch that needs more is split, one example that needs more is refused (default: "
+        "80%% of the memory free when tuning starts)",
     )
     tuning.add_argument(
         "--checkpoint-activations",
@@ -77,13 +101,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="recompute activations in the backward pass: far less memory for long "
         "sequences (individual objective), about a third more time",
     )
-    tuning.add_argument("--rank", type=positive_int, default=8, help="LoRA rank")
+    tuning.add_argument("--rank", type=positive_int, default=8, help="LoRA rank (default: 8)")
     tuning.add_argument(
-        "--evaluate-every", type=positive_int, default=None, help="steps between checkpoints"
+        "--evaluate-every",
+        type=positive_int,
+        default=None,
+        help="steps between validation losses and checkpoints (default: twice an epoch)",
     )
-    tuning.add_argument("--seed", type=int, default=0, help="seed of the split and training")
+    tuning.add_argument(
+        "--seed", type=int, default=0, help="seed of the split and training (default: 0)"
+    )
     tuning.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
-    tuning.add_argument("--threads", type=positive_int, default=None, help="CPU threads")
+    tuning.add_argument(
+        "--threads", type=positive_int, default=None, help="CPU threads (default: torch's)"
+    )
     tuning.add_argument(
         "--no-evaluate",
         action="store_true",
@@ -115,6 +146,7 @@ def tune_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         bf16=args.bf16,
         threads=args.threads,
+        max_memory=args.max_memory,
     )
     locate_model(args.model)
     human = load_human(args)

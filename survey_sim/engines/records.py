@@ -71,7 +71,10 @@ class BestCheckpoint(Record):
 class TrainingWork(Record):
     """One tuning process's work: steps, tokens trained, seconds (all, and in training
     steps), throughput over the training steps, peak memory (the resident set; on GPUs
-    also the most GPU memory allocated) and the device."""
+    also the most GPU memory allocated), the device, the batches it ran (examples at a
+    time, batches per optimiser step) and, on CPUs, the memory budget, the resident memory
+    before training (model and examples) and the peak estimated then (``None`` in records
+    written before they were kept)."""
 
     steps: int
     trained_tokens: int
@@ -81,6 +84,11 @@ class TrainingWork(Record):
     peak_memory_mib: int
     device: str
     peak_gpu_memory_mib: int | None = None
+    batch_size: int | None = None
+    gradient_accumulation: int | None = None
+    memory_budget_mib: int | None = None
+    memory_before_training_mib: int | None = None
+    estimated_peak_mib: int | None = None
 
 
 class AdapterRecord(Record):

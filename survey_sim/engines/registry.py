@@ -23,6 +23,7 @@ import importlib.util
 import json
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,7 @@ def converted_gguf(gguf: Path) -> Path:
         del model.config.quantization_config
     staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
         staging.rename(target)
@@ -171,7 +172,7 @@ def load_local_model(model: str | Path | None, adapter: str | Path | None = None
     adapter_record = describe_adapter(adapter_path, fingerprint)
     from peft import PeftModel
 
-    with _quiet_transformers():
+    with quiet_transformers():
         merged = PeftModel.from_pretrained(loaded, adapter_path).merge_and_unload()
     return LocalModel(
         merged,
@@ -262,7 +263,7 @@ def _load_pretrained(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **options)
             model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, **options)
     except Exception as error:  # transformers' loaders raise many kinds on a broken model
@@ -326,8 +327,9 @@ def file_hash(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Hide transformers' own loading bars and info messages while loading."""
+def quiet_transformers() -> Iterator[None]:
+    """Hide transformers' own loading bars and info messages while loading, and the
+    deprecation of ``is_gradient_checkpointing``, which peft reads (not the user's to fix)."""
     from transformers.utils import logging as transformers_logging
 
     enabled = transformers_logging.is_progress_bar_enabled()
@@ -335,7 +337,9 @@ def _quiet_transformers() -> Iterator[None]:
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+            yield
     finally:
         transformers_logging.set_verbosity(verbosity)
         if enabled:

@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from survey_sim.engines.registry import (
     file_hash,
     load_local_model,
     locate_model,
+    quiet_transformers,
 )
 from survey_sim.errors import InputError
 from survey_sim.runs.settings import SimulationSettings, validated
@@ -51,6 +53,7 @@ from survey_sim.tune._examples import (
     population_examples,
     scale_ranks,
 )
+from survey_sim.tune._memory import MemoryPlan, default_budget_mib, plan_memory
 from survey_sim.tune._split import Objective, TuningSplit
 
 if TYPE_CHECKING:
@@ -93,6 +96,10 @@ class TuningSettings(BaseModel):
             instead of keeping them: much less memory for long sequences (the individual
             objective's interviews), about a third more time.
         threads: CPU threads for torch (``None``: torch's default).
+        max_memory: Training on CPUs: the most memory (GiB) the process may reach; a batch
+            that would need more is split into smaller ones whose gradients are accumulated
+            (:mod:`survey_sim.tune._memory`). ``None``: 80% of the memory free for it
+            when tuning starts.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -121,6 +128,7 @@ class TuningSettings(BaseModel):
     bf16: bool = False
     gradient_checkpointing: bool = False
     threads: int | None = Field(default=None, ge=1)
+    max_memory: float | None = Field(default=None, gt=0)
 
     @classmethod
     def of(cls, settings: TuningSettings | None = None, **changes: Any) -> TuningSettings:
@@ -238,9 +246,17 @@ def tune(
         else settings.target_modules,
         task_type="CAUSAL_LM",
     )
-    peft_model = get_peft_model(loaded.model, lora)
+    with quiet_transformers():
+        peft_model = get_peft_model(loaded.model, lora)
+    plan = None if torch.cuda.is_available() else _memory_plan(peft_model, train_examples, settings)
     trainer = _trainer(
-        peft_model, settings, out / CHECKPOINTS, train_examples, validation_examples, progress
+        peft_model,
+        settings,
+        plan,
+        out / CHECKPOINTS,
+        train_examples,
+        validation_examples,
+        progress,
     )
     if trainer.is_world_process_zero():
         checkpoints = out / CHECKPOINTS
@@ -263,7 +279,7 @@ def tune(
                 validation_loss=trainer.state.best_metric,
             ),
             "history": history.to_dicts(),
-            "work": _work(trainer, seconds, torch),
+            "work": _work(trainer, seconds, plan, torch),
         }
     )
     if trainer.is_world_process_zero():
@@ -378,9 +394,36 @@ def _check_context(model: PreTrainedModel, examples: Sequence[Example]) -> None:
         )
 
 
+def _memory_plan(model: Any, train: Sequence[Example], settings: TuningSettings) -> MemoryPlan:
+    """The batch that fits ``settings.max_memory`` (:func:`plan_memory`), said in a warning
+    when it is smaller than the one asked for."""
+    budget = default_budget_mib() if settings.max_memory is None else settings.max_memory * 1024
+    model.train()
+    plan = plan_memory(
+        model,
+        train,
+        batch_size=settings.batch_size,
+        gradient_accumulation=settings.gradient_accumulation,
+        budget_mib=round(budget),
+        checkpointing=settings.gradient_checkpointing,
+    )
+    if plan.batch_size < settings.batch_size:
+        warnings.warn(
+            f"a batch of {settings.batch_size} examples needs about "
+            f"{plan.estimate_mib(settings.batch_size):,} MiB, over the memory budget of "
+            f"{plan.budget_mib:,} MiB: training {plan.batch_size} at a time, gradients "
+            f"accumulated over {plan.gradient_accumulation} batches "
+            f"({plan.batch_size * plan.gradient_accumulation} examples per optimiser step; "
+            f"about {plan.estimate_mib():,} MiB)",
+            stacklevel=3,
+        )
+    return plan
+
+
 def _trainer(
     model: Any,
     settings: TuningSettings,
+    plan: MemoryPlan | None,
     folder: Path,
     train: list[Example],
     validation: list[Example],
@@ -391,16 +434,18 @@ def _trainer(
 
     from survey_sim.tune._objectives import collate
 
-    per_step = settings.batch_size * settings.gradient_accumulation
+    batch_size = settings.batch_size if plan is None else plan.batch_size
+    accumulation = settings.gradient_accumulation if plan is None else plan.gradient_accumulation
+    per_step = batch_size * accumulation
     steps_per_epoch = max(1, math.ceil(len(train) / per_step))
     every = settings.evaluate_every or max(1, steps_per_epoch // 2)
     arguments = TrainingArguments(
         output_dir=str(folder),
         num_train_epochs=settings.epochs,
         learning_rate=settings.learning_rate,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
         warmup_steps=round(settings.warmup * steps_per_epoch * settings.epochs),
         lr_scheduler_type="linear",
         weight_decay=0.0,
@@ -443,14 +488,19 @@ def _trainer(
 
 
 def _checkpointing(enabled: bool) -> dict[str, Any]:
-    """Activation checkpointing arguments (non-reentrant, which LoRA's frozen base needs);
-    none when it is off, so that no deprecated name is passed for nothing."""
+    """Activation checkpointing arguments (non-reentrant, which LoRA's frozen base needs),
+    under the name this transformers reads (``activation_checkpointing`` since 5.x, before
+    it ``gradient_checkpointing``); none when it is off."""
+    from transformers import TrainingArguments
+
     if not enabled:
         return {}
-    return {
-        "gradient_checkpointing": True,
-        "gradient_checkpointing_kwargs": {"use_reentrant": False},
-    }
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+        else "gradient_checkpointing"
+    )
+    return {name: True, f"{name}_kwargs": {"use_reentrant": False}}
 
 
 def _objective_trainer(kind: Loss) -> type:
@@ -542,10 +592,10 @@ def _history(log: Sequence[dict[str, Any]]) -> pl.DataFrame:
     )
 
 
-def _work(trainer: Any, seconds: float, torch: Any) -> dict[str, Any]:
+def _work(trainer: Any, seconds: float, plan: MemoryPlan | None, torch: Any) -> dict[str, Any]:
     """This process's part of the run: steps, tokens trained, seconds (all, and in training
     steps), throughput over the training steps, peak memory (the process's resident set;
-    on GPUs also the most GPU memory allocated)."""
+    on GPUs also the most GPU memory allocated), and on CPUs the memory plan."""
     tokens = trainer.trained_tokens
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     work: dict[str, Any] = {
@@ -558,7 +608,13 @@ def _work(trainer: Any, seconds: float, torch: Any) -> dict[str, Any]:
         else None,
         "peak_memory_mib": round(peak_kib / 1024 if sys.platform != "darwin" else peak_kib / 2**20),
         "device": str(trainer.args.device),
+        "batch_size": trainer.args.per_device_train_batch_size,
+        "gradient_accumulation": trainer.args.gradient_accumulation_steps,
     }
+    if plan is not None:
+        work["memory_budget_mib"] = plan.budget_mib
+        work["memory_before_training_mib"] = plan.resident_mib
+        work["estimated_peak_mib"] = plan.estimate_mib()
     if torch.cuda.is_available():
         work["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
     return work

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import polars as pl
 import pytest
 
 from survey_sim import Population
+from survey_sim.cli.main import build_parser
 from survey_sim.data.bundled import bundled_file
 
 SCRIPT = str(Path(sys.executable).with_name("survey-sim"))
@@ -39,6 +41,24 @@ def test_help_reads_well():
     run_help = run_cli("run", "--help").stdout
     for option in ("--personas", "--model", "--format", "--out", "spectrum"):
         assert option in run_help
+
+
+def test_every_option_with_a_default_shows_it_in_help():
+    (commands,) = (
+        action
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    hidden = [
+        f"{name} {option.option_strings[0]} (default {option.default!r})"
+        for name, command in commands.choices.items()
+        for option in command._actions
+        if option.option_strings
+        and option.nargs != 0
+        and option.default is not None
+        and "default" not in (option.help or "")
+    ]
+    assert not hidden, hidden
 
 
 def test_run_with_a_local_model(tiny_model_dir, tmp_path):
