@@ -18,7 +18,8 @@ A questionnaire file looks like this (see ``questionnaires/gss_spending_2018.yam
 
 Option ``code`` is the value stored in data files; ``text`` is what respondents read;
 ``label`` is the short tag shown before it in a prompt (letters by default, see
-``label_style``). Top-level keys starting with ``x-`` are ignored, so they can hold YAML
+``label_style``); a question's labels are all letters or all numbers, which the prompt's
+instruction names. Top-level keys starting with ``x-`` are ignored, so they can hold YAML
 anchors shared by many questions. Options marked ``substantive: false`` (refusal, don't
 know) are scored like any other option but kept out of ordinal positions.
 """
@@ -26,6 +27,7 @@ know) are scored like any other option but kept out of ordinal positions.
 from __future__ import annotations
 
 import math
+import re
 import string
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -39,6 +41,7 @@ from survey_sim._yaml import load_yaml, validate_yaml
 from survey_sim.errors import InputError
 
 LabelStyle = Literal["letter", "number"]
+LabelKind = Literal["letter", "number"]
 
 
 class _Strict(BaseModel):
@@ -103,8 +106,24 @@ class OptionsQuestion(_QuestionBase):
                 next_position += 1
             completed.append(option.model_copy(update=updates) if updates else option)
         _check_unique([o.label for o in completed], "option label")
+        _label_kind([o.label or "" for o in completed])
         object.__setattr__(self, "options", tuple(completed))
         return self
+
+    @property
+    def label_kind(self) -> LabelKind:
+        """What the labels are, as the prompt's instruction names them: ``"number"`` when
+        every label is a whole number, else ``"letter"`` (every label is one letter)."""
+        return _label_kind([o.label or "" for o in self.options])
+
+    @property
+    def positional_labels(self) -> bool:
+        """Whether the labels are the default ones of ``label_style`` in listed order (A,
+        B, C... or 1, 2, 3...): tags of screen positions, which may follow an option order
+        (:func:`survey_sim.asking.orders.reorder`). Any other labels belong to their
+        options (a 0-10 scale labelled 0 to 10) and stay with them."""
+        labels = [o.label for o in self.options]
+        return labels == _default_labels(self.label_style, len(self.options))
 
     @property
     def outcomes(self) -> tuple[Option, ...]:
@@ -384,6 +403,18 @@ def _question_name(questions: Any, index: int) -> str:
         return f"question {questions[index]['id']!r}"
     except (TypeError, KeyError, IndexError):
         return f"question #{index + 1}"
+
+
+def _label_kind(labels: Sequence[str]) -> LabelKind:
+    if all(re.fullmatch(r"-?[0-9]+", label) for label in labels):
+        return "number"
+    if all(len(label) == 1 and label.isalpha() for label in labels):
+        return "letter"
+    raise ValueError(
+        f"option labels {', '.join(labels)} are neither all single letters nor all whole "
+        "numbers, so the prompt cannot say what to answer with; label every option with a "
+        "letter or every option with a number"
+    )
 
 
 def _default_labels(style: LabelStyle, count: int) -> list[str]:

@@ -88,6 +88,17 @@ questions:
 """,
             ["question 'q1'", "duplicate option code: 1"],
         ),
+        (  # the instruction could name neither letters nor numbers
+            """
+id: t
+questions:
+  - id: q1
+    kind: single_choice
+    text: T
+    options: [{code: 1, text: A, label: "1"}, {code: 2, text: B, label: B}]
+""",
+            ["question 'q1'", "labels 1, B are neither all single letters nor all whole numbers"],
+        ),
         (
             """
 id: t

@@ -234,9 +234,6 @@ class _OptionsAsking(_AskingBase):
             return "\n".join(f"{o.label}. {o.text}" for o in self.question.options)
         return "\n".join(f"- {o.text}" for o in self.question.options)
 
-    def _label_name(self) -> str:
-        return "number" if self.question.label_style == "number" else "letter"
-
     def _sample_body(self, instructions: str | None) -> str:
         return self._body(instructions, self._listing(), self._answer_instruction())
 
@@ -253,7 +250,7 @@ class _ChoiceAsking(_OptionsAsking):
 
     def _answer_instruction(self) -> str:
         if self.format.answer == "label":
-            return f"Answer with the {self._label_name()} of one option only."
+            return f"Answer with the {self.question.label_kind} of one option only."
         return "Answer with one of the options, exactly as written."
 
     def exact_requests(self, context: PromptContext) -> list[ScoreRequest]:
@@ -289,7 +286,7 @@ class _MultiSelectAsking(_OptionsAsking):
     def _answer_instruction(self) -> str:
         question = self.question
         if self.format.answer == "label":
-            how = f"Answer with the {self._label_name()}s of all options that apply, as a list."
+            how = f"Answer with the {question.label_kind}s of all options that apply, as a list."
         else:
             how = "Answer with all options that apply, exactly as written, as a list."
         if question.min_selected > 0:

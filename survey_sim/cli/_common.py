@@ -206,7 +206,15 @@ def add_asking_arguments(parser: argparse.ArgumentParser) -> None:
         "--permute",
         action="store_true",
         help="ask every question in balanced option orders, average them, and report the "
-        "position bias",
+        "position bias (--balance says how)",
+    )
+    parser.add_argument(
+        "--balance",
+        choices=["auto", "reverse", "shift"],
+        default="auto",
+        help="with --permute: reverse = listed order and reversed (a scale ascending and "
+        "descending), shift = all orders up to 4 options, cyclic shifts above; auto = "
+        "reverse ordinal scales, shift nominal options (default: auto)",
     )
     parser.add_argument(
         "--method",

@@ -96,6 +96,16 @@ def _human_summary(human: HumanResponses, mapping: Path | None) -> str:
         "  Answers per question (of the kept respondents; the rest are blank or missing "
         "codes): " + ", ".join(f"{q} {n:,}" for q, n in answered.iter_rows()) + "."
     )
+    if human.removed is not None and not human.removed.is_empty():
+        removed = human.removed.group_by("question_id", maintain_order=True).agg(
+            pl.format("{} ({})", "code", "answers").str.join(", ")
+        )
+        lines.append(
+            "  Answers removed by the codes listed as missing (answers): "
+            + "; ".join(f"{q}: {codes}" for q, codes in removed.iter_rows())
+            + "."
+        )
+    lines.append(_weights_line(human, people))
     for name in human.attributes:
         values = sorted(people[name].drop_nulls().unique().to_list())
         lines.append(
@@ -117,6 +127,18 @@ def _human_summary(human: HumanResponses, mapping: Path | None) -> str:
             f"{', '.join(unmapped)}."
         )
     return "\n".join(lines)
+
+
+def _weights_line(human: HumanResponses, people: pl.DataFrame) -> str:
+    """The weight column and the Kish effective sample size, or that there are none."""
+    if human.weight_column is None:
+        return "  No weights: every respondent counts once (the mapping names no 'weight' column)."
+    weights = people["weight"].to_numpy()
+    effective = float(weights.sum() ** 2 / (weights**2).sum())
+    return (
+        f"  Weights: column {human.weight_column!r} (Kish effective n {effective:,.0f} of "
+        f"{people.height:,} kept respondents)."
+    )
 
 
 def _personas_against_people(population: Population, human: HumanResponses) -> str:

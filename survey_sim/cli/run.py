@@ -85,6 +85,7 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
         format=args.format,
         answer=args.answer,
         permute=args.permute,
+        balance=args.balance,
         method=args.method,
         samples=args.samples,
         seed=args.seed,

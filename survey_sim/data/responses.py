@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import math
 import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -38,7 +39,11 @@ class HumanResponses:
     Columns: ``respondent_id``, ``weight``, ``question_id``, ``option_code``, then one
     column per mapped demographic attribute (as text). ``rows`` is the number of
     respondents in the data as read (those who answered no mapped question have no row in
-    ``frame``); ``None`` when not known.
+    ``frame``); ``None`` when not known. ``removed``: the answers each code the mapping
+    lists as missing removed, per question (``question_id``, ``code``, ``answers``; codes
+    as in the data, with their value label where there is one); ``None`` when not known.
+    ``weight_column``: the data's column the weights came from (``None``: unweighted, or
+    not known).
     """
 
     def __init__(
@@ -48,12 +53,16 @@ class HumanResponses:
         source: str,
         recipe: PopulationRecipe | None = None,
         rows: int | None = None,
+        removed: pl.DataFrame | None = None,
+        weight_column: str | None = None,
     ) -> None:
         self.frame = frame
         self.questionnaire = questionnaire
         self.source = source
         self.recipe = recipe
         self.rows = rows
+        self.removed = removed
+        self.weight_column = weight_column
 
     def __repr__(self) -> str:
         respondents = self.frame["respondent_id"].n_unique()
@@ -251,12 +260,15 @@ class HumanResponses:
             labels: Value labels per column (code text -> label), as read from SPSS/Stata;
                 mapping codes may name either.
         """
+        tidy, removed = _tidy(frame, mapping, questionnaire, source, labels or {})
         return cls(
-            _tidy(frame, mapping, questionnaire, source, labels or {}),
+            tidy,
             questionnaire,
             source,
             mapping.population,
             rows=frame.height,
+            removed=removed,
+            weight_column=mapping.weight,
         )
 
 
@@ -266,7 +278,8 @@ def _tidy(
     questionnaire: Questionnaire,
     source: str,
     labels: Mapping[str, Mapping[str, str]],
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The tidy answers, and the answers each missing code removed per question."""
     if mapping.questionnaire is not None and mapping.questionnaire != questionnaire.id:
         raise InputError(
             source,
@@ -301,9 +314,10 @@ def _tidy(
         )
         base = base.with_columns(pl.Series(name, values, dtype=pl.String))
     parts = []
+    removed = []
     for question_id, column_mapping in mapping.questions.items():
         question = _mapped_question(questionnaire, question_id, source)
-        codes = _option_codes(
+        codes, dropped = _option_codes(
             frame[column_mapping.column].to_list(),
             question,
             column_mapping,
@@ -316,7 +330,14 @@ def _tidy(
                 question_id=pl.lit(question_id), option_code=pl.Series(codes, dtype=pl.String)
             ).filter(pl.col("option_code").is_not_null())
         )
-    return pl.concat(parts).select(*HUMAN_COLUMNS, *mapping.attributes)
+        removed += [
+            {"question_id": question_id, "code": code, "answers": n}
+            for code, n in sorted(dropped.items())
+        ]
+    removed_frame = pl.DataFrame(
+        removed, schema={"question_id": pl.String, "code": pl.String, "answers": pl.Int64}
+    )
+    return pl.concat(parts).select(*HUMAN_COLUMNS, *mapping.attributes), removed_frame
 
 
 def _mapped_question(
@@ -347,8 +368,9 @@ def _option_codes(
     missing: Sequence[str],
     labels: Mapping[str, str],
     source: str,
-) -> list[str | None]:
-    """Each respondent's option code (``None`` when missing); unknown codes are an error."""
+) -> tuple[list[str | None], Counter[str]]:
+    """Each respondent's option code (``None`` when missing), and the answers each missing
+    code removed; unknown codes are an error."""
     known = {o.code for o in question.options}
     translate = mapping.codes if mapping.codes is not None else {code: code for code in known}
     bad_targets = sorted(set(translate.values()) - known)
@@ -366,7 +388,8 @@ def _option_codes(
         source,
         column=mapping.column,
         where=f"question {question.id!r}",
-        remedy="map them under 'codes' or list them as 'missing'",
+        counted="answer",
+        remedy=lambda unknown: _unknown_code_advice(question, translate, unknown),
     )
 
 
@@ -379,7 +402,7 @@ def _attribute_values(
 ) -> list[str | None]:
     """Each respondent's attribute text (``None`` when missing); uncovered values are an error."""
     remedy = "add them to 'labels'" if mapping.labels is not None else "widen the 'bins'"
-    return _recode(
+    values, _ = _recode(
         values,
         mapping.value_of,
         set(mapping.missing),
@@ -387,8 +410,10 @@ def _attribute_values(
         source,
         column=mapping.column,
         where=f"attribute {name!r}",
-        remedy=f"{remedy} or list them as 'missing'",
+        counted="respondent",
+        remedy=lambda _: f"{remedy} or list them as 'missing'",
     )
+    return values
 
 
 def _recode(
@@ -400,12 +425,15 @@ def _recode(
     *,
     column: str,
     where: str,
-    remedy: str,
-) -> list[str | None]:
-    """``lookup(code, value label)`` for every value that is not missing; one error lists
-    every value the lookup does not know."""
+    counted: str,
+    remedy: Callable[[Sequence[str]], str],
+) -> tuple[list[str | None], Counter[str]]:
+    """``lookup(code, value label)`` for every value that is not missing, and how many
+    values each missing code removed; one error lists every value the lookup does not know
+    with how many ``counted`` have it, and ``remedy(those codes)``."""
     result: list[str | None] = []
-    unknown: set[str] = set()
+    unknown: Counter[tuple[str, str | None]] = Counter()
+    removed: Counter[str] = Counter()
     for value in values:
         if _is_missing(value):
             result.append(None)
@@ -413,20 +441,57 @@ def _recode(
         code = code_text(value)
         label = labels.get(code)
         if code in missing or label in missing:
+            removed[code if label is None else f"{code} ({label})"] += 1
             result.append(None)
             continue
         mapped = lookup(code, label)
         if mapped is None:
-            unknown.add(code if label is None else f"{code} ({label})")
+            unknown[code, label] += 1
         result.append(mapped)
     if unknown:
+        listed = ", ".join(
+            f"{code}{'' if label is None else f' ({label})'} ({n:,} {counted}{'s' * (n != 1)})"
+            for (code, label), n in sorted(unknown.items(), key=lambda item: item[0][0])
+        )
         raise InputError(
             source,
-            f"column {column!r} has codes the mapping does not know: "
-            f"{', '.join(sorted(unknown))}; {remedy}",
+            f"column {column!r} has codes the mapping does not know: {listed}; "
+            + remedy([code for code, _ in unknown]),
             location=where,
         )
-    return result
+    return result, removed
+
+
+def _unknown_code_advice(
+    question: OptionsQuestion, translate: Mapping[str, str], unknown: Sequence[str]
+) -> str:
+    """What to do about codes no option takes: for codes inside or next to an ordinal
+    scale's numbers, first that the questionnaire may lack the option (listing them as
+    missing would drop real answers)."""
+    usual = "map them under 'codes' or list them as 'missing'"
+    on_scale = {o.code for o in question.options if o.position is not None}
+    numbers = [_number(code) for code, option in translate.items() if option in on_scale]
+    scale = [n for n in numbers if n is not None]
+    near = [
+        code
+        for code in unknown
+        if scale and (n := _number(code)) is not None and min(scale) - 1 <= n <= max(scale) + 1
+    ]
+    if not near:
+        return usual
+    return (
+        f"{', '.join(sorted(near))} lie on or next to the scale of {question.id!r} "
+        f"({min(scale):g} to {max(scale):g}): if they are points of the scale, the "
+        "questionnaire lacks those options (add them to the question); only if they are "
+        f"not answers, {usual} (which drops them)"
+    )
+
+
+def _number(code: str) -> float | None:
+    try:
+        return float(code)
+    except ValueError:
+        return None
 
 
 def _closest(name: str, columns: Sequence[str]) -> str:

@@ -131,7 +131,10 @@ class Plan:
             )
             for question in questionnaire:
                 for shown, order in displays(
-                    question, permute=settings.permute, relabel=settings.relabel
+                    question,
+                    permute=settings.permute,
+                    relabel=settings.relabel,
+                    balance=settings.balance,
                 ):
                     asking = ask(shown, prompt_format)
                     cells.append(

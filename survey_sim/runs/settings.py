@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 from survey_sim.asking.formats import AnswerMode, PromptFormat, Termination, get_format
+from survey_sim.asking.orders import Balance
 from survey_sim.errors import InputError, MethodError, input_error
 from survey_sim.questionnaire import QUESTION_KINDS
 
@@ -27,10 +28,14 @@ class SimulationSettings(BaseModel):
             instance (recorded by its name).
         answer: Answer with the option ``"label"`` (letter/number) or its ``"text"``.
         terminated: Score the end-of-answer marker (see :mod:`survey_sim.asking.formats`).
-        permute: Ask every question with options in balanced option orders (all orders up
-            to 4 options, cyclic shifts above; see :mod:`survey_sim.asking.orders`). Each
-            order is a row set of its own; the population distribution averages over them.
-        relabel: With ``permute``, labels follow screen position (the first shown is "A").
+        permute: Ask every question with options in balanced option orders (``balance``;
+            see :mod:`survey_sim.asking.orders`). Each order is a row set of its own; the
+            population distribution averages over them.
+        balance: With ``permute``: ``"auto"`` asks an ordinal scale in its listed order
+            and reversed, and nominal options in all orders up to 4 options, cyclic
+            shifts above; ``"reverse"`` or ``"shift"`` asks every question so.
+        relabel: With ``permute``, default labels follow screen position (the first shown
+            is "A"); labels the questionnaire gives always stay with their options.
         method: ``"exact"`` reads every outcome's probability from log-probabilities;
             ``"sample"`` draws ``samples`` answers per prompt under the answer's JSON schema
             and reports frequencies. A mapping sets it per question kind, e.g.
@@ -53,6 +58,7 @@ class SimulationSettings(BaseModel):
     answer: AnswerMode = "label"
     terminated: Termination = "auto"
     permute: bool = False
+    balance: Balance = "auto"
     relabel: bool = True
     method: str | dict[str, str] = "exact"
     samples: int = Field(default=100, ge=1)

@@ -4,9 +4,10 @@ import polars as pl
 import pytest
 
 from survey_sim import simulate
-from survey_sim.asking.formats import get_format
-from survey_sim.asking.kinds import choice_request
-from survey_sim.asking.orders import option_orders, order_name, reorder
+from survey_sim.asking.formats import PromptContext, get_format
+from survey_sim.asking.kinds import ask, choice_request
+from survey_sim.asking.orders import balanced_orders, displays, option_orders, order_name, reorder
+from survey_sim.questionnaire import ChoiceQuestion
 from survey_sim.runs import position_bias
 
 
@@ -17,6 +18,45 @@ def test_all_orders_up_to_four_options_then_a_latin_square():
     assert len(cyclic) == 7
     for position in range(7):  # every option appears once in every position
         assert sorted(order[position] for order in cyclic) == list(range(7))
+
+
+def zero_to_ten(**given: object) -> ChoiceQuestion:
+    """A 0-10 scale labelled 0 to 10 (the labels belong to the options), then don't know."""
+    options = [{"code": str(i), "text": str(i), "label": str(i)} for i in range(11)]
+    options.append({"code": "88", "text": "Don't know", "label": "88", "substantive": False})
+    return ChoiceQuestion.model_validate(
+        {"id": "trust", "kind": "ordinal", "text": "How much do you trust it?"}
+        | {"options": options, **given}
+    )
+
+
+def test_a_scale_is_balanced_by_reversal_and_nominal_options_by_shifts(gss):
+    scale = zero_to_ten()
+    listed = tuple(range(12))
+    assert balanced_orders(scale) == [listed, (*range(10, -1, -1), 11)]  # don't know stays
+    assert len(balanced_orders(scale, "shift")) == 12
+    nominal = ChoiceQuestion.model_validate(
+        {"id": "c", "kind": "single_choice", "text": "Colour?"}
+        | {"options": [{"code": c, "text": c} for c in ("red", "green", "blue")]}
+    )
+    assert len(balanced_orders(nominal)) == 6
+    assert balanced_orders(nominal, "reverse") == [(0, 1, 2), (2, 1, 0)]
+    assert balanced_orders(gss.question("natfare")) == [(0, 1, 2), (2, 1, 0)]
+
+
+def test_labels_the_questionnaire_gives_stay_with_their_options_in_every_order():
+    scale = zero_to_ten()
+    assert not scale.positional_labels
+    shown = [question for question, _ in displays(scale, permute=True)]
+    assert [o.label for o in shown[1].options][:3] == ["10", "9", "8"]
+    for question in shown:
+        assert all(o.label == o.code for o in question.options)
+        (request,) = ask(question, get_format("plain")).exact_requests(
+            PromptContext("You are a voter.", None, None)
+        )
+        listing = [f"{o.label}. {o.text}" for o in question.options]
+        assert "\n".join(listing) in request.prefix
+        assert "Answer with the number of one option only." in request.prefix
 
 
 def test_reorder_moves_options_and_keeps_their_identity(gss):
@@ -34,7 +74,9 @@ def test_reorder_moves_options_and_keeps_their_identity(gss):
 
 def test_permuted_simulation_maps_every_order_back(tiny_engine, gss, demo_population):
     questionnaire = gss.select(["natfare", "natarms"])
-    result = simulate(questionnaire, demo_population, tiny_engine, permute=True, progress=False)
+    result = simulate(
+        questionnaire, demo_population, tiny_engine, permute=True, balance="shift", progress=False
+    )
     responses = result.responses
     assert responses["order"].n_unique() == 6
     per_cell = responses.group_by("persona_id", "question_id", "order").agg(

@@ -78,7 +78,14 @@ def test_run_with_permutations_reports_position_bias(tiny_model_dir, tmp_path):
     result = run_bundled("--model", str(tiny_model_dir), "--permute", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "Position bias" in result.stdout and "first_position_bias" in result.stdout
-    assert pl.read_parquet(out)["order"].n_unique() == 6
+    # GSS items are ordinal scales: asked ascending and descending, never rotated.
+    assert sorted(pl.read_parquet(out)["order"].unique()) == ["-1|0|1", "1|0|-1"]
+    shifted = run_bundled(
+        *("--model", str(tiny_model_dir), "--permute", "--balance", "shift"),
+        *("--out", str(tmp_path / "shifted.parquet")),
+    )
+    assert shifted.returncode == 0, shifted.stderr
+    assert pl.read_parquet(tmp_path / "shifted.parquet")["order"].n_unique() == 6
 
 
 def test_bad_input_exits_with_one_clear_message_and_no_output(tmp_path):

@@ -46,7 +46,34 @@ def test_check_says_what_it_found(study):
         f"questions, {unanswered} answered none" in checked.stdout
     )
     assert "Personas and human data share party (usable with compare --by)" in checked.stdout
+    assert "No weights: every respondent counts once" in checked.stdout
     assert "no model was loaded" in checked.stdout
+
+
+def test_check_names_the_weights_and_what_each_missing_code_removes(study, tmp_path):
+    directory, human, _, _ = study
+    people = pl.read_csv(directory / "attitudes.csv").with_columns(
+        w=pl.when(pl.col("rid") % 3 == 0).then(3.0).otherwise(1.0)
+    )
+    people.write_csv(tmp_path / "weighted.csv")
+    mapping = (directory / "attitudes.mapping.yaml").read_text() + "weight: w\nmissing: [3]\n"
+    (tmp_path / "weighted.mapping.yaml").write_text(mapping)
+    checked = run_cli(
+        "check", "--human", str(tmp_path / "weighted.csv"),
+        "--mapping", str(tmp_path / "weighted.mapping.yaml"), *human[4:],
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    items = ["taxes", "parks", "roads", "schools", "police"]
+    kept = people.filter(pl.any_horizontal([pl.col(q).is_in([1.0, 2.0]) for q in items]))["w"]
+    effective = kept.sum() ** 2 / (kept**2).sum()
+    assert (
+        f"Weights: column 'w' (Kish effective n {effective:,.0f} of {kept.len():,} kept "
+        "respondents)" in checked.stdout
+    )
+    removed = "; ".join(f"{q}: 3 ({(people[q] == 3).sum()})" for q in items)
+    assert f"Answers removed by the codes listed as missing (answers): {removed}." in (
+        checked.stdout
+    )
 
 
 @pytest.mark.slow

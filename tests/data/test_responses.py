@@ -129,7 +129,27 @@ def test_unknown_codes_are_listed(tmp_path, mini, mapping_path):
         HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
     message = str(error.value)
     assert "data.csv" in message and "question 'trust'" in message
-    assert "codes the mapping does not know: 7, 8" in message
+    assert "codes the mapping does not know: 7 (2 answers), 8 (1 answer)" in message
+    assert "map them under 'codes' or list them as 'missing'" in message  # far off the scale
+
+
+def test_codes_next_to_a_scale_point_at_the_questionnaire_first(tmp_path, mini, mapping_path):
+    """A 1-3 scale whose data hold 4 (and 0): the questionnaire may lack those options;
+    listing them as missing would drop real answers, and `removed` counts what it drops."""
+    rows = dict(ROWS, q_trust=[1, 4, 0, 4, 9])
+    pl.DataFrame(rows).write_csv(tmp_path / "data.csv")
+    with pytest.raises(InputError) as error:
+        HumanResponses.from_file(tmp_path / "data.csv", mapping_path, mini)
+    message = str(error.value)
+    assert "0 (1 answer), 4 (2 answers)" in message
+    assert "0, 4 lie on or next to the scale of 'trust' (1 to 3)" in message
+    assert "the questionnaire lacks those options" in message
+    dropping = mapping_path.read_text().replace("missing: [9]", "missing: [9, 0, 4]")
+    (tmp_path / "dropping.yaml").write_text(dropping)
+    human = HumanResponses.from_file(tmp_path / "data.csv", tmp_path / "dropping.yaml", mini)
+    assert human.removed is not None
+    trust = human.removed.filter(pl.col("question_id") == "trust")
+    assert dict(zip(trust["code"], trust["answers"], strict=True)) == {"0": 1, "4": 2, "9": 1}
 
 
 @pytest.mark.parametrize(
@@ -231,7 +251,7 @@ def test_attribute_labels_bins_and_population(tmp_path, mini, mapping_path):
         (
             {"age": [25, 60, 41, 39, 30], "party": ["D", "R", "R", "G", "I"]},
             AGE_AND_PARTY,
-            "does not know: G; add them to 'labels' or list them as 'missing'",
+            "does not know: G (1 respondent); add them to 'labels' or list them as 'missing'",
         ),
         (
             {"age": [25, 60, 41, 39, 30]},
