@@ -77,10 +77,12 @@ from survey_sim.questionnaire import (
     load_questionnaire,
 )
 from survey_sim.runs import (
+    PromptPreview,
     ResultsCache,
     SimulationResult,
     SimulationSettings,
     position_bias,
+    preview,
     simulate,
 )
 from survey_sim.runs.individuals import IndividualResult, simulate_individuals
@@ -134,6 +136,7 @@ __all__ = [
     "PlainFormat",
     "Population",
     "PromptFormat",
+    "PromptPreview",
     "Question",
     "Questionnaire",
     "ResultsCache",
@@ -163,6 +166,7 @@ __all__ = [
     "plot_gaps",
     "plot_learning_curve",
     "position_bias",
+    "preview",
     "simulate",
     "simulate_individuals",
     "strongest_baseline",

@@ -131,8 +131,9 @@ def add_human_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
     parser.add_argument("--questionnaire", type=Path, help="questionnaire YAML (with a data file)")
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model, prompt format and engine options every simulating command takes."""
+def add_model_arguments(parser: argparse.ArgumentParser, *, running: bool = True) -> None:
+    """The model, prompt format and engine options every simulating command takes (and,
+    ``running``, the results cache and progress options of commands that run the model)."""
     parser.add_argument(
         "--model",
         default=None,
@@ -185,6 +186,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="model dtype (embedded engine; default: float32)",
     )
+    if not running:
+        return
     storing = parser.add_mutually_exclusive_group()
     storing.add_argument(
         "--fresh",
@@ -202,6 +205,25 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_asking_arguments(parser: argparse.ArgumentParser) -> None:
     """How the population mode asks: option orders, exact or sampled, samples, seed."""
+    add_order_arguments(parser)
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=100,
+        help="answers drawn per prompt when sampling (default: 100)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the first sampled prompt (default: 0)"
+    )
+    parser.add_argument(
+        "--per-persona",
+        action="store_true",
+        help="also print every persona's distributions (the results file always holds them)",
+    )
+
+
+def add_order_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which option orders are asked, and whether answers are read exactly or sampled."""
     parser.add_argument(
         "--permute",
         action="store_true",
@@ -222,20 +244,6 @@ def add_asking_arguments(parser: argparse.ArgumentParser) -> None:
         default="exact",
         help="exact probabilities from log-probs, or sampled answers under a JSON schema "
         "(default: exact; free-text questions are always sampled)",
-    )
-    parser.add_argument(
-        "--samples",
-        type=int,
-        default=100,
-        help="answers drawn per prompt when sampling (default: 100)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the first sampled prompt (default: 0)"
-    )
-    parser.add_argument(
-        "--per-persona",
-        action="store_true",
-        help="also print every persona's distributions (the results file always holds them)",
     )
 
 

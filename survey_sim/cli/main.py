@@ -8,7 +8,17 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from survey_sim.cli import cache, check, compare, individuals, population, run, serve, tune
+from survey_sim.cli import (
+    cache,
+    check,
+    compare,
+    individuals,
+    population,
+    preview,
+    run,
+    serve,
+    tune,
+)
 from survey_sim.cli._common import Stopped, raise_stopped
 from survey_sim.errors import SurveySimError
 
@@ -46,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (run, individuals, compare, population, tune, check, cache, serve):
+    for command in (run, preview, individuals, compare, population, tune, check, cache, serve):
         command.add_parser(commands)
     return parser
 

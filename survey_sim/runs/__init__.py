@@ -5,6 +5,7 @@ frames, the Parquet set) and a typed, versioned manifest (:mod:`~survey_sim.runs
 
 from survey_sim.runs.manifest import MANIFEST_VERSION, RunManifest
 from survey_sim.runs.plan import Cell, Plan
+from survey_sim.runs.preview import PromptPreview, preview
 from survey_sim.runs.results import SimulationResult, position_bias, subgroup_distributions
 from survey_sim.runs.run import Executed, execute, simulate
 from survey_sim.runs.settings import SimulationSettings
@@ -15,12 +16,14 @@ __all__ = [
     "Cell",
     "Executed",
     "Plan",
+    "PromptPreview",
     "ResultsCache",
     "RunManifest",
     "SimulationResult",
     "SimulationSettings",
     "execute",
     "position_bias",
+    "preview",
     "simulate",
     "subgroup_distributions",
 ]
