@@ -62,7 +62,7 @@ def weighted_distribution(
         .agg(
             total=pl.col("weight").sum(),
             units=pl.len(),
-            n_effective=pl.col("weight").sum() ** 2 / (pl.col("weight") ** 2).sum(),
+            n_effective=kish_effective_n(pl.col("weight")),
         )
     )
     averaged = [
@@ -89,3 +89,8 @@ def weighted_distribution(
         .with_columns((pl.col(name) / pl.col("total")).alias(name) for name in ["prob", *values])
         .select(*question, *outcome, "prob", *values, "units", "n_effective")
     )
+
+
+def kish_effective_n(weights: pl.Expr) -> pl.Expr:
+    """Kish's effective sample size of ``weights``: (Σw)² / Σw² (n without weights)."""
+    return weights.sum() ** 2 / (weights**2).sum()

@@ -76,7 +76,7 @@ def plot_distributions(
         }
         axis.set_title(
             f"{question.id}: {_short(wordings[question.text], 48)}\n"
-            f"n={int(answered['n'][0]):,}  repr {_score(scores, 'model')} "
+            f"{_sample_size(answered)}  repr {_score(scores, 'model')} "
             f"(marginal {_score(scores, 'human_marginal')}, noise floor "
             f"{_score(scores, 'noise_floor')})  TV {scores['model']['total_variation']:.2f}",
             fontsize=8,
@@ -154,6 +154,12 @@ def plot_calibration(idata: az.InferenceData, predictions: pl.DataFrame, path: s
         fontsize=10,
     )
     return _save(figure, path)
+
+
+def _sample_size(answered: pl.DataFrame) -> str:
+    """``n=N``, and the Kish effective n where weights make it smaller."""
+    n, effective = int(answered["n"][0]), float(answered["n_effective"][0])
+    return f"n={n:,}" if round(effective) >= n else f"n={n:,} (effective {effective:,.0f})"
 
 
 def plot_gaps(gaps: pl.DataFrame, path: str | Path, *, by: str, title: str | None = None) -> Path:

@@ -133,10 +133,9 @@ def _weights_line(human: HumanResponses, people: pl.DataFrame) -> str:
     """The weight column and the Kish effective sample size, or that there are none."""
     if human.weight_column is None:
         return "  No weights: every respondent counts once (the mapping names no 'weight' column)."
-    weights = people["weight"].to_numpy()
-    effective = float(weights.sum() ** 2 / (weights**2).sum())
     return (
-        f"  Weights: column {human.weight_column!r} (Kish effective n {effective:,.0f} of "
+        f"  Weights: column {human.weight_column!r} (Kish effective n "
+        f"{human.effective_respondents:,.0f} of "
         f"{people.height:,} kept respondents)."
     )
 

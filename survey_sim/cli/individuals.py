@@ -31,6 +31,15 @@ from survey_sim.runs.results import ResultFiles, beside
 from survey_sim.runs.settings import SimulationSettings
 
 
+def _add_unweighted(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--unweighted",
+        action="store_true",
+        help="accept weighted data and count every respondent once (the individual mode "
+        "does not use survey weights; without this, weighted data are refused)",
+    )
+
+
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register both commands with the ``survey-sim`` parser."""
     individuals = commands.add_parser(
@@ -70,6 +79,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "attributes; 'none': say nothing about them)",
     )
     individuals.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
+    _add_unweighted(individuals)
     individuals.add_argument(
         "--out", type=RESULTS_FILE, required=True, help="results file (.parquet)"
     )
@@ -117,6 +127,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--plot", type=PLOT_FILE, default=None, help="learning curve (default: RESULTS.png)"
     )
     evaluating.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_unweighted(evaluating)
     evaluating.add_argument(
         "--verbose", action="store_true", help="the PyMC sampler's messages for the calibration"
     )
@@ -154,6 +165,7 @@ def individuals_command(args: argparse.Namespace) -> int:
         test=args.test,
         demographics=demographics,
         seed=args.seed,
+        weighted_data="ignore" if args.unweighted else "refuse",
     )
     settings = SimulationSettings.of(format=args.format, answer=args.answer)
     load_engine = engine_loader(args)
@@ -222,6 +234,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=not args.quiet,
             sampling={"sampler": args.sampler, "seed": args.seed},
+            weighted_data="ignore" if args.unweighted else "refuse",
         )
     written = [
         write_parquet_atomic(evaluation.report, report_path),

@@ -10,12 +10,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
 from survey_sim._codes import code_text
-from survey_sim._distribution import weighted_distribution
+from survey_sim._distribution import kish_effective_n, weighted_distribution
 from survey_sim.data.mapping import (
     AttributeMapping,
     ColumnMapping,
@@ -63,6 +63,32 @@ class HumanResponses:
         self.rows = rows
         self.removed = removed
         self.weight_column = weight_column
+
+    @property
+    def effective_respondents(self) -> float:
+        """The Kish effective sample size of the respondents' weights (their number when
+        the data are unweighted)."""
+        people = self.frame.unique("respondent_id")
+        return float(people.select(kish_effective_n(pl.col("weight"))).item())
+
+    def refuse_weights(self, weighted_data: Literal["refuse", "ignore"], what: str) -> None:
+        """Refuse weighted data (weights that differ between respondents) for ``what``,
+        which counts every respondent once, unless ``weighted_data="ignore"`` accepts that.
+
+        Raises:
+            InputError: weighted data and ``weighted_data="refuse"``.
+        """
+        people = self.frame.unique("respondent_id")
+        if weighted_data == "ignore" or people["weight"].n_unique() <= 1:
+            return
+        column = f"column {self.weight_column!r}, " if self.weight_column else ""
+        raise InputError(
+            self.source,
+            f"the data are weighted ({column}Kish effective n {self.effective_respondents:,.0f} "
+            f"of {people.height:,}), but {what} counts every respondent once: its baselines, "
+            "metrics and intervals would describe the sample, not the population. To score "
+            "respondents unweighted anyway, pass --unweighted (Python: weighted_data='ignore')",
+        )
 
     def __repr__(self) -> str:
         respondents = self.frame["respondent_id"].n_unique()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -89,6 +89,7 @@ class IndividualSplit(BaseModel):
         demographics: Sequence[str] | bool = True,
         seed: int = 0,
         exclude: Collection[str] = (),
+        weighted_data: Literal["refuse", "ignore"] = "refuse",
     ) -> IndividualSplit:
         """A seeded split of ``human``'s respondents and their questions.
 
@@ -106,11 +107,14 @@ class IndividualSplit(BaseModel):
             seed: Seed of every choice.
             exclude: Respondents never to take (e.g. those a tuned model was trained on:
                 ``TuningResult.split``).
+            weighted_data: The individual mode counts every respondent once; weighted
+                data are refused unless ``"ignore"`` accepts that.
 
         Raises:
-            InputError: unknown questions or attributes, shots the survey cannot allow, or
-                too few eligible respondents.
+            InputError: unknown questions or attributes, shots the survey cannot allow, too
+                few eligible respondents, or weighted data (``weighted_data="refuse"``).
         """
+        human.refuse_weights(weighted_data, "the individual mode")
         source = human.source
         questions = [q.id for q in human.questionnaire if q.id in set(human.frame["question_id"])]
         attributes = described_by(human, demographics)

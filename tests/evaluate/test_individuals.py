@@ -189,6 +189,26 @@ def test_results_round_trip_with_their_split(human, tiny_engine, tmp_path):
         simulate_individuals(human, tiny_engine, split, permute=True, progress=False)
 
 
+def test_weighted_data_are_refused_unless_accepted_unweighted(human, tiny_engine):
+    weighted = HumanResponses(
+        human.frame.with_columns(weight=pl.col("respondent_id").cast(pl.Int64) % 3 + 1.0),
+        human.questionnaire,
+        "weighted.csv",
+        weight_column="w",
+    )
+    with pytest.raises(InputError, match=r"weighted \(column 'w', Kish effective n \d"):
+        IndividualSplit.draw(weighted, train=2, test=2, shots=[0, 1])
+    split = IndividualSplit.draw(weighted, train=2, test=2, shots=[0, 1], weighted_data="ignore")
+    assert split == IndividualSplit.draw(human, train=2, test=2, shots=[0, 1])
+    result = simulate_individuals(weighted, tiny_engine, split, progress=False)
+    with pytest.raises(InputError, match="the individual evaluation counts every respondent"):
+        evaluate_individuals(result, weighted, methods=["uniform"], bootstrap=10)
+    scored = evaluate_individuals(
+        result, weighted, methods=["uniform"], bootstrap=10, weighted_data="ignore"
+    )
+    assert scored.report.height > 0
+
+
 # -- evaluation ---------------------------------------------------------------------------
 
 
