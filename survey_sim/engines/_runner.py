@@ -6,6 +6,7 @@ the engine's :class:`~survey_sim.engines.base.EngineStats`."""
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -33,6 +34,21 @@ class ForwardRunner:
     ) -> None:
         self.model, self.architecture, self.strategy = model, architecture, strategy
         self.prefix_cache, self.stats, self.device = prefix_cache, stats, device
+        # transformers renamed the key/value cache argument from past_key_values to cache
+        parameters = inspect.signature(model.forward).parameters
+        self.cache_keyword = "cache" if "cache" in parameters else "past_key_values"
+
+    def call(self, cache: Cache, **inputs: Any) -> Any:
+        """One forward pass (counted) of ``inputs`` after the key/values in ``cache``, which
+        it extends."""
+        self.stats.forward_passes += 1
+        return self.model(**inputs, **{self.cache_keyword: cache}, use_cache=True)
+
+    @staticmethod
+    def cache_of(output: Any) -> Any:
+        """The key/value cache a forward pass returned (under either name)."""
+        cache = getattr(output, "cache", None)
+        return cache if cache is not None else output.past_key_values
 
     @property
     def uses_cache(self) -> bool:
@@ -59,13 +75,11 @@ class ForwardRunner:
         The cache keeps every key/value of every layer (no config, so no sliding-window
         truncation): ``masks`` say what each token sees, and trunks are cut from it.
         """
-        self.stats.forward_passes += 1
-        return self.model(
+        return self.call(
+            DynamicCache(ddp_cache_data=past or None),
             input_ids=torch.tensor([tokens], device=self.device),
             position_ids=torch.tensor([list(positions)], device=self.device),
             attention_mask=masks,
-            past_key_values=DynamicCache(ddp_cache_data=past or None),
-            use_cache=True,
             logits_to_keep=torch.tensor(keep, device=self.device),
         )
 
@@ -77,15 +91,12 @@ class ForwardRunner:
         states included), computed whole.
         """
         if self.architecture.tree_problem:
-            cache = DynamicCache(config=self.model.config)
-            self.stats.forward_passes += 1
-            output = self.model(
+            output = self.call(
+                DynamicCache(config=self.model.config),
                 input_ids=torch.tensor([tokens], device=self.device),
-                past_key_values=cache,
-                use_cache=True,
                 logits_to_keep=1,
             )
-            state: KeyValues | Cache = output.past_key_values
+            state: KeyValues | Cache = self.cache_of(output)
             reused = 0
         else:
             use_cache = self.uses_cache
@@ -100,7 +111,7 @@ class ForwardRunner:
                 None,
                 keep=[len(tokens) - reused - 1],
             )
-            state = tuple((layer.keys, layer.values) for layer in output.past_key_values.layers)
+            state = tuple((layer.keys, layer.values) for layer in self.cache_of(output).layers)
             if use_cache:
                 self.prefix_cache.put(PrefixState(tuple(tokens), state))
         return Prompt(len(tokens), state, output.logits[0, -1].float(), reused)
@@ -161,13 +172,11 @@ class SharedPrompt:
             torch.full((size,), position, device=device),
             key_positions,
         )
-        runner.stats.forward_passes += 1
-        output = runner.model(
+        output = runner.call(
+            self.cache,
             input_ids=tokens[None, :].to(device),
             position_ids=torch.full((1, size), position, device=device),
             attention_mask=masks,
-            past_key_values=self.cache,
-            use_cache=True,
         )
         self.fed += 1
         logits: torch.Tensor = output.logits[0].float()
@@ -189,12 +198,10 @@ class CopiedStates:
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         runner, device = self.runner, self.runner.device
-        runner.stats.forward_passes += 1
-        output = runner.model(
+        output = runner.call(
+            self.cache,
             input_ids=tokens[:, None].to(device),
             position_ids=torch.full((self.size, 1), self.prompt.length + self.fed, device=device),
-            past_key_values=self.cache,
-            use_cache=True,
         )
         self.fed += 1
         logits: torch.Tensor = output.logits[:, -1].float()

@@ -84,7 +84,7 @@ def score_group(runner: ForwardRunner, group: list[TokenizedRequest]) -> list[Sc
     if use_cache and common > reused:
         trunk = tuple(  # copies: a view would keep the whole pass's tensors alive
             (layer.keys[:, :, :common].clone(), layer.values[:, :, :common].clone())
-            for layer in output.past_key_values.layers
+            for layer in runner.cache_of(output).layers
         )
         runner.prefix_cache.put(PrefixState(tuple(group[0].shared[:common]), trunk))
 
