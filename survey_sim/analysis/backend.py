@@ -99,7 +99,8 @@ def check_diagnostics(idata: az.InferenceData, variables: list[str]) -> None:
         warnings.warn(
             "the posterior may not be trustworthy: "
             + "; ".join(problems)
-            + ". Run more draws/tuning or inspect the model.",
+            + ". Run more draws and tuning steps (draws=, tune=; the CLI's --draws), raise "
+            "target_accept for divergences (--target-accept 0.95), or inspect the model.",
             DiagnosticWarning,
             stacklevel=4,
         )

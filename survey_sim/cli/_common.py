@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from survey_sim.asking.formats import format_names
 from survey_sim.data.bundled import HUMAN_DATASETS
@@ -23,6 +24,9 @@ from survey_sim.runs.individuals import IndividualResult
 from survey_sim.runs.manifest import StoreRecord
 from survey_sim.runs.results import SimulationResult
 from survey_sim.runs.store import ResultsCache
+
+if TYPE_CHECKING:
+    from survey_sim.analysis.backend import SamplingOptions
 
 
 def positive_int(text: str) -> int:
@@ -245,6 +249,40 @@ def add_order_arguments(parser: argparse.ArgumentParser) -> None:
         help="exact probabilities from log-probs, or sampled answers under a JSON schema "
         "(default: exact; free-text questions are always sampled)",
     )
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """NUTS settings of the PyMC fits ``what`` makes."""
+    parser.add_argument(
+        "--sampler",
+        choices=["pymc", "nutpie"],
+        default="pymc",
+        help=f"NUTS implementation for {what} (nutpie: the fast extra; default: pymc)",
+    )
+    parser.add_argument(
+        "--draws",
+        type=positive_int,
+        default=1000,
+        help=f"kept draws and tuning steps per chain of {what} (default: 1000); raise it when "
+        "the diagnostics warn of r_hat or ESS",
+    )
+    parser.add_argument(
+        "--target-accept",
+        type=float,
+        default=0.8,
+        help=f"NUTS target acceptance of {what} (default: 0.8); raise it (0.95) when the "
+        "diagnostics warn of divergences",
+    )
+
+
+def sampling_options(args: argparse.Namespace) -> SamplingOptions:
+    """The :class:`SamplingOptions` of :func:`add_sampling_arguments`' arguments."""
+    return {
+        "sampler": args.sampler,
+        "draws": args.draws,
+        "tune": args.draws,
+        "target_accept": args.target_accept,
+    }
 
 
 def engine_loader(args: argparse.Namespace) -> Callable[[], Engine]:

@@ -14,9 +14,11 @@ from survey_sim._io import write_atomic, write_parquet_atomic
 from survey_sim.cli._common import (
     PLOT_FILE,
     add_human_arguments,
+    add_sampling_arguments,
     check_outputs,
     load_human,
     output_file,
+    sampling_options,
 )
 from survey_sim.data.aligned import shared_questions, simulated_distribution
 from survey_sim.data.responses import HumanResponses
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     import arviz as az
 
     from survey_sim.analysis import Calibration
+    from survey_sim.analysis.backend import SamplingOptions
 
 REPRESENTATIVENESS = (
     "representativeness: 1 - W1/(N-1) over the positions of ordinal items; 1 - total "
@@ -88,12 +91,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ".calibration_summary.parquet and .calibration.png; needs questions with the same "
         "options",
     )
-    comparing.add_argument(
-        "--sampler",
-        choices=["pymc", "nutpie"],
-        default="pymc",
-        help="NUTS implementation for --calibrate (nutpie: the fast extra; default: pymc)",
-    )
+    add_sampling_arguments(comparing, "--calibrate")
     comparing.add_argument(
         "--verbose", action="store_true", help="the sampler's messages and progress per fit"
     )
@@ -312,7 +310,7 @@ def _calibrate(calibration: Calibration, args: argparse.Namespace) -> list[Calla
 
     sampler_messages(args.verbose)
     print(f"\nCalibration model: full fit, then {args.calibrate} held-out folds ...")
-    options = {"sampler": args.sampler, "progress": args.verbose}
+    options: SamplingOptions = {**sampling_options(args), "progress": args.verbose}
     idata = calibration.fit(**options)
     predictions = calibration.held_out(folds=args.calibrate, **options)
     summary = az.summary(idata, var_names=["alpha", "beta", "sigma"], kind="stats")

@@ -15,12 +15,14 @@ from survey_sim.cli._common import (
     RESULTS_FILE,
     add_human_arguments,
     add_model_arguments,
+    add_sampling_arguments,
     cache_summary,
     check_outputs,
     engine_loader,
     load_human,
     open_cache,
     output_file,
+    sampling_options,
     write_run,
 )
 from survey_sim.data.splits import IndividualSplit
@@ -111,12 +113,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     evaluating.add_argument(
         "--seed", type=int, default=0, help="seed of baselines and bootstrap (default: 0)"
     )
-    evaluating.add_argument(
-        "--sampler",
-        choices=["pymc", "nutpie"],
-        default="pymc",
-        help="NUTS for the calibration (default: pymc)",
-    )
+    add_sampling_arguments(evaluating, "the calibrated method")
     evaluating.add_argument(
         "--out",
         type=output_file(".parquet", "the report"),
@@ -233,7 +230,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
             bootstrap=args.bootstrap,
             seed=args.seed,
             progress=not args.quiet,
-            sampling={"sampler": args.sampler, "seed": args.seed},
+            sampling={**sampling_options(args), "seed": args.seed},
             weighted_data="ignore" if args.unweighted else "refuse",
         )
     written = [

@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.passthrough = passthrough
     handler: Callable[[argparse.Namespace], int] = args.handler
     warnings.formatwarning = _one_line
+    # ArviZ announces its own coming refactor once a day: nothing a user of survey-sim can act on
+    warnings.filterwarnings("ignore", r"\s*ArviZ is undergoing", FutureWarning)
     signal.signal(signal.SIGTERM, raise_stopped)
     try:
         return handler(args)
@@ -94,8 +96,9 @@ def _one_line(
     lineno: int,
     line: str | None = None,
 ) -> str:
-    """Warnings as one line each, like errors (not Python's file:line header)."""
-    return f"survey-sim: warning: {message}\n"
+    """Warnings as one line each, like errors (not Python's file:line header), however
+    many lines their message has."""
+    return f"survey-sim: warning: {' '.join(str(message).split())}\n"
 
 
 if __name__ == "__main__":

@@ -75,8 +75,9 @@ def test_real_gss_alignment_of_a_uniform_simulation():
 
 def test_diagnostics_are_hard_to_miss():
     simulated, human = synthetic(kappa=20.0, seed=2)
-    with pytest.warns(DiagnosticWarning, match="bulk ESS"):
+    with pytest.warns(DiagnosticWarning, match=r"bulk ESS.*the CLI's --draws") as caught:
         Alignment(simulated, human).fit(draws=20, tune=20, chains=2)
+    assert "(draws=, tune=" in str(caught[0].message)
 
 
 def calibrated_people(alpha: float, beta: list[float], sigma: float, seed: int = 3):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -59,6 +60,35 @@ def test_every_option_with_a_default_shows_it_in_help():
         and "default" not in (option.help or "")
     ]
     assert not hidden, hidden
+
+
+def test_a_warning_of_many_lines_is_one_line_and_arviz_banner_is_not_shown(tmp_path):
+    from survey_sim.cli.main import _one_line
+
+    banner = "\nArviZ is undergoing a major refactor.\nSome upcoming changes..."
+    assert _one_line(banner, FutureWarning, "x.py", 1) == (
+        "survey-sim: warning: ArviZ is undergoing a major refactor. Some upcoming changes...\n"
+    )
+    fresh = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}  # ArviZ shows it once a day
+    plain = subprocess.run(
+        [sys.executable, "-c", "import arviz"], capture_output=True, text=True, env=fresh
+    )
+    assert "ArviZ is undergoing" in plain.stderr  # what users would otherwise see
+    command = (
+        "import argparse, sys\n"
+        "import importlib\n"
+        "m = importlib.import_module('survey_sim.cli.main')\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.set_defaults(handler=lambda args: __import__('arviz') and 0, command='x')\n"
+        "m.build_parser = lambda: parser\n"
+        "sys.exit(m.main([]))\n"
+    )
+    (tmp_path / "arviz").rename(tmp_path / "seen")  # today's stamp of the run above
+    quiet = subprocess.run(
+        [sys.executable, "-c", command], capture_output=True, text=True, env=fresh
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    assert "ArviZ" not in quiet.stderr
 
 
 def test_run_with_a_local_model(tiny_model_dir, tmp_path):
