@@ -133,6 +133,13 @@ def add_human_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
     )
     parser.add_argument("--mapping", type=Path, help="mapping YAML (with a data file)")
     parser.add_argument("--questionnaire", type=Path, help="questionnaire YAML (with a data file)")
+    parser.add_argument(
+        "--questions",
+        metavar="Q,Q,...",
+        default=None,
+        help="use these questions of the human data only (default: every mapped question), "
+        "e.g. the items that share one answer scale for --calibrate",
+    )
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, running: bool = True) -> None:
@@ -297,7 +304,14 @@ def engine_loader(args: argparse.Namespace) -> Callable[[], Engine]:
 
 def load_human(args: argparse.Namespace) -> HumanResponses:
     """The human data ``--human`` names: a bundled survey, or a data file read through
-    ``--mapping`` and ``--questionnaire``."""
+    ``--mapping`` and ``--questionnaire``; with ``--questions``, those questions only."""
+    human = _read_human(args)
+    if args.questions is None:
+        return human
+    return human.only([name.strip() for name in args.questions.split(",")])
+
+
+def _read_human(args: argparse.Namespace) -> HumanResponses:
     if args.human in HUMAN_DATASETS:
         return HUMAN_DATASETS[args.human]()
     bundled = ", ".join(sorted(HUMAN_DATASETS))

@@ -107,6 +107,32 @@ class HumanResponses:
             self.recipe,
         )
 
+    def only(self, questions: Sequence[str]) -> HumanResponses:
+        """The answers to ``questions`` only (same source, weights and population recipe).
+
+        Raises:
+            InputError: a question without answers in the data.
+        """
+        answered = self.frame["question_id"].unique().to_list()
+        unknown = [question for question in questions if question not in answered]
+        if unknown:
+            raise InputError(
+                self.source,
+                f"no answers to {', '.join(map(repr, unknown))} here (questions with "
+                f"answers: {', '.join(sorted(answered))})",
+                location="questions",
+            )
+        kept = pl.col("question_id").is_in(list(questions))
+        return HumanResponses(
+            self.frame.filter(kept),
+            self.questionnaire,
+            self.source,
+            self.recipe,
+            rows=self.rows,
+            removed=None if self.removed is None else self.removed.filter(kept),
+            weight_column=self.weight_column,
+        )
+
     @cached_property
     def answers(self) -> dict[tuple[str, str], str]:
         """Every answer by (respondent id, question id): its option code."""

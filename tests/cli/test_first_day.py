@@ -76,6 +76,19 @@ def test_check_names_the_weights_and_what_each_missing_code_removes(study, tmp_p
     )
 
 
+def test_compare_on_chosen_questions(study, tmp_path):
+    directory, human, results, _ = study
+    metrics = tmp_path / "metrics.parquet"
+    chosen = run_cli(
+        "compare", str(results), *human, "--questions", "taxes,parks", "--out", str(metrics)
+    )
+    assert chosen.returncode == 0, chosen.stderr
+    assert set(pl.read_parquet(metrics)["question_id"]) == {"taxes", "parks"}
+    wrong = run_cli("compare", str(results), *human, "--questions", "taxes,park")
+    assert wrong.returncode == 2
+    assert "no answers to 'park' here (questions with answers: parks, police" in wrong.stderr
+
+
 @pytest.mark.slow
 def test_compare_by_party_with_calibration_files(study):
     directory, human, results, _ = study
