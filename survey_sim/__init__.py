@@ -47,6 +47,7 @@ from survey_sim.data import (
 from survey_sim.data.splits import IndividualSplit
 from survey_sim.engines import Engine, EngineStats
 from survey_sim.errors import (
+    CoverageWarning,
     InputError,
     MethodError,
     ModelNotFoundError,
@@ -114,6 +115,7 @@ __all__ = [
     "Calibration",
     "ChatFormat",
     "ChoiceQuestion",
+    "CoverageWarning",
     "DataMapping",
     "DiagnosticWarning",
     "Engine",

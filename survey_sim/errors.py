@@ -65,6 +65,11 @@ class OptionOrderWarning(UserWarning):
     """Results asked in one option order: a model's position bias reads as opinion there."""
 
 
+class CoverageWarning(UserWarning):
+    """The listed answers took little of the model's probability on some question: its
+    distribution over them says little about what the model would answer."""
+
+
 class ServerError(SurveySimError, ConnectionError):
     """A model server cannot be reached, is not the kind expected, runs another model than
     asked for, or stopped answering (after retries)."""

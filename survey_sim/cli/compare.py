@@ -232,6 +232,7 @@ def _checked(args: argparse.Namespace) -> _Study:
                 f"out, so at most {len(questions)} folds"
             )
     result.warn_if_one_order()
+    result.warn_if_low_coverage()
     return _Study(result, human, by, by_subgroup, calibration)
 
 

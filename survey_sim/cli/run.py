@@ -23,7 +23,7 @@ from survey_sim.data.bundled import bundled_file
 from survey_sim.population import Population
 from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs import SimulationResult, SimulationSettings, position_bias, simulate
-from survey_sim.runs.results import ResultFiles
+from survey_sim.runs.results import LOW_COVERAGE, ResultFiles
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -68,7 +68,15 @@ DEMO_PERSONAS = "us_adults_demo.yaml"
 def demo_command(args: argparse.Namespace) -> int:
     """``survey-sim demo``: the bundled questionnaire and personas."""
     questionnaire = bundled_file("questionnaires", DEMO_QUESTIONNAIRE)
-    return _run(questionnaire, bundled_file("personas", DEMO_PERSONAS), args)
+    done = _run(questionnaire, bundled_file("personas", DEMO_PERSONAS), args)
+    if args.model is None:
+        print(
+            "The default model is there so the machinery runs anywhere, not as a credible "
+            "respondent: it barely reacts to personas and favours the option it reads first "
+            "(README: 'Read this before trusting a number')."
+        )
+    print(f"Next, compare with people: survey-sim compare {args.out} --human gss_spending_2018")
+    return done
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -98,6 +106,7 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
         questionnaire, population, engine, settings, progress=not args.quiet, cache=cache
     )
     finished = time.perf_counter()
+    result.warn_if_low_coverage()
     written = write_run(result, args.out)
     if not args.quiet:
         _print_tables(result, permuted=args.permute, per_persona=args.per_persona)
@@ -155,6 +164,11 @@ def _print_tables(result: SimulationResult, *, permuted: bool, per_persona: bool
             print("Population distribution (persona weights applied; multi-select: P(selected)):")
             for table in _by_outcome_set(result.population):
                 print(distribution_table(table, ["question_id"]))
+            print(
+                "coverage: the model's probability of the listed answers before they are "
+                f"renormalised to 1 (below {LOW_COVERAGE} a run warns: the model mostly "
+                "answers something else)."
+            )
         if permuted:
             print("\nPosition bias (first_position_bias = P(option shown first) - 1/k):")
             print(position_bias(result.responses))

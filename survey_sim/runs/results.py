@@ -21,7 +21,7 @@ from survey_sim._io import Writer, write_set
 from survey_sim._yaml import read_text
 from survey_sim.asking.kinds import Distribution
 from survey_sim.engines.base import SampleResult, ScoreResult
-from survey_sim.errors import InputError, OptionOrderWarning, input_error
+from survey_sim.errors import CoverageWarning, InputError, OptionOrderWarning, input_error
 from survey_sim.population import Population
 from survey_sim.questionnaire import Option
 from survey_sim.runs.manifest import RunManifest
@@ -81,6 +81,10 @@ POPULATION_SCHEMA: dict[str, pl.DataType] = {
     **RUN_COLUMNS,
 }
 CHOICE_KINDS = ("single_choice", "ordinal")
+LOW_COVERAGE = 0.2
+"""Coverage below which runs and comparisons warn: the listed answers took less than a fifth
+of the model's probability (the default model gives 0.5-0.6 on the demo's lettered
+options)."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,29 @@ class SimulationResult:
                 OptionOrderWarning,
                 stacklevel=2,
             )
+
+    def warn_if_low_coverage(self) -> None:
+        """Warn (:class:`~survey_sim.errors.CoverageWarning`) naming the questions whose
+        coverage (the model's probability of the listed answers, before they are
+        renormalised) is below :data:`LOW_COVERAGE`."""
+        low = (
+            self.population.drop_nulls("coverage")
+            .group_by("question_id", maintain_order=True)
+            .agg(pl.col("coverage").mean())
+            .filter(pl.col("coverage") < LOW_COVERAGE)
+        )
+        if low.is_empty():
+            return
+        listed = ", ".join(f"{q} {c:.2f}" for q, c in low.iter_rows())
+        warnings.warn(
+            f"low coverage (below {LOW_COVERAGE}) on {low.height} question(s): {listed}. The "
+            "listed answers took that share of the model's probability; the rest went to "
+            "replies that are none of them, so the distribution over the answers (renormalised) "
+            "says little about what the model would answer. See the prompt with survey-sim "
+            "preview; try --answer text, another --format, or a larger model.",
+            CoverageWarning,
+            stacklevel=2,
+        )
 
     def subgroups(self, by: Sequence[str], population: Population | None = None) -> pl.DataFrame:
         """The distribution within each combination of the personas' ``by`` attributes

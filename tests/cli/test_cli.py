@@ -144,9 +144,16 @@ def test_unknown_model_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_offline_on_the_default_model(tmp_path):
-    result = run_cli("demo", "--quiet", "--out", str(tmp_path / "demo.parquet"))
+    result = run_cli("demo", "--out", str(tmp_path / "demo.parquet"))
     assert result.returncode == 0, result.stderr
     assert "8 personas x 18 questions on SmolLM2-135M-Instruct.Q4_1.gguf" in result.stdout
+    assert "coverage: the model's probability of the listed answers" in result.stdout
+    assert "not as a credible respondent" in result.stdout
+    assert (
+        f"Next, compare with people: survey-sim compare {tmp_path / 'demo.parquet'} "
+        "--human gss_spending_2018" in result.stdout
+    )
+    assert "warning" not in result.stderr  # nothing a user cannot act on
     responses = pl.read_parquet(tmp_path / "demo.parquet")
     assert responses.height == 8 * 18 * 3
     population = pl.read_parquet(tmp_path / "demo.population.parquet")

@@ -77,7 +77,7 @@ def test_check_names_the_weights_and_what_each_missing_code_removes(study, tmp_p
 
 
 def test_compare_on_chosen_questions(study, tmp_path):
-    directory, human, results, _ = study
+    _, human, results, _ = study
     metrics = tmp_path / "metrics.parquet"
     chosen = run_cli(
         "compare", str(results), *human, "--questions", "taxes,parks", "--out", str(metrics)

@@ -2,12 +2,22 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 
+import numpy as np
 import polars as pl
 import pytest
 
-from survey_sim import InputError, Population, ScoringError, SimulationResult, simulate
+from survey_sim import (
+    CoverageWarning,
+    InputError,
+    Population,
+    ScoringError,
+    SimulationResult,
+    simulate,
+)
 from survey_sim.engines import ScoreRequest
+from survey_sim.runs import results
 from survey_sim.runs.results import CELL_COLUMNS, DRAW_SCHEMA, RESPONSE_SCHEMA
 
 
@@ -216,3 +226,22 @@ def test_prompts_longer_than_the_context_are_refused_before_any_model_work(tiny_
     with pytest.raises(ScoringError, match=r"tokens is longer than the context"):
         tiny_engine.score([request])
     assert tiny_engine.stats.forward_passes == work_before
+
+
+def test_low_coverage_is_named_question_by_question(small_result, monkeypatch):
+    coverage = dict(
+        small_result.population.group_by("question_id", maintain_order=True)
+        .agg(pl.col("coverage").mean())
+        .iter_rows()
+    )
+    threshold = float(np.median(list(coverage.values())))
+    monkeypatch.setattr(results, "LOW_COVERAGE", threshold)
+    with pytest.warns(CoverageWarning) as caught:
+        small_result.warn_if_low_coverage()
+    message = str(caught[0].message)
+    for question, value in coverage.items():
+        assert (f"{question} {value:.2f}" in message) == (value < threshold)
+    monkeypatch.setattr(results, "LOW_COVERAGE", min(coverage.values()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CoverageWarning)
+        small_result.warn_if_low_coverage()
