@@ -40,11 +40,14 @@ Metrics per method and k, each with a bootstrap interval over test respondents: 
 (nats, mean −log p(answer)), accuracy (the most likely option is the answer; options tied
 for most likely share the credit, so a uniform prediction scores 1/n), Brier score
 (squared error of the probability vector), expected calibration error (10 equal-width bins of
-the top probability; its percentile interval can sit above the estimate, because
-resampling respondents adds binning noise, which raises ECE). The population view averages
-each method's predictions per question over the test respondents and compares them with
-those respondents' real answers (Jensen-Shannon, total variation, representativeness; see
-:mod:`survey_sim.evaluate.metrics`).
+the top probability). Binned ECE is biased upward (every bin's |accuracy − confidence| holds
+sampling noise), and resampling respondents adds as much again, so a percentile interval sits
+above the plain estimate; ECE is therefore reported bias-corrected by the bootstrap (2 · ECE
+− the resamples' mean ECE, at least 0) with the basic bootstrap interval (2 · ECE minus the
+resamples' upper and lower percentiles), which holds it; its paired differences likewise.
+The population view averages each method's predictions per question over the test
+respondents and compares them with those respondents' real answers (Jensen-Shannon, total
+variation, representativeness; see :mod:`survey_sim.evaluate.metrics`).
 """
 
 from __future__ import annotations
@@ -467,13 +470,15 @@ def _report(
             resampled = _metrics(weights @ sums)
             estimates[method, k] = estimate, resampled
             for m, name in enumerate(METRICS):
-                lower, upper = interval_of(resampled[:, m], interval)
+                value, lower, upper = _bootstrap_summary(
+                    float(estimate[m]), resampled[:, m], interval, name, floor=0.0
+                )
                 rows.append(
                     {
                         "method": method,
                         "shots": k,
                         "metric": name,
-                        "estimate": float(estimate[m]),
+                        "estimate": value,
                         "lower": lower,
                         "upper": upper,
                         "rows": len(index),
@@ -488,14 +493,19 @@ def _report(
                 estimates[second, k],
             )
             for m, name in enumerate(METRICS):
-                lower, upper = interval_of(resampled_b[:, m] - resampled_a[:, m], interval)
+                difference, lower, upper = _bootstrap_summary(
+                    float(estimate_b[m] - estimate_a[m]),
+                    resampled_b[:, m] - resampled_a[:, m],
+                    interval,
+                    name,
+                )
                 differences.append(
                     {
                         "method": second,
                         "versus": first,
                         "shots": k,
                         "metric": name,
-                        "difference": float(estimate_b[m] - estimate_a[m]),
+                        "difference": difference,
                         "lower": lower,
                         "upper": upper,
                         "verdict": verdict(name, lower, upper),
@@ -514,6 +524,29 @@ def _report(
             "verdict": pl.String,
         },
     )
+
+
+def _bootstrap_summary(
+    estimate: float,
+    resampled: np.ndarray,
+    interval: float,
+    metric: str,
+    *,
+    floor: float | None = None,
+) -> tuple[float, float, float]:
+    """A metric's reported estimate and interval from its plain estimate and its resamples:
+    the percentile interval, or for ECE the bootstrap bias correction with the basic
+    interval (module docstring), held at ``floor`` or above."""
+    lower, upper = interval_of(resampled, interval)
+    if metric == "ece":
+        estimate, lower, upper = (
+            2 * estimate - float(resampled.mean()),
+            2 * estimate - upper,
+            2 * estimate - lower,
+        )
+    if floor is not None:
+        estimate, lower, upper = (max(floor, value) for value in (estimate, lower, upper))
+    return estimate, lower, upper
 
 
 def _metrics(totals: np.ndarray) -> np.ndarray:
