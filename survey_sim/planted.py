@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
+from survey_sim._progress import tqdm
 from survey_sim.asking.formats import PromptFormat
 from survey_sim.data.mapping import PopulationRecipe
 from survey_sim.data.responses import HumanResponses

@@ -59,9 +59,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import polars as pl
-from tqdm.auto import tqdm
 
 from survey_sim._distribution import PROBABILITY_FLOOR
+from survey_sim._progress import tqdm
 from survey_sim.data.responses import HumanResponses
 from survey_sim.data.splits import IndividualSplit, seeded_rng
 from survey_sim.errors import InputError

@@ -17,8 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from tqdm.auto import tqdm
-
+from survey_sim._progress import tqdm
 from survey_sim.data.splits import IndividualSplit
 from survey_sim.engines.base import (
     CoreSharing,

@@ -549,8 +549,9 @@ def _step_clock() -> Any:
 
 
 def _progress_bar() -> Any:
-    from tqdm.auto import tqdm
     from transformers import TrainerCallback
+
+    from survey_sim._progress import tqdm
 
     class LossBar(TrainerCallback):
         """One bar over the training steps, with the latest training and validation loss."""
