@@ -45,6 +45,26 @@ def plot_distributions(
     the model's representativeness and total variation beside the human-marginal reference
     and the noise floor. ``title`` says what was compared (model, population, data).
     """
+    figure = distributions_figure(
+        simulated, human, comparison, title=title, columns=columns, interval=interval
+    )
+    return _save(figure, path, legend_inches=LEGEND_INCHES)
+
+
+LEGEND_INCHES = 0.35
+"""Room kept at the bottom of a figure for a legend of one row."""
+
+
+def distributions_figure(
+    simulated: pl.DataFrame,
+    human: HumanResponses,
+    comparison: pl.DataFrame,
+    *,
+    title: str | None = None,
+    columns: int = 3,
+    interval: float = 0.9,
+) -> Any:
+    """The figure :func:`plot_distributions` saves (a matplotlib ``Figure``, laid out)."""
     plt = _pyplot()
     people = human.distribution()
     model = simulated_distribution(simulated)
@@ -69,7 +89,7 @@ def plot_distributions(
         marginal = leave_one_out_marginal(question, every, human_probs)
         if marginal is not None:
             axis.scatter(positions - 0.2, marginal, marker="_", s=200, color="black", zorder=3)
-        axis.set_xticks(list(positions), [_short(o.text, 18) for o in question.options], fontsize=7)
+        _option_ticks(axis, [o.text for o in question.options])
         scores = {
             row["source"]: row
             for row in comparison.filter(pl.col("question_id") == question.id).iter_rows(named=True)
@@ -95,8 +115,23 @@ def plot_distributions(
         + f"people: {interval:.0%} sampling intervals; repr: representativeness",
         fontsize=9,
     )
-    figure.tight_layout(rect=(0, 0.05, 1, 1))
-    return _save(figure, path)
+    _lay_out(figure, LEGEND_INCHES)
+    return figure
+
+
+def _option_ticks(axis: Any, texts: list[str]) -> None:
+    """Option labels under the bars: wrapped under few options, upright under many (a long
+    scale's end labels would run into their neighbours)."""
+    positions = list(range(len(texts)))
+    if len(texts) <= 4:
+        labels = [textwrap.fill(_short(text, 40), 14) for text in texts]
+        axis.set_xticks(positions, labels, fontsize=7)
+        return
+    axis.set_xticks(positions, [_short(text, 18) for text in texts], fontsize=7, rotation=90)
+
+
+LABELLED_POINTS = 15
+"""Calibration points named by question up to this many (more would cover each other)."""
 
 
 def plot_calibration(idata: az.InferenceData, predictions: pl.DataFrame, path: str | Path) -> Path:
@@ -127,22 +162,43 @@ def plot_calibration(idata: az.InferenceData, predictions: pl.DataFrame, path: s
 
     free = predictions.filter(pl.col("free"))
     covered = free["covered"].to_numpy()
-    for mask, colour in [(covered, "tab:blue"), (~covered, "tab:red")]:
+    for mask, colour, meaning in [
+        (covered, "tab:blue", "interval holds the human share"),
+        (~covered, "tab:red", "interval misses it"),
+    ]:
         rows = free.filter(pl.Series(mask))
         middle = rows["predicted"].to_numpy()
         spans = np.vstack([middle - rows["lower"].to_numpy(), rows["upper"].to_numpy() - middle])
-        right.errorbar(rows["human"], middle, yerr=spans, fmt="o", color=colour, markersize=3)
-    several = free["option_code"].n_unique() > 1
-    for row in free.iter_rows(named=True):
-        label = row["question_id"] + (f" {row['option_code']}" if several else "")
-        right.annotate(
-            label,
-            (row["human"], row["predicted"]),
-            fontsize=6,
-            xytext=(3, 2),
-            textcoords="offset points",
+        right.errorbar(
+            rows["human"],
+            middle,
+            yerr=spans,
+            fmt="o",
+            color=colour,
+            markersize=3,
+            label=f"{meaning} ({rows.height})",
         )
-    right.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    if free.height <= LABELLED_POINTS:
+        several = free["option_code"].n_unique() > 1
+        for row in free.iter_rows(named=True):
+            label = row["question_id"] + (f" {row['option_code']}" if several else "")
+            right.annotate(
+                label,
+                (row["human"], row["predicted"]),
+                fontsize=6,
+                xytext=(3, 2),
+                textcoords="offset points",
+            )
+    values = np.concatenate([free[name].to_numpy() for name in ("human", "lower", "upper")])
+    low, high = float(values.min()), float(values.max())
+    pad = 0.05 * (high - low or 1.0)
+    limits = (max(0.0, low - pad), min(1.0, high + pad))
+    right.set_xlim(limits)
+    right.set_ylim(limits)
+    right.plot(
+        limits, limits, color="grey", linestyle="--", linewidth=1, label="prediction = share"
+    )
+    right.legend(fontsize=7, loc="upper left")
     right.set_xlabel("human share (held-out question)")
     level = free["interval"][0]
     right.set_ylabel(f"calibrated prediction, {level:.0%} interval")
@@ -236,10 +292,15 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(figure: Any, path: str | Path) -> Path:
+def _lay_out(figure: Any, legend_inches: float = 0.0) -> None:
+    """Tight layout, keeping ``legend_inches`` at the bottom for a figure legend."""
+    figure.tight_layout(rect=(0, legend_inches / figure.get_figheight(), 1, 1))
+
+
+def _save(figure: Any, path: str | Path, *, legend_inches: float = 0.0) -> Path:
     import matplotlib.pyplot as plt
 
-    figure.tight_layout()
+    _lay_out(figure, legend_inches)
     written = write_atomic(
         Path(path), lambda temporary: figure.savefig(temporary, format="png", dpi=110)
     )
@@ -248,11 +309,12 @@ def _save(figure: Any, path: str | Path) -> Path:
 
 
 def plot_learning_curve(
-    report: pl.DataFrame, path: str | Path, *, metric: str = "log_loss"
+    report: pl.DataFrame, path: str | Path, *, metric: str = "log_loss", title: str | None = None
 ) -> Path:
     """``metric`` against the number of shown answers k, one line per method with its
     bootstrap interval as a band, from an individual evaluation's ``report``
-    (:func:`survey_sim.evaluate_individuals`)."""
+    (:func:`survey_sim.evaluate_individuals`); the title gives the test respondents and
+    ``title`` (say, the model and the data)."""
     plt = _pyplot()
     chosen = report.filter(pl.col("metric") == metric).sort("shots")
     figure, axis = plt.subplots(figsize=(7, 4.2))
@@ -271,7 +333,13 @@ def plot_learning_curve(
     axis.set_xticks(ticks, [str(k) for k in ticks])
     axis.set_xlabel("answers shown (k)")
     axis.set_ylabel(metric.replace("_", "-"))
-    axis.set_title(f"Held-out answers of test respondents: {metric.replace('_', '-')} by k")
+    respondents = int(chosen.select(pl.col("respondents").max()).item())
+    axis.set_title(
+        (textwrap.fill(title, 90) + "\n" if title else "")
+        + f"Held-out answers of {respondents:,} test respondents: "
+        f"{metric.replace('_', '-')} by k (bands: bootstrap intervals)",
+        fontsize=9,
+    )
     axis.legend(fontsize=8, ncol=2)
     return _save(figure, path)
 

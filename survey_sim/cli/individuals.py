@@ -237,7 +237,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
         write_parquet_atomic(evaluation.report, report_path),
         write_parquet_atomic(evaluation.population, beside(report_path, "population")),
         write_parquet_atomic(evaluation.differences, beside(report_path, "differences")),
-        plot_learning_curve(evaluation.report, plot_path),
+        plot_learning_curve(
+            evaluation.report,
+            plot_path,
+            title=f"{result.manifest.model.model_id} "
+            f"({result.manifest.settings.prompt_format().name} format) on {human.source}",
+        ),
     ]
     _print_report(evaluation.report, evaluation.population)
     _print_differences(evaluation.report, evaluation.differences)
