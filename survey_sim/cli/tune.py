@@ -76,8 +76,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--batch-size",
         type=positive_int,
         default=8,
-        help="examples per optimiser step (default: 8); on CPUs fewer at a time, with "
-        "gradient accumulation, when --max-memory needs it",
+        help="examples per batch (default: 8; an optimiser step sees batch size x "
+        "accumulation); on CPUs fewer at a time, with more accumulation, when --max-memory "
+        "needs it",
     )
     tuning.add_argument(
         "--gradient-accumulation",
