@@ -85,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         what = "stopped (SIGTERM)" if isinstance(stop, Stopped) else "interrupted"
         kept = "".join(f": {note}" for note in getattr(stop, "__notes__", []))
-        print(f"survey-sim: {what}{kept}", file=sys.stderr)
+        # From the start of the line: a progress bar stopped while it was drawn stays open.
+        line_start = "\r\x1b[K" if sys.stderr.isatty() else "\r"
+        print(f"{line_start}survey-sim: {what}{kept}", file=sys.stderr)
         return 143 if isinstance(stop, Stopped) else 130
 
 

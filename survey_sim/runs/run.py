@@ -295,11 +295,23 @@ class Progress:
         self, total: int, description: str, store: ResultsCache | None, *, shown: bool
     ) -> None:
         self.total, self.answered, self.store = total, 0, store
-        self._bar = tqdm(
-            total=total, desc=description, unit="prompt", disable=not shown, leave=False
-        )
+        self._description, self._shown = description, shown
+        self._bar: Any = None
 
     def __enter__(self) -> Progress:
+        # The bar is made here, where a stop is noted even while it is being drawn: a
+        # signal right after it showed must still say what the run kept.
+        try:
+            self._bar = tqdm(
+                total=self.total,
+                desc=self._description,
+                unit="prompt",
+                disable=not self._shown,
+                leave=False,
+            )
+        except BaseException as stopped:
+            stopped.add_note(self.kept())
+            raise
         return self
 
     def __exit__(
