@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from survey_sim.asking.formats import format_names
 from survey_sim.data.bundled import HUMAN_DATASETS
@@ -23,6 +23,7 @@ from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs.individuals import IndividualResult
 from survey_sim.runs.manifest import StoreRecord
 from survey_sim.runs.results import SimulationResult
+from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache
 
 if TYPE_CHECKING:
@@ -255,6 +256,19 @@ def add_order_arguments(parser: argparse.ArgumentParser) -> None:
         default="exact",
         help="exact probabilities from log-probs, or sampled answers under a JSON schema "
         "(default: exact; free-text questions are always sampled)",
+    )
+
+
+def simulation_settings(args: argparse.Namespace, **more: Any) -> SimulationSettings:
+    """The :class:`SimulationSettings` of :func:`add_model_arguments` and
+    :func:`add_order_arguments`' arguments, and ``more``."""
+    return SimulationSettings.of(
+        format=args.format,
+        answer=args.answer,
+        permute=args.permute,
+        balance=args.balance,
+        method=args.method,
+        **more,
     )
 
 

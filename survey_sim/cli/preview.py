@@ -6,11 +6,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from survey_sim.cli._common import add_model_arguments, add_order_arguments, engine_loader
+from survey_sim.cli._common import (
+    add_model_arguments,
+    add_order_arguments,
+    engine_loader,
+    simulation_settings,
+)
 from survey_sim.errors import InputError
 from survey_sim.population import Population
 from survey_sim.questionnaire import load_questionnaire
-from survey_sim.runs.settings import SimulationSettings
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,13 +60,7 @@ def preview_command(args: argparse.Namespace) -> int:
         questions = [questionnaire.questions[0].id]
     else:
         questions = [name.strip() for name in args.question.split(",")]
-    settings = SimulationSettings.of(
-        format=args.format,
-        answer=args.answer,
-        permute=args.permute,
-        balance=args.balance,
-        method=args.method,
-    )
+    settings = simulation_settings(args)
     engine = engine_loader(args)()
     for shown in preview(questionnaire, personas[:1], engine, settings, questions=questions):
         print(shown.render(), end="\n\n")

@@ -17,12 +17,13 @@ from survey_sim.cli._common import (
     check_outputs,
     engine_loader,
     open_cache,
+    simulation_settings,
     write_run,
 )
 from survey_sim.data.bundled import bundled_file
 from survey_sim.population import Population
 from survey_sim.questionnaire import load_questionnaire
-from survey_sim.runs import SimulationResult, SimulationSettings, position_bias, simulate
+from survey_sim.runs import SimulationResult, position_bias, simulate
 from survey_sim.runs.results import LOW_COVERAGE, ResultFiles
 
 
@@ -89,15 +90,7 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
     check_outputs(ResultFiles.at(args.out), [questionnaire_path, personas_path])
     questionnaire = load_questionnaire(questionnaire_path)
     population = Population.from_file(personas_path)
-    settings = SimulationSettings.of(
-        format=args.format,
-        answer=args.answer,
-        permute=args.permute,
-        balance=args.balance,
-        method=args.method,
-        samples=args.samples,
-        seed=args.seed,
-    )
+    settings = simulation_settings(args, samples=args.samples, seed=args.seed)
     load_engine = engine_loader(args)
     cache = open_cache(args)
     engine = load_engine()

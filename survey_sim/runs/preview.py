@@ -13,14 +13,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from survey_sim.asking.formats import PromptContext
 from survey_sim.asking.kinds import ask
-from survey_sim.asking.orders import displays
 from survey_sim.engines._hf import HFTokenizer
 from survey_sim.engines.base import Engine, SampleRequest, ScoreRequest
 from survey_sim.errors import InputError
 from survey_sim.population import Persona, Population
 from survey_sim.questionnaire import Questionnaire
+from survey_sim.runs.plan import Cell, Plan
 from survey_sim.runs.settings import SimulationSettings
 
 
@@ -128,9 +127,6 @@ def preview(
         InputError: a question id the questionnaire does not have.
     """
     settings = settings or SimulationSettings()
-    prompt_format = settings.prompt_format()
-    bare_format = SimulationSettings.of(settings, terminated=False).prompt_format()
-    methods = settings.methods()
     known = {question.id for question in questionnaire}
     unknown = [question_id for question_id in questions or () if question_id not in known]
     if unknown:
@@ -139,61 +135,57 @@ def preview(
             f"no question {', '.join(map(repr, unknown))} in questionnaire "
             f"{questionnaire.id!r} (questions: {', '.join(sorted(known))})",
         )
-    chosen = [q for q in questionnaire if questions is None or q.id in questions]
+    plan = Plan.build(
+        questionnaire if questions is None else questionnaire.select(questions),
+        population if isinstance(population, Population) else Population(list(population)),
+        settings,
+        engine,
+    )
+    bare_format = SimulationSettings.of(settings, terminated=False).prompt_format()
+    name = plan.prompt_format.name
     previews = []
-    for persona in population:
-        context = PromptContext(prompt_format.describe(persona), engine, questionnaire.instructions)
-        for question in chosen:
-            for shown, order in displays(
-                question,
-                permute=settings.permute,
-                relabel=settings.relabel,
-                balance=settings.balance,
-            ):
-                asking = ask(shown, prompt_format)
-                made = functools.partial(
-                    PromptPreview,
-                    persona_id=persona.id,
-                    question_id=question.id,
-                    order=order,
-                    format=prompt_format.name,
-                    method=methods[question.kind],
+    for cell, requests in plan.exact:
+        made = _maker(cell, name)
+        bare = ask(cell.question, bare_format).exact_requests(cell.context)
+        for index, (request, answers) in enumerate(zip(requests, bare, strict=True)):
+            outcomes = (
+                [f"{o.code} {o.text!r}" for o in cell.asking.outcomes]
+                if len(requests) == 1
+                else [f"request {index + 1}, {text!r}" for text in answers.continuations]
+            )
+            previews.append(
+                made(
+                    prompt=request.prefix,
+                    prompt_tokens=_prompt_tokens(engine, request.prefix),
+                    continuations=_continuations(engine, request, answers),
+                    outcomes=tuple(outcomes),
+                    longest_tokens=engine.sequence_tokens(request),
                 )
-                if methods[question.kind] == "sample":
-                    prompt = asking.sample_prompt(context)
-                    previews.append(
-                        made(
-                            prompt=prompt,
-                            prompt_tokens=_prompt_tokens(engine, prompt),
-                            continuations=(),
-                            outcomes=(),
-                            longest_tokens=engine.sequence_tokens(
-                                SampleRequest(
-                                    prompt, asking.schema(), max_new_tokens=asking.token_limit()
-                                )
-                            ),
-                            schema=json.dumps(asking.schema()),
-                        )
-                    )
-                    continue
-                requests = asking.exact_requests(context)
-                bare = ask(shown, bare_format).exact_requests(context)
-                for index, (request, answers) in enumerate(zip(requests, bare, strict=True)):
-                    outcomes = (
-                        [f"{o.code} {o.text!r}" for o in asking.outcomes]
-                        if len(requests) == 1
-                        else [f"request {index + 1}, {text!r}" for text in answers.continuations]
-                    )
-                    previews.append(
-                        made(
-                            prompt=request.prefix,
-                            prompt_tokens=_prompt_tokens(engine, request.prefix),
-                            continuations=_continuations(engine, request, answers),
-                            outcomes=tuple(outcomes),
-                            longest_tokens=engine.sequence_tokens(request),
-                        )
-                    )
+            )
+    for cell, sample in plan.sampled:
+        previews.append(
+            _maker(cell, name)(
+                prompt=sample.prefix,
+                prompt_tokens=_prompt_tokens(engine, sample.prefix),
+                continuations=(),
+                outcomes=(),
+                longest_tokens=engine.sequence_tokens(sample),
+                schema=json.dumps(sample.json_schema),
+            )
+        )
     return previews
+
+
+def _maker(cell: Cell, format_name: str) -> functools.partial[PromptPreview]:
+    """:class:`PromptPreview` with what ``cell`` says of itself filled in."""
+    return functools.partial(
+        PromptPreview,
+        persona_id=cell.persona.id,
+        question_id=cell.question.id,
+        order=cell.order,
+        format=format_name,
+        method=cell.method,
+    )
 
 
 def _prompt_tokens(engine: Engine, prompt: str) -> int:
