@@ -95,6 +95,7 @@ def test_population_examples_score_what_simulate_reads(human, tiny_engine):
         cells,
         tiny_engine,
         permute=True,
+        balance="shift",  # every order of 3 options, the cyclic ones training asks among them
         progress=False,
         cache=False,
     ).responses
