@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -129,11 +130,12 @@ def launch(
     Raises:
         ServerError: a process exited, or the server did not answer within ``timeout_s``.
     """
+    worker_ports = [port] if workers == 1 else [port + 1 + i for i in range(workers)]
+    _refuse_ports_in_use(sorted({port, *worker_ports}), port)
     python = python or sglang_python()
     if log is None:
         log = Path(tempfile.mkstemp(prefix="survey-sim-sglang-", suffix=".log")[1])
     environment = {**os.environ, **(env or {})}
-    worker_ports = [port] if workers == 1 else [port + 1 + i for i in range(workers)]
     server_args = [
         "--model-path",
         str(model),
@@ -172,6 +174,20 @@ def launch(
         server.stop()
         raise
     return server
+
+
+def _refuse_ports_in_use(ports: list[int], port: int) -> None:
+    """SGLang binds its HTTP port only after loading the model; a port taken by then leaves a
+    server that never answers, so a port in use now is refused before anything starts."""
+    for candidate in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError as error:
+                raise ServerError(
+                    f"port {candidate} on 127.0.0.1 is in use ({error.strerror}); choose another "
+                    f"port (now {port}; several workers take the ports after it)"
+                ) from error
 
 
 def _router_command(python: str, worker_urls: list[str], port: int) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 from pathlib import Path
@@ -29,10 +30,25 @@ SERVER_ENV = (
 )
 
 
-def free_port() -> int:
+def _is_free(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(span: int = 3) -> int:
+    """A port with ``span - 1`` free ports after it (a router's workers), below the ephemeral
+    range: SGLang binds its port only after loading the model, and a port the kernel hands
+    out meanwhile to some connection (the next ones after a ``bind(0)`` are likely) leaves a
+    worker that never answers."""
+    lowest_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    while True:
+        port = random.randrange(20000, lowest_ephemeral - span)
+        if all(_is_free(port + offset) for offset in range(span)):
+            return port
 
 
 def start(model: Path, **options: object) -> SGLangServer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -128,6 +129,14 @@ def test_a_router_over_two_workers_answers_the_same(
         engine.close()
     for a, b in zip(single, behind_router, strict=True):
         assert a.logprobs == pytest.approx(b.logprobs, abs=PARITY)
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(tiny_model_dir):
+    port = free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port + 2))
+        with pytest.raises(ServerError, match=rf"port {port + 2} on 127.0.0.1 is in use"):
+            start(tiny_model_dir, port=port, workers=2, timeout_s=1)
 
 
 def test_the_cli_runs_a_study_on_sglang(sglang_server, tiny_engine, tmp_path):
