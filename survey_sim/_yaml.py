@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from survey_sim.errors import InputError, input_error
+from survey_sim.errors import InputError, error_location, input_error
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -85,6 +85,6 @@ def validate_yaml(
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        loc = tuple(error.errors()[0]["loc"])
+        loc = error_location(error.errors()[0])
         line = line_of(node, in_file(loc) if in_file else loc)
         raise input_error(path, error, describe=describe, line=line) from error

@@ -7,7 +7,7 @@ and clearly instead of deep inside a model call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,28 @@ class MethodError(SurveySimError, ValueError):
     """A simulation method that cannot apply to a question (e.g. exact for free text)."""
 
 
+class FieldError(ValueError):
+    """A validator's problem with a field below the one it validates: ``location`` continues
+    the validated object's location (e.g. ``("questions", 3, "ask_if")`` for a check made on
+    the whole questionnaire), so the error names that field and its line."""
+
+    def __init__(self, message: str, location: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.location = location
+
+
+def error_location(problem: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Where a pydantic error ``problem`` (one of ``ValidationError.errors()``) is: its
+    ``loc``, continued by a :class:`FieldError`'s location."""
+    cause = problem.get("ctx", {}).get("error")
+    return (*problem["loc"], *(cause.location if isinstance(cause, FieldError) else ()))
+
+
+class FlowWarning(UserWarning):
+    """A questionnaire's flow asks for attention: a condition that can never hold, or
+    questions a run leaves out because their answers depend on the interview's path."""
+
+
 class OptionOrderWarning(UserWarning):
     """Results asked in one option order: a model's position bias reads as opinion there."""
 
@@ -92,7 +114,7 @@ def input_error(
         line: The line of ``source`` the problem is on, when known.
     """
     first = error.errors()[0]
-    loc = tuple(first["loc"])
+    loc = error_location(first)
     where = describe(loc) if describe else None
     if where is None and loc:
         where = "field " + ".".join(str(part) for part in loc)

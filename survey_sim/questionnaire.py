@@ -26,19 +26,37 @@ know) are scored like any other option but kept out of ordinal positions.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import re
 import string
+import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from survey_sim._codes import declared_code
+from survey_sim._conditions import (
+    ORDERING,
+    All,
+    AnswerTest,
+    Comparison,
+    Condition,
+    Reference,
+    Test,
+    Value,
+    evaluate,
+    parse_condition,
+    references,
+    tests,
+)
+from survey_sim._pipes import PipeError, pipes
 from survey_sim._yaml import load_yaml, validate_yaml
-from survey_sim.errors import InputError
+from survey_sim.errors import FieldError, FlowWarning, InputError
 
 LabelStyle = Literal["letter", "number"]
 LabelKind = Literal["letter", "number"]
@@ -46,6 +64,13 @@ LabelKind = Literal["letter", "number"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _parsed(value: str | None) -> str | None:
+    """A condition that parses (:mod:`survey_sim._conditions`), kept as written."""
+    if value is not None:
+        parse_condition(value)
+    return value
 
 
 class Option(_Strict):
@@ -76,11 +101,32 @@ class Option(_Strict):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("code")
+    @classmethod
+    def _not_piped(cls, value: str) -> str:
+        with contextlib.suppress(PipeError):  # a lone brace in a code is just a brace
+            if pipes(value):
+                raise ValueError(
+                    "an option code cannot be piped (codes are the data's values); pipe "
+                    "into the option's text instead"
+                )
+        return value
+
 
 class _QuestionBase(_Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     text: str = Field(min_length=1)
     preamble: str | None = None
+    ask_if: str | None = None
+
+    _parsed_condition = field_validator("ask_if")(_parsed)
+
+    def wording(self) -> dict[tuple[str | int, ...], str]:
+        """Every text a respondent reads, by where it is written (pipes may fill them)."""
+        texts: dict[tuple[str | int, ...], str] = {("text",): self.text}
+        if self.preamble is not None:
+            texts[("preamble",)] = self.preamble
+        return texts
 
 
 class OptionsQuestion(_QuestionBase):
@@ -109,6 +155,13 @@ class OptionsQuestion(_QuestionBase):
         _label_kind([o.label or "" for o in completed])
         object.__setattr__(self, "options", tuple(completed))
         return self
+
+    def wording(self) -> dict[tuple[str | int, ...], str]:
+        """Every text a respondent reads: the question's, and each option's."""
+        texts = super().wording()
+        for index, option in enumerate(self.options):
+            texts[("options", index, "text")] = option.text
+        return texts
 
     @property
     def label_kind(self) -> LabelKind:
@@ -296,6 +349,35 @@ Question = Annotated[
     Field(discriminator="kind"),
 ]
 QUESTION_KINDS = ("single_choice", "ordinal", "multi_select", "numeric", "free_text")
+FlowOrder = Literal["fixed", "random"]
+
+
+class LastAnswers(_Strict):
+    """``memory: {last: N}``: a respondent sees the N most recent questions it answered."""
+
+    last: int = Field(ge=1)
+
+
+Memory = Literal["none", "full"] | LastAnswers
+"""What a respondent sees of its interview so far: nothing (``none``: every question on its
+own), every earlier answered question (``full``), or the last N (:class:`LastAnswers`)."""
+
+
+class Block(_Strict):
+    """A named group of questions, asked together.
+
+    Attributes:
+        questions: Its question ids, in their fixed order.
+        order: ``fixed``, or ``random`` (each respondent its own order, seeded).
+        ask_if: A condition for every question of the block.
+    """
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    questions: tuple[str, ...] = Field(min_length=1)
+    order: FlowOrder = "fixed"
+    ask_if: str | None = None
+
+    _parsed_condition = field_validator("ask_if")(_parsed)
 
 
 class Questionnaire(_Strict):
@@ -306,7 +388,12 @@ class Questionnaire(_Strict):
         title: Human-readable name.
         source: Where the wording comes from (codebook, year).
         instructions: Text shown before every question (after the persona).
-        questions: The questions, in the order they are asked.
+        questions: The questions, in the order they are asked (without blocks).
+        blocks: Named groups of questions, each asked together (every question in one
+            block), in a fixed or random order (``block_order``); see
+            :mod:`survey_sim.flow`.
+        block_order: ``fixed`` (as listed) or ``random`` (per respondent, seeded).
+        memory: What a respondent sees of its interview so far (:data:`Memory`).
     """
 
     id: str = Field(min_length=1)
@@ -314,11 +401,55 @@ class Questionnaire(_Strict):
     source: str | None = None
     instructions: str | None = None
     questions: tuple[Question, ...] = Field(min_length=1)
+    blocks: tuple[Block, ...] = ()
+    block_order: FlowOrder = "fixed"
+    memory: Memory = "none"
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Questionnaire:
         _check_unique([q.id for q in self.questions], "question id")
+        _check_unique([b.id for b in self.blocks], "block id")
+        _check_blocks(self)
+        _check_flow(self)
         return self
+
+    @property
+    def flow_blocks(self) -> tuple[Block, ...]:
+        """The blocks, or one fixed block of every question when none are declared."""
+        if self.blocks:
+            return self.blocks
+        return (Block(id="questions", questions=tuple(q.id for q in self.questions)),)
+
+    @property
+    def listed_order(self) -> tuple[str, ...]:
+        """Question ids as asked when every order is fixed: block by block, as listed."""
+        return tuple(qid for block in self.flow_blocks for qid in block.questions)
+
+    def block_of(self, question_id: str) -> Block:
+        """The block holding a question."""
+        return next(b for b in self.flow_blocks if question_id in b.questions)
+
+    def condition(self, question_id: str) -> Condition | None:
+        """When a question is asked: its block's ``ask_if`` and its own, together (``None``:
+        always)."""
+        written = [self.block_of(question_id).ask_if, self.question(question_id).ask_if]
+        parsed = [parse_condition(text) for text in written if text is not None]
+        if not parsed:
+            return None
+        return parsed[0] if len(parsed) == 1 else All(tuple(parsed))
+
+    def asked_before(self, question_id: str) -> tuple[str, ...]:
+        """The questions asked before ``question_id`` in every order the flow allows (so
+        its condition and pipes may use them), in listed order."""
+        block = self.block_of(question_id)
+        within = block.questions[: block.questions.index(question_id)]
+        return (*self._before_block(block), *(within if block.order == "fixed" else ()))
+
+    def _before_block(self, block: Block) -> tuple[str, ...]:
+        if self.block_order == "random":
+            return ()
+        earlier = self.flow_blocks[: self.flow_blocks.index(block)]
+        return tuple(qid for b in earlier for qid in b.questions)
 
     def __iter__(self) -> Iterator[Question]:  # type: ignore[override]
         return iter(self.questions)
@@ -444,3 +575,234 @@ def _check_unique(values: Sequence[Any], what: str) -> None:
     duplicates = sorted(str(value) for value, count in Counter(values).items() if count > 1)
     if duplicates:
         raise ValueError(f"duplicate {what}: {', '.join(duplicates)}")
+
+
+def answer_value(question: Question, code: str) -> str | float:
+    """What a condition compares an answer with: the option code, or for a numeric
+    question its bin's lowest value (a condition's truth is the same for every value of a
+    bin, which loading checks)."""
+    if isinstance(question, NumericQuestion):
+        return next(b.min for b in question.effective_bins if b.code == code)
+    return code
+
+
+def _check_blocks(questionnaire: Questionnaire) -> None:
+    if not questionnaire.blocks:
+        return
+    known = [q.id for q in questionnaire.questions]
+    holder: dict[str, str] = {}
+    for block_index, block in enumerate(questionnaire.blocks):
+        for index, question_id in enumerate(block.questions):
+            where = ("blocks", block_index, "questions", index)
+            if question_id not in known:
+                raise FieldError(
+                    f"block {block.id!r} lists {question_id!r}, which is not a question here "
+                    f"(questions: {', '.join(known)})",
+                    where,
+                )
+            if question_id in holder:
+                raise FieldError(
+                    f"question {question_id!r} is in block {holder[question_id]!r} and in "
+                    f"block {block.id!r}; a question belongs to one block",
+                    where,
+                )
+            holder[question_id] = block.id
+    outside = [question_id for question_id in known if question_id not in holder]
+    if outside:
+        raise FieldError(
+            f"question(s) in no block: {', '.join(outside)}; with blocks, list every question "
+            "in one",
+            ("blocks",),
+        )
+
+
+def _check_flow(questionnaire: Questionnaire) -> None:
+    """Conditions and pipes name earlier questions they can use; warn about a condition that
+    can never hold."""
+    for index, block in enumerate(questionnaire.blocks):
+        if block.ask_if is not None:
+            _check_condition(
+                questionnaire,
+                parse_condition(block.ask_if),
+                questionnaire._before_block(block),
+                ("blocks", index, "ask_if"),
+            )
+    for index, question in enumerate(questionnaire.questions):
+        before = questionnaire.asked_before(question.id)
+        if question.ask_if is not None:
+            _check_condition(
+                questionnaire,
+                parse_condition(question.ask_if),
+                before,
+                ("questions", index, "ask_if"),
+            )
+        for where, text in question.wording().items():
+            _check_pipes(
+                questionnaire,
+                text,
+                before,
+                questionnaire.condition(question.id),
+                ("questions", index, *where),
+            )
+    for question in questionnaire.questions:
+        condition = questionnaire.condition(question.id)
+        if condition is not None and not _can_hold(questionnaire, condition):
+            warnings.warn(
+                f"question {question.id!r}: its condition ({condition}) can never hold, so no "
+                "respondent is asked it",
+                FlowWarning,
+                stacklevel=2,
+            )
+
+
+def _check_earlier(
+    questionnaire: Questionnaire,
+    name: str,
+    before: Sequence[str],
+    what: str,
+    where: tuple[str | int, ...],
+) -> Question:
+    known = [q.id for q in questionnaire.questions]
+    if name not in known:
+        raise FieldError(f"{what} names {name!r}, which is not a question here", where)
+    if name not in before:
+        raise FieldError(
+            f"{what} names {name!r}, which is not asked before it in every order (conditions "
+            "and pipes can use only answers given earlier; check the blocks and their orders)",
+            where,
+        )
+    question = questionnaire.question(name)
+    if not question.outcomes or isinstance(question, MultiSelectQuestion):
+        raise FieldError(
+            f"{what} names {name!r}, a {question.kind} question; conditions and pipes can use "
+            "single-choice, ordinal and numeric questions with listed answers (whole values "
+            "or bins)",
+            where,
+        )
+    return question
+
+
+def _check_condition(
+    questionnaire: Questionnaire,
+    condition: Condition,
+    before: Sequence[str],
+    where: tuple[str | int, ...],
+) -> None:
+    for test in tests(condition):
+        if test.reference.persona:
+            continue  # persona attributes are checked against the population of a run
+        question = _check_earlier(
+            questionnaire, test.reference.name, before, "the condition", where
+        )
+        problem = _test_problem(test, question)
+        if problem:
+            raise FieldError(f"{test}: {problem}", where)
+
+
+def _test_problem(test: Test, question: Question) -> str | None:
+    """What is wrong with ``test`` on ``question`` (``None``: nothing)."""
+    if isinstance(test, AnswerTest):
+        return None
+    values = (test.value,) if isinstance(test, Comparison) else test.values
+    if isinstance(question, ChoiceQuestion):
+        if isinstance(test, Comparison) and test.operator in ORDERING:
+            return f"{question.id!r} has options; compare it with ==, != or in"
+        codes = [o.code for o in question.options]
+        for value in values:
+            if not isinstance(value, str):
+                return f'option codes are text: write "{value}" in quotes'
+            if value not in codes:
+                return f"{question.id!r} has no option {value!r} (codes: {', '.join(codes)})"
+        return None
+    assert isinstance(question, NumericQuestion)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return f"{question.id!r} is numeric: compare it with a number"
+    for item in question.effective_bins:
+        if _bin_truth(test, item, question.integer, values) is None:
+            return (
+                f"true for some answers in bin {item.code!r} ({item.label}) and false for "
+                "others; make the condition's numbers bin boundaries"
+            )
+    return None
+
+
+def _bin_truth(test: Test, item: Bin, integer: bool, values: Sequence[object]) -> bool | None:
+    """The truth of ``test`` for every value in ``item`` (``None``: it differs): a test
+    changes truth only at its numbers, so the bin's ends, those numbers and the points
+    between them decide it."""
+    points = {item.min, item.max}
+    for value in values:
+        number = float(value)  # type: ignore[arg-type]
+        points.update(p for p in (number - 1, number, number + 1) if item.min <= p <= item.max)
+    ordered = sorted(points)
+    if not integer:
+        ordered += [(a + b) / 2 for a, b in itertools.pairwise(ordered)]
+    truths = {evaluate(test, _reading({}, point)) for point in ordered}
+    return truths.pop() if len(truths) == 1 else None
+
+
+def _check_pipes(
+    questionnaire: Questionnaire,
+    text: str,
+    before: Sequence[str],
+    condition: Condition | None,
+    where: tuple[str | int, ...],
+) -> None:
+    """Pipes name earlier questions, with a fallback unless the question holding them is
+    asked only when the piped question was answered."""
+    asked = () if condition is None else (condition,)
+    try:
+        found = pipes(text)
+    except PipeError as error:
+        raise FieldError(str(error), where) from error
+    for pipe in found:
+        if pipe.reference.persona:
+            continue
+        name = pipe.reference.name
+        _check_earlier(questionnaire, name, before, f"the pipe {{{name}}}", where)
+        if pipe.fallback is None and _can_hold(
+            questionnaire, All((*asked, AnswerTest(pipe.reference, answered=False)))
+        ):
+            raise FieldError(
+                f"the pipe {{{name}}} shows the answer to {name!r}, which a respondent asked "
+                f"this question may have skipped; give the text shown then: {{{name}|...}}",
+                where,
+            )
+
+
+NEVER_CHECK_LIMIT = 100_000
+"""Combinations of answers (and persona tests) beyond which loading does not look for a
+condition that can never hold."""
+
+
+def _can_hold(questionnaire: Questionnaire, condition: Condition) -> bool:
+    """Whether some answers to the questions ``condition`` names (or their absence, where
+    they are conditional) and some persona make it hold."""
+    names = sorted(references(condition))
+    states: list[list[str | float | None]] = []
+    for name in names:
+        question = questionnaire.question(name)
+        values: list[str | float | None] = [
+            answer_value(question, o.code) for o in question.outcomes
+        ]
+        states.append([*values, None] if questionnaire.condition(name) is not None else values)
+    personal = list(dict.fromkeys(t for t in tests(condition) if t.reference.persona))
+    combinations = math.prod(len(s) for s in states) * 2 ** len(personal)
+    if combinations > NEVER_CHECK_LIMIT:
+        return True
+    for answers in itertools.product(*states):
+        value_of = _reading(dict(zip(names, answers, strict=True)))
+        for truths in itertools.product((True, False), repeat=len(personal)):
+            decided: dict[Test, bool] = dict(zip(personal, truths, strict=True))
+            if evaluate(condition, value_of, decided):
+                return True
+    return False
+
+
+def _reading(answers: Mapping[str, Value], otherwise: Value = None) -> Callable[[Reference], Value]:
+    """What a condition reads: ``answers`` by question id, ``otherwise`` for the rest."""
+
+    def value_of(reference: Reference) -> Value:
+        return answers.get(reference.name, otherwise)
+
+    return value_of

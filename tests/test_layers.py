@@ -23,8 +23,11 @@ LAYERS: list[set[str]] = [
         "_distribution",
         "_progress",
         "_version",
+        "_conditions",
+        "_pipes",
         "questionnaire",
         "population",
+        "flow",
     },
     {"engines"},
     {"asking", "data"},
@@ -36,11 +39,11 @@ LAYERS: list[set[str]] = [
     {"__init__", "testing"},
     {"planted"},
 ]
-"""Bottom to top: the core (errors, files, the questionnaire and population), engines (which
-know nothing of surveys), asking and data, runs, analysis (PyMC models over aligned data),
-evaluate (metrics and baselines; its calibrated method fits an analysis model), tune, the
-command line, the package root with the test helpers, and the planted-signal survey (which
-trains a model with tuning's examples and the test helpers' tokenizer)."""
+"""Bottom to top: the core (errors, files, the questionnaire with its flow, and population),
+engines (which know nothing of surveys), asking and data, runs, analysis (PyMC models over
+aligned data), evaluate (metrics and baselines; its calibrated method fits an analysis model),
+tune, the command line, the package root with the test helpers, and the planted-signal survey
+(which trains a model with tuning's examples and the test helpers' tokenizer)."""
 
 
 def unit_of(module: str) -> str:

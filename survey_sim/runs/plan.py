@@ -7,8 +7,12 @@ exact score requests or one sample request. :meth:`Plan.build` asks every person
 question zero-shot, once per option order shown, with the method its kind uses; the
 individual mode (:mod:`survey_sim.runs.individuals`) plans cells whose contexts hold each
 respondent's own earlier answers, and :meth:`Plan.of` turns any cells into requests.
-Everything that can be wrong with the inputs (a method that cannot apply, a schema too large
-to sample) fails here, so a long run never stops halfway for a reason known at the start.
+A questionnaire's flow (:mod:`survey_sim.flow`) decides what a population run asks: a
+persona is not asked what its own attributes rule out, pipes of persona attributes are
+filled, and questions whose answers depend on the interview's path are left to simulated
+respondents. Everything that can be wrong with the inputs (a method that cannot apply, a
+schema too large to sample, a condition on an attribute no persona has) fails here, so a
+long run never stops halfway for a reason known at the start.
 
 Cells run persona-major (a persona's questions one after another), so consecutive prompts
 share the persona and preamble tokens and the engines reuse them.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,7 +31,8 @@ from survey_sim.asking.formats import ChatRenderer, PromptContext, PromptFormat
 from survey_sim.asking.kinds import Asking, ask
 from survey_sim.asking.orders import displays
 from survey_sim.engines.base import Engine, SampleRequest, ScoreRequest
-from survey_sim.errors import InputError, MethodError
+from survey_sim.errors import FlowWarning, InputError, MethodError
+from survey_sim.flow import can_be_asked, check_population, path_dependent, personalised
 from survey_sim.population import Persona, Population
 from survey_sim.questionnaire import Question, Questionnaire
 from survey_sim.runs.settings import Method, SimulationSettings
@@ -124,14 +130,18 @@ class Plan:
         """
         prompt_format = settings.prompt_format()
         methods = settings.methods()
+        check_population(questionnaire, population)
+        asked = _path_free(questionnaire)
         cells = []
         for persona in population:
             context = PromptContext(
                 prompt_format.describe(persona), chat, questionnaire.instructions
             )
-            for question in questionnaire:
+            for question in asked:
+                if not can_be_asked(questionnaire, question.id, persona.attributes):
+                    continue
                 for shown, order in displays(
-                    question,
+                    personalised(question, persona),
                     permute=settings.permute,
                     relabel=settings.relabel,
                     balance=settings.balance,
@@ -228,6 +238,29 @@ class Plan:
     def sample_requests(self) -> list[SampleRequest]:
         """Every sample request, in cell order."""
         return [request for _, request in self.sampled]
+
+
+def _path_free(questionnaire: Questionnaire) -> list[Question]:
+    """The questions a population run asks (in listed order): all but those whose answers
+    depend on the interview's path, which a warning names."""
+    dependent = path_dependent(questionnaire)
+    if dependent:
+        warnings.warn(
+            f"questionnaire {questionnaire.id!r}: {', '.join(dependent)} depend(s) on earlier "
+            f"answers (memory: {_memory(questionnaire)}, or piped answers), so their "
+            "distributions are not read per persona here; simulate respondents "
+            "(survey-sim respondents, simulate_respondents) for them",
+            FlowWarning,
+            stacklevel=3,
+        )
+    return [
+        questionnaire.question(qid) for qid in questionnaire.listed_order if qid not in dependent
+    ]
+
+
+def _memory(questionnaire: Questionnaire) -> str:
+    memory = questionnaire.memory
+    return memory if isinstance(memory, str) else f"last {memory.last}"
 
 
 def check_fits(

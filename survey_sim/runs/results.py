@@ -22,6 +22,7 @@ from survey_sim._yaml import read_text
 from survey_sim.asking.kinds import Distribution
 from survey_sim.engines.base import SampleResult, ScoreResult
 from survey_sim.errors import CoverageWarning, InputError, OptionOrderWarning, input_error
+from survey_sim.flow import asked_probability
 from survey_sim.population import Population
 from survey_sim.questionnaire import Option
 from survey_sim.runs.manifest import RunManifest
@@ -50,6 +51,7 @@ RUN_COLUMNS: dict[str, pl.DataType] = {
 """How a row was made."""
 RESPONSE_SCHEMA: dict[str, pl.DataType] = {
     **CELL_COLUMNS,
+    "p_asked": pl.Float64(),
     **OUTCOME_COLUMNS,
     "option_label": pl.String(),
     "shown_position": pl.Int32(),
@@ -78,6 +80,7 @@ POPULATION_SCHEMA: dict[str, pl.DataType] = {
     "prob": pl.Float64(),
     "coverage": pl.Float64(),
     "personas": pl.UInt32(),
+    "p_asked": pl.Float64(),
     **RUN_COLUMNS,
 }
 CHOICE_KINDS = ("single_choice", "ordinal")
@@ -144,7 +147,7 @@ class SimulationResult:
             if sampled is not None:
                 responses.extend(response_rows(cell.row(run), cell.asking.outcomes, sampled))
         return cls(
-            pl.DataFrame(responses, schema=RESPONSE_SCHEMA),
+            with_asked(pl.DataFrame(responses, schema=RESPONSE_SCHEMA), plan),
             pl.DataFrame(draws, schema=DRAW_SCHEMA),
             manifest,
         )
@@ -360,12 +363,22 @@ def _typed_manifest(path: Path, data: dict[str, Any]) -> RunManifest | None:
         raise InputError(path, str(error)) from error
 
 
+ADDED_COLUMNS: dict[str, object] = {"p_asked": 1.0}
+"""Columns results gained after they were first written, with the value every row of an
+earlier file has (questionnaires had no flow then: everyone was asked everything)."""
+
+
 def read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """A results file, with a clear error when it is not one (or from another version)."""
     try:
         frame = pl.read_parquet(path)
     except (OSError, pl.exceptions.PolarsError) as error:
         raise InputError(path, f"cannot read as Parquet: {error}") from error
+    frame = frame.with_columns(
+        pl.lit(value, dtype=schema[name]).alias(name)
+        for name, value in ADDED_COLUMNS.items()
+        if name in schema and name not in frame.columns
+    )
     absent = [column for column in schema if column not in frame.columns]
     if absent:
         raise InputError(
@@ -403,15 +416,73 @@ def beside(path: Path, part: str, suffix: str | None = None) -> Path:
 def distribution(responses: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
     """Weight-averaged option probabilities per question (and ``by`` group); see
     :attr:`SimulationResult.population`. ``by`` columns must be in ``responses``."""
+    among_asked = responses.with_columns(pl.col("weight") * pl.col("p_asked")).filter(
+        pl.col("weight") > 0
+    )
     aggregated = weighted_distribution(
-        responses,
+        among_asked,
         unit="persona_id",
         outcome=["kind", *OUTCOME_COLUMNS, *RUN_COLUMNS],
         by=by,
         values=["coverage"],
     )
-    return aggregated.rename({"units": "personas"}).select(
-        *by, *(name for name in POPULATION_SCHEMA)
+    return (
+        aggregated.rename({"units": "personas"})
+        .join(asked_share(responses, by), on=[*by, "question_id"], maintain_order="left")
+        .select(*by, *(name for name in POPULATION_SCHEMA))
+    )
+
+
+def asked_share(responses: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
+    """Per question (and ``by`` group), the weighted share of the personas in ``responses``
+    who are asked it: Σ weight · p_asked / Σ weight."""
+    groups = list(by) or ["_everyone"]
+    frame = responses if by else responses.with_columns(_everyone=pl.lit(0))
+    totals = frame.unique("persona_id").group_by(groups).agg(total=pl.col("weight").sum())
+    return (
+        frame.unique(["persona_id", "question_id"], maintain_order=True)
+        .group_by(*groups, "question_id", maintain_order=True)
+        .agg(mass=(pl.col("weight") * pl.col("p_asked")).sum())
+        .join(totals, on=groups)
+        .select(*by, "question_id", p_asked=pl.col("mass") / pl.col("total"))
+    )
+
+
+def with_asked(responses: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """``responses`` with ``p_asked``: the probability that each persona is asked each
+    question, computed from the persona's own answer distributions (its option orders
+    averaged) by :func:`survey_sim.flow.asked_probability`; 1 for unconditional questions."""
+    questionnaire = plan.questionnaire
+    conditional = [
+        qid for qid in questionnaire.listed_order if questionnaire.condition(qid) is not None
+    ]
+    if not conditional:
+        return responses.with_columns(p_asked=pl.lit(1.0))
+    means = responses.group_by("persona_id", "question_id", "option_code").agg(
+        pl.col("prob").mean()
+    )
+    answers: dict[str, dict[str, dict[str, float]]] = {}
+    for persona_id, question_id, code, prob in means.iter_rows():
+        answers.setdefault(persona_id, {}).setdefault(question_id, {})[code] = prob
+    asked = pl.DataFrame(
+        [
+            (
+                persona.id,
+                qid,
+                asked_probability(
+                    questionnaire, qid, persona.attributes, answers.get(persona.id, {})
+                ),
+            )
+            for persona in plan.population
+            for qid in conditional
+        ],
+        schema={"persona_id": pl.String(), "question_id": pl.String(), "asked": pl.Float64()},
+        orient="row",
+    )
+    return (
+        responses.join(asked, on=["persona_id", "question_id"], how="left", maintain_order="left")
+        .with_columns(p_asked=pl.col("asked").fill_null(1.0))
+        .select(list(RESPONSE_SCHEMA))
     )
 
 
