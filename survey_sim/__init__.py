@@ -48,6 +48,7 @@ from survey_sim.data.splits import IndividualSplit
 from survey_sim.engines import Engine, EngineStats
 from survey_sim.errors import (
     CoverageWarning,
+    FlowWarning,
     InputError,
     MethodError,
     ModelNotFoundError,
@@ -68,8 +69,10 @@ from survey_sim.evaluate.metrics import (
 from survey_sim.population import Persona, Population
 from survey_sim.questionnaire import (
     Bin,
+    Block,
     ChoiceQuestion,
     FreeTextQuestion,
+    LastAnswers,
     MultiSelectQuestion,
     NumericQuestion,
     Option,
@@ -87,6 +90,7 @@ from survey_sim.runs import (
     simulate,
 )
 from survey_sim.runs.individuals import IndividualResult, simulate_individuals
+from survey_sim.runs.respondents import RespondentsResult, simulate_respondents
 
 if TYPE_CHECKING:
     from survey_sim.engines.registry import DEFAULT_MODEL
@@ -112,6 +116,7 @@ __all__ = [
     "HUMAN_DATASETS",
     "Alignment",
     "Bin",
+    "Block",
     "Calibration",
     "ChatFormat",
     "ChoiceQuestion",
@@ -121,6 +126,7 @@ __all__ = [
     "Engine",
     "EngineSettings",
     "EngineStats",
+    "FlowWarning",
     "FreeTextQuestion",
     "HumanResponses",
     "IndividualCalibration",
@@ -128,6 +134,7 @@ __all__ = [
     "IndividualResult",
     "IndividualSplit",
     "InputError",
+    "LastAnswers",
     "MethodError",
     "ModelNotFoundError",
     "MultiSelectQuestion",
@@ -141,6 +148,7 @@ __all__ = [
     "PromptPreview",
     "Question",
     "Questionnaire",
+    "RespondentsResult",
     "ResultsCache",
     "SGLangEngine",
     "SGLangSettings",
@@ -171,6 +179,7 @@ __all__ = [
     "preview",
     "simulate",
     "simulate_individuals",
+    "simulate_respondents",
     "strongest_baseline",
     "subgroup_gaps",
     "summarise",

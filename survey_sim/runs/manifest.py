@@ -82,6 +82,15 @@ class HumanRecord(Record):
     respondents: int
 
 
+class RespondentsRecord(Record):
+    """A run of simulated respondents: how many, how they were allocated to personas, and
+    how many distinct prompts their interviews needed."""
+
+    respondents: int
+    allocation: str
+    distinct_prompts: int
+
+
 class RunManifest(Record):
     """How a results set was made.
 
@@ -97,6 +106,7 @@ class RunManifest(Record):
         work: The engine's work during the run.
         cache: The results store's hits and misses (``None``: no store).
         human, split: For individual runs, the human data and who was shown what.
+        respondents: For simulated respondents, their number and allocation.
     """
 
     version: int = MANIFEST_VERSION
@@ -114,6 +124,7 @@ class RunManifest(Record):
     cache: StoreRecord | None
     human: HumanRecord | None = None
     split: IndividualSplit | None = None
+    respondents: RespondentsRecord | None = None
 
     @classmethod
     def from_record(cls, data: Mapping[str, Any]) -> RunManifest:
@@ -165,6 +176,7 @@ def run_manifest(
     store: StoreRecord | None,
     human: HumanRecord | None = None,
     split: IndividualSplit | None = None,
+    respondents: RespondentsRecord | None = None,
 ) -> RunManifest:
     """Versions, engine (its own description), inputs' hashes, settings, timing, the
     engine's work during the run (tokens, prefix-cache hit rate) and the results store's
@@ -193,6 +205,7 @@ def run_manifest(
         cache=store,
         human=human,
         split=split,
+        respondents=respondents,
     )
 
 

@@ -1,0 +1,480 @@
+"""Simulated respondents: a synthetic sample that walks the whole instrument.
+
+:func:`simulate_respondents` allocates ``n`` respondents to the population's personas by
+weight, and interviews each one: in its own order (blocks and questions, seeded by the run's
+seed and its id), skipping what its conditions rule out, reading pipes filled with its
+earlier answers, seeing what ``memory`` shows of its interview so far, and answering each
+question with a draw from the exact distribution of that question given its persona and what
+it sees (inverse CDF on a uniform seeded by the run's seed, the respondent and the question,
+so a rerun draws the same answers).
+
+Respondents are interviewed in steps (everyone's first question, then everyone's second...),
+each step one plan. Respondents who would read the same prompt (the same persona and option
+order and, under memory or pipes, the same earlier answers) share one request, and the
+results store keys on the prompt: the model work grows with the number of distinct paths,
+not with ``n``. Without memory, every respondent of a persona reads the prompts a population
+run reads (:func:`~survey_sim.runs.run.simulate`), so one costs no model work after the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from survey_sim._conditions import Reference, evaluate
+from survey_sim._progress import tqdm
+from survey_sim.asking.formats import PromptContext, PromptFormat
+from survey_sim.asking.kinds import answered_turn, ask
+from survey_sim.asking.orders import displays
+from survey_sim.engines.base import Engine
+from survey_sim.errors import InputError, MethodError
+from survey_sim.flow import answer_pipes, check_population, interview_order, personalised
+from survey_sim.population import Persona, Population
+from survey_sim.questionnaire import ChoiceQuestion, Questionnaire
+from survey_sim.runs.individuals import as_read
+from survey_sim.runs.manifest import RespondentsRecord, RunManifest, StoreRecord, run_manifest
+from survey_sim.runs.plan import Cell, Plan
+from survey_sim.runs.results import ResultFiles, beside, read_checked, read_results, write_results
+from survey_sim.runs.run import execute, open_store
+from survey_sim.runs.settings import SimulationSettings
+from survey_sim.runs.store import ResultsCache
+
+Allocation = Literal["proportional", "multinomial"]
+"""How respondents are allocated to personas: ``proportional`` (largest remainder: each
+persona gets ``floor(n · share)``, the rest go one each to the largest remainders, ties to
+the persona listed first) or ``multinomial`` (one draw with the run's seed)."""
+
+MICRODATA_SCHEMA: dict[str, pl.DataType] = {
+    "respondent_id": pl.String(),
+    "persona_id": pl.String(),
+    "question_id": pl.String(),
+    "block": pl.String(),
+    "position": pl.Int32(),
+    "asked": pl.Boolean(),
+    "skipped_because": pl.String(),
+    "order": pl.String(),
+    "answer_code": pl.String(),
+    "answer_text": pl.String(),
+    "prob": pl.Float64(),
+    "model": pl.String(),
+    "format": pl.String(),
+}
+MARGINALS_SCHEMA: dict[str, pl.DataType] = {
+    "question_id": pl.String(),
+    "option_code": pl.String(),
+    "asked": pl.Int64(),
+    "observed": pl.Float64(),
+    "expected": pl.Float64(),
+    "chi_square": pl.Float64(),
+    "p_value": pl.Float64(),
+}
+
+
+def allocate(population: Population, n: int, allocation: Allocation, seed: int) -> list[Persona]:
+    """The persona of each of ``n`` respondents, in persona order (:data:`Allocation`)."""
+    personas = list(population)
+    weights = np.array([p.weight for p in personas])
+    shares = weights / weights.sum()
+    if allocation == "multinomial":
+        counts = np.random.default_rng(seed).multinomial(n, shares).tolist()
+    else:
+        exact = shares * n
+        counts = np.floor(exact).astype(int).tolist()
+        by_remainder = sorted(range(len(personas)), key=lambda i: (-(exact[i] - counts[i]), i))
+        for index in by_remainder[: n - sum(counts)]:
+            counts[index] += 1
+    return [persona for persona, count in zip(personas, counts, strict=True) for _ in range(count)]
+
+
+def seeded_uniform(seed: int, *parts: str) -> float:
+    """A number in [0, 1) fixed by ``seed`` and ``parts``."""
+    digest = hashlib.sha256(json.dumps([seed, *parts]).encode()).digest()
+    return int.from_bytes(digest[:7], "big") / 2**56
+
+
+def draw(codes: Sequence[str], probs: Sequence[float], u: float) -> str:
+    """The first code whose cumulative probability exceeds ``u`` (inverse CDF; the last
+    code when rounding leaves ``u`` above the total)."""
+    total = 0.0
+    for code, prob in zip(codes, probs, strict=True):
+        total += prob
+        if u < total:
+            return code
+    return codes[-1]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A question as a respondent was shown it, and the option it chose."""
+
+    question: ChoiceQuestion
+    order: str | None
+    code: str
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A distinct prompt's cell, and the distribution read from it (by option code)."""
+
+    cell: Cell
+    distribution: dict[str, float]
+
+
+@dataclass
+class _Interview:
+    """One respondent's interview so far."""
+
+    id: str
+    persona: Persona
+    order: tuple[str, ...]
+    answers: dict[str, _Answer] = field(default_factory=dict)
+
+    def reads(self, reference: Reference) -> Any:
+        """What a condition reads: an attribute of the persona, or an earlier answer."""
+        if reference.persona:
+            return self.persona.attributes.get(reference.name)
+        answer = self.answers.get(reference.name)
+        return None if answer is None else answer.code
+
+
+def simulate_respondents(
+    questionnaire: Questionnaire,
+    population: Population,
+    engine: Engine,
+    n: int,
+    settings: SimulationSettings | None = None,
+    *,
+    allocation: Allocation = "proportional",
+    progress: bool = True,
+    cache: ResultsCache | bool = True,
+    **changes: Any,
+) -> RespondentsResult:
+    """``n`` simulated respondents answering ``questionnaire`` as its flow asks (see the
+    module docstring): tidy microdata, its wide form, and a check of its marginals against
+    the distributions the answers were drawn from.
+
+    Args:
+        n: How many respondents.
+        settings: How to ask (:class:`SimulationSettings`): ``seed`` fixes orders and draws;
+            with ``permute`` each respondent sees one of the balanced option orders of each
+            question, drawn per respondent. Keyword arguments change single settings.
+        allocation: How respondents are allocated to personas (:data:`Allocation`).
+        progress, cache: As for :func:`~survey_sim.runs.run.simulate`; a rerun of a run
+            that was stopped does only the missing work, and draws the same answers.
+
+    Raises:
+        InputError: ``n`` below 1, or a condition or pipe naming an attribute no persona
+            has; before any model work.
+        MethodError: a question whose answers this version cannot draw exactly (only
+            single-choice and ordinal questions are drawn so far).
+    """
+    started = time.time()
+    settings = SimulationSettings.of(settings, **changes)
+    if n < 1:
+        raise InputError("respondents", f"n must be at least 1, got {n}")
+    check_population(questionnaire, population)
+    not_drawn = [q.id for q in questionnaire if not isinstance(q, ChoiceQuestion)]
+    if not_drawn:
+        raise MethodError(
+            "simulated respondents draw each answer from an exact distribution, which this "
+            f"version reads for single-choice and ordinal questions; {', '.join(not_drawn)} "
+            "are not: leave them out (Questionnaire.select, or --questions)"
+        )
+    prompt_format = settings.prompt_format()
+    width = len(str(n))
+    interviews = []
+    for index, persona in enumerate(allocate(population, n, allocation, settings.seed)):
+        respondent = f"r{index + 1:0{width}d}"
+        order = interview_order(questionnaire, settings.seed, respondent)
+        interviews.append(_Interview(respondent, persona, order))
+    store = open_store(cache)
+    work_before = dataclasses.replace(engine.stats)
+    interviewer = _Interviewer(questionnaire, population, engine, settings, prompt_format, store)
+    steps = tqdm(
+        range(len(questionnaire)), desc="Interviewing", unit="question", disable=not progress
+    )
+    for step in steps:
+        interviewer.step(interviews, step, started)
+    steps.close()
+    manifest = run_manifest(
+        questionnaire,
+        population,
+        engine.describe(),
+        settings,
+        started=started,
+        work=engine.stats.since(work_before),
+        store=None
+        if store is None
+        else StoreRecord(path=str(store.path), hits=interviewer.hits, misses=interviewer.misses),
+        respondents=RespondentsRecord(
+            respondents=n, allocation=allocation, distinct_prompts=len(interviewer.read)
+        ),
+    )
+    listed = {qid: index for index, qid in enumerate(questionnaire.listed_order)}
+    microdata = pl.DataFrame(interviewer.rows, schema=MICRODATA_SCHEMA).sort(
+        "respondent_id", pl.col("question_id").replace_strict(listed)
+    )
+    return RespondentsResult(microdata, interviewer.marginals(), manifest)
+
+
+class _Interviewer:
+    """Asks every respondent's question of one step, one request per distinct prompt, and
+    keeps the rows and the sums the marginals check needs."""
+
+    def __init__(
+        self,
+        questionnaire: Questionnaire,
+        population: Population,
+        engine: Engine,
+        settings: SimulationSettings,
+        prompt_format: PromptFormat,
+        store: ResultsCache | None,
+    ) -> None:
+        self.questionnaire, self.population, self.engine = questionnaire, population, engine
+        self.settings, self.format, self.store = settings, prompt_format, store
+        self.run = {"model": engine.model_id, "format": prompt_format.name}
+        self.rows: list[dict[str, object]] = []
+        self.expected: dict[tuple[str, str], float] = {}
+        self.observed: dict[tuple[str, str], int] = {}
+        self.read: dict[tuple[object, ...], _Read] = {}
+        self.hits = self.misses = 0
+
+    def step(self, interviews: Sequence[_Interview], step: int, started: float) -> None:
+        cells: dict[tuple[object, ...], Cell] = {}
+        asked: list[tuple[_Interview, tuple[object, ...], dict[str, object]]] = []
+        for interview in interviews:
+            question_id = interview.order[step]
+            row: dict[str, object] = {
+                "respondent_id": interview.id,
+                "persona_id": interview.persona.id,
+                "question_id": question_id,
+                "block": self.questionnaire.block_of(question_id).id,
+                "position": step + 1,
+                "asked": True,
+                **self.run,
+            }
+            self.rows.append(row)
+            condition = self.questionnaire.condition(question_id)
+            if condition is not None and not evaluate(condition, interview.reads):
+                row.update(asked=False, skipped_because=str(condition))
+                continue
+            key, build = self._prompt(interview, question_id)
+            if key not in cells and key not in self.read:
+                cells[key] = build()
+            asked.append((interview, key, row))
+        if cells:
+            self._read(cells, started)
+        for interview, key, row in asked:
+            self._answer(interview, self.read[key], row)
+
+    def _read(self, cells: dict[tuple[object, ...], Cell], started: float) -> None:
+        """Each new prompt's distribution, through the store and the engine."""
+        plan = Plan.of(
+            cells.values(),
+            self.questionnaire,
+            self.population,
+            self.settings,
+            self.format,
+            what=f"respondents answering {self.questionnaire.id!r}",
+            remedy="Shorten the persona descriptions, the questions or the memory",
+        )
+        done = execute(
+            plan,
+            self.engine,
+            started=started,
+            cache=False if self.store is None else self.store,
+            progress=False,
+        )
+        if done.manifest.cache is not None:
+            self.hits += done.manifest.cache.hits
+            self.misses += done.manifest.cache.misses
+        for (key, cell), result in zip(cells.items(), done.scores, strict=True):
+            read = cell.asking.read_scores([result])  # one request per choice question
+            self.read[key] = _Read(
+                cell, dict(zip((o.code for o in cell.asking.outcomes), read.probs, strict=True))
+            )
+
+    def _prompt(self, interview: _Interview, question_id: str) -> tuple[tuple[object, ...], Any]:
+        """What identifies the prompt ``interview`` reads for ``question_id``, and how to
+        build its cell (built once per distinct prompt)."""
+        questionnaire, settings = self.questionnaire, self.settings
+        question = questionnaire.question(question_id)
+        piped = tuple(
+            (pipe.reference.name, interview.reads(pipe.reference))
+            for pipe in answer_pipes(question)
+        )
+        options = displays(
+            question, permute=settings.permute, relabel=settings.relabel, balance=settings.balance
+        )
+        chosen = int(
+            seeded_uniform(settings.seed, interview.id, question_id, "order") * len(options)
+        )
+        order = options[chosen][1]
+        seen = self._memory(interview)
+        key = (
+            interview.persona.id,
+            question_id,
+            order,
+            piped,
+            tuple((a.question.id, a.order, a.code) for a in seen),
+        )
+
+        def build() -> Cell:
+            answers = {qid: answer.code for qid, answer in interview.answers.items()}
+            read = personalised(question, interview.persona, answers, questionnaire)
+            shown = displays(
+                read, permute=settings.permute, relabel=settings.relabel, balance=settings.balance
+            )[chosen][0]
+            assert isinstance(shown, ChoiceQuestion)
+            instructions = questionnaire.instructions
+            history = tuple(
+                answered_turn(
+                    as_read(answer.question, seen[index - 1].question if index else None),
+                    self.format,
+                    answer.code,
+                    instructions=instructions if index == 0 else None,
+                )
+                for index, answer in enumerate(seen)
+            )
+            if seen:
+                shown = as_read(shown, seen[-1].question)
+            context = PromptContext(
+                self.format.describe(interview.persona),
+                self.engine,
+                instructions=None if seen else instructions,
+                history=history,
+            )
+            return Cell(interview.persona, shown, ask(shown, self.format), order, "exact", context)
+
+        return key, build
+
+    def _memory(self, interview: _Interview) -> list[_Answer]:
+        """The earlier answers ``interview`` sees now (skipped questions never appear)."""
+        memory = self.questionnaire.memory
+        answered = list(interview.answers.values())
+        if memory == "none":
+            return []
+        if memory == "full":
+            return answered
+        return answered[-memory.last :]
+
+    def _answer(self, interview: _Interview, read: _Read, row: dict[str, object]) -> None:
+        cell, distribution = read.cell, read.distribution
+        question = self.questionnaire.question(cell.question.id)
+        assert isinstance(question, ChoiceQuestion) and isinstance(cell.question, ChoiceQuestion)
+        codes = [option.code for option in question.options]
+        probs = [distribution[code] for code in codes]
+        u = seeded_uniform(self.settings.seed, interview.id, question.id)
+        code = draw(codes, probs, u)
+        row.update(
+            order=cell.order,
+            answer_code=code,
+            answer_text=question.option(code).text,
+            prob=distribution[code],
+        )
+        interview.answers[question.id] = _Answer(cell.question, cell.order, code)
+        for option_code, prob in zip(codes, probs, strict=True):
+            key = (question.id, option_code)
+            self.expected[key] = self.expected.get(key, 0.0) + prob
+        self.observed[(question.id, code)] = self.observed.get((question.id, code), 0) + 1
+
+    def marginals(self) -> pl.DataFrame:
+        """Per question and option: how many were asked, the observed share of the answer,
+        the expected share (the mean of the distributions the answers were drawn from), and
+        per question Pearson's chi-square of the counts against the expected ones and its
+        p-value (conservative: draws from different distributions vary less than one
+        multinomial)."""
+        from scipy import stats
+
+        rows = []
+        for question_id in self.questionnaire.listed_order:
+            codes = [o.code for o in self.questionnaire.question(question_id).outcomes]
+            asked = sum(self.observed.get((question_id, code), 0) for code in codes)
+            if not asked:
+                continue
+            expected = [self.expected.get((question_id, code), 0.0) for code in codes]
+            observed = [self.observed.get((question_id, code), 0) for code in codes]
+            chi_square = sum(
+                (o - e) ** 2 / e for o, e in zip(observed, expected, strict=True) if e > 0
+            )
+            p_value = float(stats.chi2.sf(chi_square, df=max(len(codes) - 1, 1)))
+            for code, o, e in zip(codes, observed, expected, strict=True):
+                rows.append((question_id, code, asked, o / asked, e / asked, chi_square, p_value))
+        return pl.DataFrame(rows, schema=MARGINALS_SCHEMA, orient="row")
+
+
+@dataclass(frozen=True)
+class RespondentsResult:
+    """Simulated respondents.
+
+    Attributes:
+        microdata: One row per respondent × question (questions in listed order):
+            ``respondent_id``, ``persona_id``, ``question_id``, ``block``, ``position``
+            (1 = asked first), ``asked``, ``skipped_because`` (the condition that failed),
+            ``order`` (the option order shown), ``answer_code``, ``answer_text``, ``prob``
+            (the drawn answer's probability), ``model``, ``format``. Skipped questions have
+            no answer.
+        marginals: The check of the answers against the distributions they were drawn from
+            (:meth:`_Interviewer.marginals`).
+        manifest: How the sample was made (settings with the seed, allocation, the
+            distinct prompts asked, the store's hits and misses).
+    """
+
+    microdata: pl.DataFrame
+    marginals: pl.DataFrame
+    manifest: RunManifest | None = None
+
+    @cached_property
+    def wide(self) -> pl.DataFrame:
+        """One row per respondent: ``respondent_id``, ``persona_id`` and one column per
+        question holding its answer code (null where skipped), in listed order."""
+        questions = list(dict.fromkeys(self.microdata["question_id"]))
+        return (
+            self.microdata.pivot(
+                on="question_id", index=["respondent_id", "persona_id"], values="answer_code"
+            )
+            .select("respondent_id", "persona_id", *questions)
+            .sort("respondent_id")
+        )
+
+    def summary(self) -> str:
+        """The sample in a few lines: respondents, personas, questions asked and skipped,
+        and the largest gap between an observed and an expected share."""
+        asked = self.microdata.filter(pl.col("asked"))
+        gap = float((self.marginals["observed"] - self.marginals["expected"]).abs().max())  # type: ignore[arg-type]
+        worst = float(self.marginals["p_value"].min())  # type: ignore[arg-type]
+        return (
+            f"{self.microdata['respondent_id'].n_unique():,} respondents of "
+            f"{self.microdata['persona_id'].n_unique()} personas; {asked.height:,} answers, "
+            f"{self.microdata.height - asked.height:,} questions skipped by the flow. "
+            f"Marginals against the distributions drawn from: largest gap {gap:.3f} "
+            f"(smallest chi-square p-value {worst:.3f})"
+        )
+
+    def write_parquet(self, path: str | Path) -> list[Path]:
+        """Write the microdata to ``path``, the wide form (``*.wide.parquet``), the marginals
+        check (``*.marginals.parquet``) and the manifest beside it, as one set."""
+        files = ResultFiles.at(Path(path))
+        companions = {
+            beside(files.responses, "wide"): self.wide,
+            beside(files.responses, "marginals"): self.marginals,
+        }
+        return write_results(files, self.microdata, companions, self.manifest)
+
+    @classmethod
+    def read_parquet(cls, path: str | Path) -> RespondentsResult:
+        """Read what :meth:`write_parquet` wrote (``path``: the microdata file)."""
+        files = ResultFiles.at(Path(path))
+        microdata, manifest = read_results(files, MICRODATA_SCHEMA)
+        marginals = read_checked(beside(files.responses, "marginals"), MARGINALS_SCHEMA)
+        return cls(microdata, marginals, manifest)

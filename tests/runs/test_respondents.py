@@ -1,0 +1,196 @@
+"""Simulated respondents walk the instrument: filters skip (and nothing is asked of a
+skipped question), pipes fill, orders and answers are seeded and reproducible, skipped
+questions never enter memory, the model work grows with distinct paths and not with n, and
+the microdata's marginals match the exact distributions the answers came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from scipy import stats
+
+from survey_sim import (
+    LastAnswers,
+    ResultsCache,
+    RespondentsResult,
+    load_questionnaire,
+    simulate,
+    simulate_respondents,
+)
+from survey_sim.errors import FlowWarning, MethodError
+from survey_sim.flow import interview_order
+from survey_sim.runs.respondents import allocate, draw
+
+INSTRUMENT = Path(__file__).parents[2] / "questionnaires" / "anes_2016_vote_flow.yaml"
+
+
+@pytest.fixture(scope="module")
+def instrument():
+    return load_questionnaire(INSTRUMENT)
+
+
+@pytest.fixture(scope="module")
+def sample(instrument, demo_population, tiny_engine):
+    return simulate_respondents(
+        instrument, demo_population, tiny_engine, 400, seed=3, progress=False, cache=False
+    )
+
+
+def test_allocation_is_largest_remainder_or_a_seeded_multinomial(demo_population):
+    personas = allocate(demo_population, 10, "proportional", 0)
+    counts = {p.id: sum(1 for q in personas if q.id == p.id) for p in demo_population}
+    total = sum(p.weight for p in demo_population)
+    for persona in demo_population:
+        assert abs(counts[persona.id] - 10 * persona.weight / total) < 1
+    assert len(personas) == 10
+    drawn = allocate(demo_population, 1000, "multinomial", 5)
+    assert drawn == allocate(demo_population, 1000, "multinomial", 5) and len(drawn) == 1000
+    assert draw(["a", "b", "c"], [0.2, 0.3, 0.5], 0.19) == "a"
+    assert draw(["a", "b", "c"], [0.2, 0.3, 0.5], 0.2) == "b"
+    assert draw(["a", "b", "c"], [0.2, 0.3, 0.4999], 0.99995) == "c"
+
+
+def test_the_flow_decides_who_is_asked_what(instrument, demo_population, sample):
+    data = sample.microdata
+    assert data.height == 400 * len(instrument)
+    wide = sample.wide
+    assert wide.height == 400 and wide.columns[2:] == list(instrument.listed_order)
+    ages = {p.id: p.attributes["age"] for p in demo_population}
+    for row in wide.iter_rows(named=True):
+        voted = row["voted16"] == "4"
+        assert (row["vote16"] is not None) == voted
+        assert (row["prefer16"] is not None) == (not voted)
+        assert (row["vote16_strength"] is not None) == (voted and row["vote16"] in ("1", "2"))
+        assert (row["natsoc"] is not None) == (ages[row["persona_id"]] >= 40)
+    skipped = data.filter(~pl.col("asked"))
+    assert skipped["answer_code"].is_null().all()
+    reasons = dict(skipped.select("question_id", "skipped_because").unique().iter_rows())
+    assert reasons["vote16"] == 'voted16 == "4"' and reasons["natsoc"] == "persona.age >= 40"
+    for respondent, group in data.group_by("respondent_id"):
+        order = tuple(group.sort("position")["question_id"])
+        assert order == interview_order(instrument, 3, respondent[0])
+    assert data.filter(pl.col("block") == "spending")["position"].n_unique() == 3
+
+
+def test_answers_are_reproducible_and_a_rerun_from_the_store_does_no_model_work(
+    instrument, demo_population, tiny_engine, sample, tmp_path
+):
+    store = ResultsCache(tmp_path / "store.sqlite")
+    first = simulate_respondents(
+        instrument, demo_population, tiny_engine, 400, seed=3, progress=False, cache=store
+    )
+    # a run through the store batches the prompts differently: the same answers, with
+    # probabilities equal to float precision
+    assert first.microdata.drop("prob").equals(sample.microdata.drop("prob"))
+    assert (first.microdata["prob"] - sample.microdata["prob"]).abs().max() < 1e-5
+    again = simulate_respondents(
+        instrument, demo_population, tiny_engine, 400, seed=3, progress=False, cache=store
+    )
+    assert again.microdata.equals(first.microdata)
+    assert again.manifest.cache.misses == 0 and again.manifest.cache.hits > 0
+    other = simulate_respondents(
+        instrument, demo_population, tiny_engine, 400, seed=4, progress=False, cache=store
+    )
+    assert not other.microdata["answer_code"].equals(sample.microdata["answer_code"])
+
+    again.write_parquet(tmp_path / "r.parquet")
+    back = RespondentsResult.read_parquet(tmp_path / "r.parquet")
+    assert back.microdata.equals(again.microdata) and back.wide.equals(again.wide)
+    assert back.manifest.respondents.respondents == 400
+
+
+def test_model_work_grows_with_distinct_paths_not_respondents(
+    instrument, demo_population, tiny_engine, sample
+):
+    small = simulate_respondents(
+        instrument, demo_population, tiny_engine, 40, seed=3, progress=False, cache=False
+    )
+    before = tiny_engine.stats.requests
+    large = simulate_respondents(
+        instrument, demo_population, tiny_engine, 2000, seed=3, progress=False, cache=False
+    )
+    requests = tiny_engine.stats.requests - before
+    old = sum(1 for p in demo_population if p.attributes["age"] >= 40)
+    # per persona: voted16, vote16, prefer16, natfare, natenvir, natsoc (if 40+), and the
+    # strength question once per candidate it can pipe
+    most = 5 * len(demo_population) + old + 2 * len(demo_population)
+    assert large.manifest.respondents.distinct_prompts == requests <= most
+    assert small.manifest.respondents.distinct_prompts <= most
+    assert sample.manifest.respondents.distinct_prompts <= most
+
+
+def test_marginals_match_the_exact_distributions(instrument, demo_population, tiny_engine):
+    n = 3000
+    with pytest.warns(FlowWarning):
+        exact = simulate(instrument, demo_population, tiny_engine, progress=False, cache=False)
+    sample = simulate_respondents(
+        instrument, demo_population, tiny_engine, n, seed=11, progress=False, cache=False
+    )
+    per_persona = sample.microdata.filter(pl.col("asked"), pl.col("question_id") == "natfare")
+    counts = per_persona.group_by("persona_id").len()
+    expected = (
+        exact.responses.filter(pl.col("question_id") == "natfare")
+        .join(counts, on="persona_id")
+        .group_by("option_code")
+        .agg((pl.col("prob") * pl.col("len")).sum().alias("expected"))
+    )
+    observed = per_persona.group_by("answer_code").len().rename({"answer_code": "option_code"})
+    table = expected.join(observed, on="option_code", how="left").fill_null(0)
+    chi_square = ((table["len"] - table["expected"]) ** 2 / table["expected"]).sum()
+    assert stats.chi2.sf(chi_square, df=table.height - 1) > 1e-3
+    assert sample.marginals["p_value"].min() > 1e-4
+    gap = (sample.marginals["observed"] - sample.marginals["expected"]).abs().max()
+    assert gap < 0.05
+    print("\n" + sample.summary())
+
+
+def test_memory_shows_earlier_answers_and_never_skipped_questions(
+    instrument, demo_population, tiny_engine
+):
+    remembering = instrument.model_copy(update={"memory": "full"})
+    sample = simulate_respondents(
+        remembering, demo_population, tiny_engine, 60, seed=1, progress=False, cache=False
+    )
+    from survey_sim.runs.respondents import _Interview, _Interviewer
+
+    settings = sample.manifest.settings
+    interviewer = _Interviewer(
+        remembering, demo_population, tiny_engine, settings, settings.prompt_format(), None
+    )
+    row = sample.microdata.filter(pl.col("asked"), pl.col("question_id") == "natfare").row(
+        0, named=True
+    )
+    respondent = sample.microdata.filter(pl.col("respondent_id") == row["respondent_id"])
+    persona = next(p for p in demo_population if p.id == row["persona_id"])
+    interview = _Interview(
+        row["respondent_id"], persona, interview_order(remembering, 1, row["respondent_id"])
+    )
+    earlier = respondent.filter(pl.col("position") < row["position"], pl.col("asked")).sort(
+        "position"
+    )
+    for question_id, order, code in earlier.select(
+        "question_id", "order", "answer_code"
+    ).iter_rows():
+        from survey_sim.runs.respondents import _Answer
+
+        interview.answers[question_id] = _Answer(remembering.question(question_id), order, code)
+    _, build = interviewer._prompt(interview, "natfare")
+    history = build().context.history
+    assert len(history) == earlier.height >= 2
+    shown = "\n".join(turn.question for turn in history)
+    skipped = respondent.filter(~pl.col("asked"), pl.col("position") < row["position"])
+    for question_id in skipped["question_id"]:
+        assert remembering.question(question_id).text not in shown
+    assert "None" not in [turn.answer for turn in history]
+    last_two = remembering.model_copy(update={"memory": LastAnswers(last=2)})
+    assert simulate_respondents(
+        last_two, demo_population, tiny_engine, 20, seed=1, progress=False, cache=False
+    ).microdata.height == 20 * len(instrument)
+
+
+def test_questions_that_cannot_be_drawn_are_refused_before_model_work(demo_population, tiny_engine):
+    kinds = load_questionnaire(Path(__file__).parents[2] / "questionnaires/question_kinds.yaml")
+    with pytest.raises(MethodError, match="single-choice and ordinal questions"):
+        simulate_respondents(kinds, demo_population, tiny_engine, 5, progress=False)
