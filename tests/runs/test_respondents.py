@@ -13,15 +13,15 @@ from scipy import stats
 
 from survey_sim import (
     LastAnswers,
-    ResultsCache,
     RespondentsResult,
+    ResultsCache,
     load_questionnaire,
     simulate,
     simulate_respondents,
 )
 from survey_sim.errors import FlowWarning, MethodError
 from survey_sim.flow import interview_order
-from survey_sim.runs.respondents import allocate, draw
+from survey_sim.runs.respondents import _Answer, _Interview, _Interviewer, allocate, draw
 
 INSTRUMENT = Path(__file__).parents[2] / "questionnaires" / "anes_2016_vote_flow.yaml"
 
@@ -153,8 +153,6 @@ def test_memory_shows_earlier_answers_and_never_skipped_questions(
     sample = simulate_respondents(
         remembering, demo_population, tiny_engine, 60, seed=1, progress=False, cache=False
     )
-    from survey_sim.runs.respondents import _Interview, _Interviewer
-
     settings = sample.manifest.settings
     interviewer = _Interviewer(
         remembering, demo_population, tiny_engine, settings, settings.prompt_format(), None
@@ -173,8 +171,6 @@ def test_memory_shows_earlier_answers_and_never_skipped_questions(
     for question_id, order, code in earlier.select(
         "question_id", "order", "answer_code"
     ).iter_rows():
-        from survey_sim.runs.respondents import _Answer
-
         interview.answers[question_id] = _Answer(remembering.question(question_id), order, code)
     _, build = interviewer._prompt(interview, "natfare")
     history = build().context.history
