@@ -22,6 +22,7 @@ from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs.individuals import IndividualResult
 from survey_sim.runs.manifest import StoreRecord
+from survey_sim.runs.respondents import RespondentsResult
 from survey_sim.runs.results import SimulationResult
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache
@@ -111,7 +112,9 @@ def check_outputs(outputs: Sequence[Path | None], inputs: Sequence[str | Path | 
         os.unlink(probe_path)
 
 
-def write_run(result: SimulationResult | IndividualResult, path: Path) -> list[Path]:
+def write_run(
+    result: SimulationResult | IndividualResult | RespondentsResult, path: Path
+) -> list[Path]:
     """Write a run's results set; a failure (a full disk) is one line that says the answers
     are kept in the results cache."""
     try:

@@ -15,6 +15,7 @@ from survey_sim.cli import (
     individuals,
     population,
     preview,
+    respondents,
     run,
     serve,
     tune,
@@ -34,6 +35,8 @@ examples:
   survey-sim run questionnaires/gss_spending_2018.yaml --personas personas/us_adults_demo.yaml \\
       --format spectrum --out results.parquet
   survey-sim run my_survey.yaml --personas cells.csv --model ~/models/Qwen3-1.7B --out r.parquet
+  survey-sim respondents questionnaires/anes_2016_vote_flow.yaml \
+      --personas personas/us_adults_demo.yaml --n 1000 --out sample.parquet
   survey-sim individuals --human gss_spending_2018 --train 100 --test 100 --out ind.parquet
   survey-sim evaluate ind.parquet --human gss_spending_2018
   survey-sim tune --human gss_spending_2018 --objective population --out gss-adapter
@@ -56,7 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (run, preview, individuals, compare, population, tune, check, cache, serve):
+    for command in (
+        run,
+        respondents,
+        preview,
+        individuals,
+        compare,
+        population,
+        tune,
+        check,
+        cache,
+        serve,
+    ):
         command.add_parser(commands)
     return parser
 

@@ -102,6 +102,25 @@ def test_run_with_a_local_model(tiny_model_dir, tmp_path):
     assert pl.read_parquet(tmp_path / "results.population.parquet").height == 18 * 3
 
 
+def test_respondents_writes_microdata_and_a_rerun_draws_the_same(tiny_model_dir, tmp_path):
+    arguments = [
+        "respondents",
+        str(bundled_file("questionnaires", "anes_2016_vote_flow.yaml")),
+        *("--personas", str(bundled_file("personas", "us_adults_demo.yaml"))),
+        *("--n", "50", "--model", str(tiny_model_dir), "--seed", "2", "--quiet"),
+    ]
+    first = run_cli(*arguments, "--out", str(tmp_path / "a.parquet"))
+    assert first.returncode == 0, first.stderr
+    assert "50 respondents of 8 personas" in first.stdout
+    assert "largest gap" in first.stdout and "distinct prompts" in first.stdout
+    second = run_cli(*arguments, "--out", str(tmp_path / "b.parquet"))
+    assert ", 0 computed" in second.stdout, second.stdout
+    wide = pl.read_parquet(tmp_path / "a.wide.parquet")
+    assert wide.height == 50 and "vote16_strength" in wide.columns
+    assert wide.equals(pl.read_parquet(tmp_path / "b.wide.parquet"))
+    assert pl.read_parquet(tmp_path / "a.marginals.parquet")["p_value"].min() > 0
+
+
 @pytest.mark.slow
 def test_run_with_permutations_reports_position_bias(tiny_model_dir, tmp_path):
     out = tmp_path / "permuted.parquet"
