@@ -40,6 +40,7 @@ SMOKE = {
     "fingerprint.py": ["{tiny}"],
     "tuning_speed.py": ["--model", "{tiny}", "--steps", "2", "--batch-size", "2"],
     "sglang_client.py": ["--personas", "2"],
+    "respondents.py": ["--model", "{tiny}", "--n", "20", "40", "--memory-n", "10"],
 }
 
 
