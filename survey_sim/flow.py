@@ -78,14 +78,14 @@ def is_random(questionnaire: Questionnaire) -> bool:
     )
 
 
+def pipes_in(question: Question) -> list[Pipe]:
+    """The pipes in a question's wording."""
+    return [pipe for text in question.wording().values() for pipe in pipes(text)]
+
+
 def answer_pipes(question: Question) -> list[Pipe]:
     """The pipes in a question's wording that show earlier answers."""
-    return [
-        pipe
-        for text in question.wording().values()
-        for pipe in pipes(text)
-        if not pipe.reference.persona
-    ]
+    return [pipe for pipe in pipes_in(question) if not pipe.reference.persona]
 
 
 def path_dependent(questionnaire: Questionnaire) -> list[str]:
@@ -122,7 +122,7 @@ def check_population(questionnaire: Questionnaire, population: Population) -> No
     for question in questionnaire.questions:
         condition = questionnaire.condition(question.id)
         named: list[Reference] = [t.reference for t in tests(condition)] if condition else []
-        named += [pipe.reference for text in question.wording().values() for pipe in pipes(text)]
+        named += [pipe.reference for pipe in pipes_in(question)]
         for reference in named:
             if reference.persona and reference.name not in attributes:
                 raise InputError(
@@ -270,8 +270,7 @@ def personalised(
     """``question`` as ``persona`` reads it: pipes filled with its attributes and, given
     ``answers`` (question id to outcome code) and the ``questionnaire`` they belong to, its
     earlier answers (an option's text; a numeric question's value or bin)."""
-    found = [pipe for text in question.wording().values() for pipe in pipes(text)]
-    if not found:
+    if not pipes_in(question):
         return question
 
     def shown(pipe: Pipe) -> str | None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from survey_sim import InputError, Population, load_questionnaire
 from survey_sim._conditions import ConditionError, Reference, evaluate, parse_condition
+from survey_sim.cli.main import main
 from survey_sim.errors import FlowWarning
 from survey_sim.flow import (
     asked_probability,
@@ -351,3 +352,16 @@ def test_pipes_fill_answers_and_attributes_with_fallbacks(instrument, tmp_path):
         check_population(piped, Population.from_records([{"id": "p", "age": 50}]))
     with pytest.raises(InputError, match="the personas' party is number, not like 'Democrat'"):
         check_population(piped, Population.from_records([{"id": "p", "party": 3}]))
+
+
+def test_check_describes_the_flow_and_refuses_an_unknown_attribute(instrument, tmp_path, capsys):
+    questionnaire = str(Path(__file__).parents[1] / "questionnaires/anes_2016_vote_flow.yaml")
+    personas = str(Path(__file__).parents[1] / "personas/us_adults_demo.yaml")
+    assert main(["check", "--questionnaire", questionnaire, "--personas", personas]) == 0
+    printed = capsys.readouterr().out
+    assert "Flow: blocks turnout, vote_choice, nonvoters, spending (random order)" in printed
+    assert "vote16_strength depend(s) on earlier answers" in printed
+    ageless = tmp_path / "ageless.csv"
+    ageless.write_text("id,party\np1,Democrat\n")
+    assert main(["check", "--questionnaire", questionnaire, "--personas", str(ageless)]) == 2
+    assert "persona.age is not an attribute" in capsys.readouterr().err

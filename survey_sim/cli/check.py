@@ -11,6 +11,7 @@ import polars as pl
 from survey_sim.cli._common import add_human_arguments, load_human
 from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import SurveySimError
+from survey_sim.flow import check_population, path_dependent, pipes_in
 from survey_sim.population import Population
 from survey_sim.questionnaire import OptionsQuestion, Questionnaire, load_questionnaire
 
@@ -44,8 +45,13 @@ def check_command(args: argparse.Namespace) -> int:
     personas = Population.from_file(args.personas) if args.personas is not None else None
     if questionnaire is not None:
         print(_questionnaire_summary(questionnaire, args.questionnaire))
+        flow = _flow_summary(questionnaire)
+        if flow:
+            print(flow)
     if personas is not None:
         print(_personas_summary(personas, args.personas))
+    if questionnaire is not None and personas is not None:
+        check_population(questionnaire, personas)
     if human is not None:
         print(_human_summary(human, args.mapping))
     if human is not None and personas is not None:
@@ -65,6 +71,32 @@ def _questionnaire_summary(questionnaire: Questionnaire, path: Path | None) -> s
         f"{_count(len(questionnaire), 'question')} "
         f"({', '.join(f'{n} {kind}' for kind, n in kinds.items())}); options per question: "
         f"{', '.join(by_count) or 'none'}."
+    )
+
+
+def _flow_summary(questionnaire: Questionnaire) -> str | None:
+    """The flow in one line (``None``: every question asked of everyone, in listed order,
+    on its own)."""
+    conditional = [q for q in questionnaire.listed_order if questionnaire.condition(q)]
+    piped = [q.id for q in questionnaire if pipes_in(q)]
+    if not (questionnaire.blocks or conditional or piped or questionnaire.memory != "none"):
+        return None
+    blocks = ", ".join(
+        f"{b.id}{' (random order)' if b.order == 'random' else ''}"
+        for b in questionnaire.flow_blocks
+    )
+    memory = questionnaire.memory
+    dependent = path_dependent(questionnaire)
+    return (
+        f"Flow: blocks {blocks}, in {questionnaire.block_order} order; asked on a condition: "
+        f"{', '.join(conditional) or 'none'}; piped wording: {', '.join(piped) or 'none'}; "
+        f"memory: {memory if isinstance(memory, str) else f'last {memory.last}'}. "
+        f"Population runs read {len(questionnaire) - len(dependent)} question(s) exactly"
+        + (
+            f"; {', '.join(dependent)} depend(s) on earlier answers (survey-sim respondents)."
+            if dependent
+            else "."
+        )
     )
 
 

@@ -15,6 +15,7 @@ from survey_sim import (
     LastAnswers,
     RespondentsResult,
     ResultsCache,
+    SimulationSettings,
     load_questionnaire,
     simulate,
     simulate_respondents,
@@ -190,3 +191,22 @@ def test_questions_that_cannot_be_drawn_are_refused_before_model_work(demo_popul
     kinds = load_questionnaire(Path(__file__).parents[2] / "questionnaires/question_kinds.yaml")
     with pytest.raises(MethodError, match="single-choice and ordinal questions"):
         simulate_respondents(kinds, demo_population, tiny_engine, 5, progress=False)
+
+
+@pytest.mark.parametrize("format_name", ["chat", "spectrum", "xml", "plain"])
+def test_a_pipe_shows_the_earlier_answer_in_every_format(
+    instrument, demo_population, tiny_engine, format_name
+):
+    settings = SimulationSettings(format=format_name)
+    interviewer = _Interviewer(
+        instrument, demo_population, tiny_engine, settings, settings.prompt_format(), None
+    )
+    persona = next(iter(demo_population))
+    interview = _Interview("r1", persona, instrument.listed_order)
+    for question_id, code in (("voted16", "4"), ("vote16", "2")):
+        interview.answers[question_id] = _Answer(instrument.question(question_id), None, code)
+    _, build = interviewer._prompt(interview, "vote16_strength")
+    cell = build()
+    (request,) = cell.asking.exact_requests(cell.context)
+    assert "your preference for Donald Trump was strong" in request.prefix
+    assert "{vote16}" not in request.prefix
