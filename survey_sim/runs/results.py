@@ -368,17 +368,22 @@ ADDED_COLUMNS: dict[str, object] = {"p_asked": 1.0}
 earlier file has (questionnaires had no flow then: everyone was asked everything)."""
 
 
+def with_added_columns(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """``frame`` with the :data:`ADDED_COLUMNS` of ``schema`` it lacks, at their values."""
+    return frame.with_columns(
+        pl.lit(value, dtype=schema[name]).alias(name)
+        for name, value in ADDED_COLUMNS.items()
+        if name in schema and name not in frame.columns
+    )
+
+
 def read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """A results file, with a clear error when it is not one (or from another version)."""
     try:
         frame = pl.read_parquet(path)
     except (OSError, pl.exceptions.PolarsError) as error:
         raise InputError(path, f"cannot read as Parquet: {error}") from error
-    frame = frame.with_columns(
-        pl.lit(value, dtype=schema[name]).alias(name)
-        for name, value in ADDED_COLUMNS.items()
-        if name in schema and name not in frame.columns
-    )
+    frame = with_added_columns(frame, schema)
     absent = [column for column in schema if column not in frame.columns]
     if absent:
         raise InputError(
@@ -415,7 +420,9 @@ def beside(path: Path, part: str, suffix: str | None = None) -> Path:
 
 def distribution(responses: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
     """Weight-averaged option probabilities per question (and ``by`` group); see
-    :attr:`SimulationResult.population`. ``by`` columns must be in ``responses``."""
+    :attr:`SimulationResult.population`. ``by`` columns must be in ``responses``; without
+    ``p_asked`` (a frame made by hand) every persona counts as asked."""
+    responses = with_added_columns(responses, RESPONSE_SCHEMA)
     among_asked = responses.with_columns(pl.col("weight") * pl.col("p_asked")).filter(
         pl.col("weight") > 0
     )
