@@ -23,6 +23,7 @@ from survey_sim import (
 from survey_sim.errors import FlowWarning, MethodError
 from survey_sim.flow import interview_order
 from survey_sim.runs.respondents import _Answer, _Interview, _Interviewer, allocate, draw
+from survey_sim.testing import InterruptedAfter
 
 INSTRUMENT = Path(__file__).parents[2] / "questionnaires" / "anes_2016_vote_flow.yaml"
 
@@ -210,3 +211,23 @@ def test_a_pipe_shows_the_earlier_answer_in_every_format(
     (request,) = cell.asking.exact_requests(cell.context)
     assert "your preference for Donald Trump was strong" in request.prefix
     assert "{vote16}" not in request.prefix
+
+
+def test_a_stopped_run_resumes_with_only_the_missing_work_and_the_same_answers(
+    instrument, demo_population, tiny_engine, sample, tmp_path
+):
+    store = ResultsCache(tmp_path / "stopped.sqlite")
+    stopping = InterruptedAfter(tiny_engine, passes=3)
+    with pytest.raises(KeyboardInterrupt):
+        simulate_respondents(
+            instrument, demo_population, stopping, 400, seed=3, progress=False, cache=store
+        )
+    stored = store.info()["entries"]
+    resumed = simulate_respondents(
+        instrument, demo_population, tiny_engine, 400, seed=3, progress=False, cache=store
+    )
+    prompts = resumed.manifest.respondents.distinct_prompts
+    assert 0 < stored < prompts
+    assert resumed.manifest.cache.hits == stored
+    assert resumed.manifest.cache.misses == prompts - stored
+    assert resumed.microdata.drop("prob").equals(sample.microdata.drop("prob"))
