@@ -39,7 +39,6 @@ from survey_sim._pipes import Pipe, fill, pipes
 from survey_sim.errors import InputError
 from survey_sim.population import AttributeValue, Persona, Population
 from survey_sim.questionnaire import (
-    NumericQuestion,
     OptionsQuestion,
     Question,
     Questionnaire,
@@ -262,14 +261,11 @@ def _probability(
 
 
 def personalised(
-    question: Question,
-    persona: Persona,
-    answers: Mapping[str, str] | None = None,
-    questionnaire: Questionnaire | None = None,
+    question: Question, persona: Persona, answers: Mapping[str, str] | None = None
 ) -> Question:
     """``question`` as ``persona`` reads it: pipes filled with its attributes and, given
-    ``answers`` (question id to outcome code) and the ``questionnaire`` they belong to, its
-    earlier answers (an option's text; a numeric question's value or bin)."""
+    ``answers`` (question id to the text its answer shows: the option's text, the number),
+    its earlier answers; a pipe with nothing to show takes its fallback."""
     if not pipes_in(question):
         return question
 
@@ -278,9 +274,7 @@ def personalised(
         if pipe.reference.persona:
             value = persona.attributes.get(name)
             return None if value is None else str(value)
-        if answers is None or questionnaire is None or name not in answers:
-            return None
-        return _answer_text(questionnaire.question(name), answers[name])
+        return None if answers is None else answers.get(name)
 
     filled = {where: fill(text, shown) for where, text in question.wording().items()}
     update: dict[str, object] = {
@@ -292,9 +286,3 @@ def personalised(
             for index, option in enumerate(question.options)
         )
     return question.model_copy(update=update)
-
-
-def _answer_text(question: Question, code: str) -> str:
-    if isinstance(question, NumericQuestion):
-        return next(b.label for b in question.effective_bins if b.code == code)
-    return next(o.text for o in question.outcomes if o.code == code)

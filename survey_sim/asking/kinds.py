@@ -124,6 +124,11 @@ class Asking(Protocol):
         """Tokens enough for any valid answer (a token is at least one character)."""
         ...
 
+    def turn(self, answer: str, *, instructions: str | None = None) -> Turn:
+        """This question answered with ``answer`` (written as the format writes answers:
+        a label, an option's text, a number), as a turn of a respondent's history."""
+        ...
+
 
 def ask(question: Question, format: PromptFormat) -> Asking:
     """The :class:`Asking` for ``question`` in ``format``."""
@@ -188,6 +193,9 @@ class _AskingBase(ABC):
 
     def _sample_body(self, instructions: str | None) -> str:
         return self._body(instructions, self._answer_instruction())
+
+    def turn(self, answer: str, *, instructions: str | None = None) -> Turn:
+        return Turn(self._sample_body(instructions), answer)
 
     def schema(self) -> JsonSchema:
         return value_schema(self.question, self.format.answer)
@@ -268,7 +276,7 @@ class _ChoiceAsking(_OptionsAsking):
                 f"{', '.join(codes)})"
             )
         answer = answer_texts(self.question, self.format.answer)[codes.index(code)]
-        return Turn(self._sample_body(instructions), answer)
+        return self.turn(answer, instructions=instructions)
 
     def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
         (result,) = results

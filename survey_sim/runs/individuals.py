@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import polars as pl
@@ -32,7 +32,7 @@ from survey_sim.data.responses import HumanResponses
 from survey_sim.data.splits import IndividualSplit
 from survey_sim.engines.base import Engine
 from survey_sim.errors import InputError
-from survey_sim.questionnaire import ChoiceQuestion
+from survey_sim.questionnaire import ChoiceQuestion, Question
 from survey_sim.runs.manifest import HumanRecord, RunManifest
 from survey_sim.runs.plan import Cell, Plan
 from survey_sim.runs.results import (
@@ -257,11 +257,14 @@ def _plan(
     )
 
 
-def as_read(question: ChoiceQuestion, previous: ChoiceQuestion | None) -> ChoiceQuestion:
+QuestionT = TypeVar("QuestionT", bound=Question)
+
+
+def as_read(question: QuestionT, previous: Question | None) -> QuestionT:
     """The question as read after ``previous`` in one interview: a preamble read just
     before (a battery's introduction) is not read again."""
     if previous is not None and question.preamble and question.preamble == previous.preamble:
-        return question.model_copy(update={"preamble": None})
+        return cast(QuestionT, question.model_copy(update={"preamble": None}))
     return question
 
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import polars as pl
@@ -34,13 +34,14 @@ import polars as pl
 from survey_sim._conditions import Reference, evaluate
 from survey_sim._progress import tqdm
 from survey_sim.asking.formats import PromptContext, PromptFormat
-from survey_sim.asking.kinds import answered_turn, ask
+from survey_sim.asking.kinds import MAX_EXACT_VALUES, ask
 from survey_sim.asking.orders import displays
-from survey_sim.engines.base import Engine
+from survey_sim.asking.schemas import answer_texts
+from survey_sim.engines.base import Engine, ScoreResult
 from survey_sim.errors import InputError, MethodError
 from survey_sim.flow import answer_pipes, check_population, interview_order, personalised
 from survey_sim.population import Persona, Population
-from survey_sim.questionnaire import ChoiceQuestion, Questionnaire
+from survey_sim.questionnaire import ChoiceQuestion, NumericQuestion, Question, Questionnaire
 from survey_sim.runs.individuals import as_read
 from survey_sim.runs.manifest import RespondentsRecord, RunManifest, StoreRecord, run_manifest
 from survey_sim.runs.plan import Cell, Plan
@@ -49,6 +50,7 @@ from survey_sim.runs.run import execute, open_store
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache
 
+T = TypeVar("T")
 Allocation = Literal["proportional", "multinomial"]
 """How respondents are allocated to personas: ``proportional`` (largest remainder: each
 persona gets ``floor(n · share)``, the rest go one each to the largest remainders, ties to
@@ -102,32 +104,69 @@ def seeded_uniform(seed: int, *parts: str) -> float:
     return int.from_bytes(digest[:7], "big") / 2**56
 
 
-def draw(codes: Sequence[str], probs: Sequence[float], u: float) -> str:
-    """The first code whose cumulative probability exceeds ``u`` (inverse CDF; the last
-    code when rounding leaves ``u`` above the total)."""
+def draw(answers: Sequence[T], probs: Sequence[float], u: float) -> T:
+    """The first answer whose cumulative probability exceeds ``u`` (inverse CDF; the last
+    one when rounding leaves ``u`` above the total)."""
     total = 0.0
-    for code, prob in zip(codes, probs, strict=True):
+    for answer, prob in zip(answers, probs, strict=True):
         total += prob
         if u < total:
-            return code
-    return codes[-1]
+            return answer
+    return answers[-1]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One answer a respondent can give: its outcome ``code`` (an option's, or a numeric
+    answer's bin), ``text`` for the microdata, how the format ``written`` it, the ``value`` a
+    condition reads (the code; a number for numeric questions) and its probability."""
+
+    code: str
+    text: str
+    written: str
+    value: str | float
+    prob: float
 
 
 @dataclass(frozen=True)
 class _Answer:
-    """A question as a respondent was shown it, and the option it chose."""
+    """A question as a respondent was shown it, in which option order, and its answer."""
 
-    question: ChoiceQuestion
+    question: Question
     order: str | None
-    code: str
+    outcome: _Outcome
 
 
 @dataclass(frozen=True)
 class _Read:
-    """A distinct prompt's cell, and the distribution read from it (by option code)."""
+    """A distinct prompt's cell, and the answers read from it, in the questionnaire's
+    order of options (or of values)."""
 
     cell: Cell
-    distribution: dict[str, float]
+    outcomes: tuple[_Outcome, ...]
+
+
+def _outcomes(
+    listed: Question, cell: Cell, result: ScoreResult, prompt_format: PromptFormat
+) -> tuple[_Outcome, ...]:
+    """The answers to ``listed`` (the question as the questionnaire lists it) with their
+    probabilities from ``cell``'s one score ``result``: per option, in listed order whatever
+    order they were shown in, written with the label or text they were shown with; or per
+    value of a numeric question."""
+    shown = cell.question
+    if isinstance(shown, NumericQuestion):
+        return tuple(
+            _Outcome(bin_.code, str(value), str(value), value, prob)
+            for value, prob in zip(shown.values(), result.probs, strict=True)
+            if (bin_ := shown.bin_of(value)) is not None
+        )
+    assert isinstance(shown, ChoiceQuestion) and isinstance(listed, ChoiceQuestion)
+    codes = [option.code for option in shown.options]
+    probs = dict(zip(codes, result.probs, strict=True))
+    written = dict(zip(codes, answer_texts(shown, prompt_format.answer), strict=True))
+    return tuple(
+        _Outcome(o.code, o.text, written[o.code], o.code, probs[o.code]) for o in listed.options
+    )
 
 
 @dataclass
@@ -144,7 +183,13 @@ class _Interview:
         if reference.persona:
             return self.persona.attributes.get(reference.name)
         answer = self.answers.get(reference.name)
-        return None if answer is None else answer.code
+        return None if answer is None else answer.outcome.value
+
+
+def _drawn_exactly(question: Question) -> bool:
+    if isinstance(question, NumericQuestion):
+        return question.integer and len(question.values()) <= MAX_EXACT_VALUES
+    return isinstance(question, ChoiceQuestion)
 
 
 def simulate_respondents(
@@ -175,20 +220,22 @@ def simulate_respondents(
     Raises:
         InputError: ``n`` below 1, or a condition or pipe naming an attribute no persona
             has; before any model work.
-        MethodError: a question whose answers this version cannot draw exactly (only
-            single-choice and ordinal questions are drawn so far).
+        MethodError: a question whose answers this version cannot draw exactly (single-
+            choice, ordinal and integer questions are drawn; an integer answer as its value,
+            reported with its bin's code).
     """
     started = time.time()
     settings = SimulationSettings.of(settings, **changes)
     if n < 1:
         raise InputError("respondents", f"n must be at least 1, got {n}")
     check_population(questionnaire, population)
-    not_drawn = [q.id for q in questionnaire if not isinstance(q, ChoiceQuestion)]
+    not_drawn = [q.id for q in questionnaire if not _drawn_exactly(q)]
     if not_drawn:
         raise MethodError(
             "simulated respondents draw each answer from an exact distribution, which this "
-            f"version reads for single-choice and ordinal questions; {', '.join(not_drawn)} "
-            "are not: leave them out (Questionnaire.select, or --questions)"
+            "version reads for single-choice, ordinal and integer questions (at most "
+            f"{MAX_EXACT_VALUES} values); {', '.join(not_drawn)} are not: leave them out "
+            "(Questionnaire.select, or --questions)"
         )
     prompt_format = settings.prompt_format()
     width = len(str(n))
@@ -299,18 +346,17 @@ class _Interviewer:
             self.hits += done.manifest.cache.hits
             self.misses += done.manifest.cache.misses
         for (key, cell), result in zip(cells.items(), done.scores, strict=True):
-            read = cell.asking.read_scores([result])  # one request per choice question
-            self.read[key] = _Read(
-                cell, dict(zip((o.code for o in cell.asking.outcomes), read.probs, strict=True))
-            )
+            listed = self.questionnaire.question(cell.question.id)
+            self.read[key] = _Read(cell, _outcomes(listed, cell, result, self.format))
 
     def _prompt(self, interview: _Interview, question_id: str) -> tuple[tuple[object, ...], Any]:
         """What identifies the prompt ``interview`` reads for ``question_id``, and how to
         build its cell (built once per distinct prompt)."""
         questionnaire, settings = self.questionnaire, self.settings
         question = questionnaire.question(question_id)
+        answers = {qid: answer.outcome.text for qid, answer in interview.answers.items()}
         piped = tuple(
-            (pipe.reference.name, interview.reads(pipe.reference))
+            (pipe.reference.name, answers.get(pipe.reference.name))
             for pipe in answer_pipes(question)
         )
         options = displays(
@@ -326,24 +372,20 @@ class _Interviewer:
             question_id,
             order,
             piped,
-            tuple((a.question.id, a.order, a.code) for a in seen),
+            tuple((a.question.id, a.order, a.outcome.written) for a in seen),
         )
 
         def build() -> Cell:
-            answers = {qid: answer.code for qid, answer in interview.answers.items()}
-            read = personalised(question, interview.persona, answers, questionnaire)
+            read = personalised(question, interview.persona, answers)
             shown = displays(
                 read, permute=settings.permute, relabel=settings.relabel, balance=settings.balance
             )[chosen][0]
-            assert isinstance(shown, ChoiceQuestion)
             instructions = questionnaire.instructions
             history = tuple(
-                answered_turn(
+                ask(
                     as_read(answer.question, seen[index - 1].question if index else None),
                     self.format,
-                    answer.code,
-                    instructions=instructions if index == 0 else None,
-                )
+                ).turn(answer.outcome.written, instructions=instructions if index == 0 else None)
                 for index, answer in enumerate(seen)
             )
             if seen:
@@ -369,24 +411,23 @@ class _Interviewer:
         return answered[-memory.last :]
 
     def _answer(self, interview: _Interview, read: _Read, row: dict[str, object]) -> None:
-        cell, distribution = read.cell, read.distribution
-        question = self.questionnaire.question(cell.question.id)
-        assert isinstance(question, ChoiceQuestion) and isinstance(cell.question, ChoiceQuestion)
-        codes = [option.code for option in question.options]
-        probs = [distribution[code] for code in codes]
-        u = seeded_uniform(self.settings.seed, interview.id, question.id)
-        code = draw(codes, probs, u)
+        question_id = read.cell.question.id
+        u = seeded_uniform(self.settings.seed, interview.id, question_id)
+        index = draw(range(len(read.outcomes)), [o.prob for o in read.outcomes], u)
+        outcome = read.outcomes[index]
         row.update(
-            order=cell.order,
-            answer_code=code,
-            answer_text=question.option(code).text,
-            prob=distribution[code],
+            order=read.cell.order,
+            answer_code=outcome.code,
+            answer_text=outcome.text,
+            prob=outcome.prob,
         )
-        interview.answers[question.id] = _Answer(cell.question, cell.order, code)
-        for option_code, prob in zip(codes, probs, strict=True):
-            key = (question.id, option_code)
-            self.expected[key] = self.expected.get(key, 0.0) + prob
-        self.observed[(question.id, code)] = self.observed.get((question.id, code), 0) + 1
+        interview.answers[question_id] = _Answer(read.cell.question, read.cell.order, outcome)
+        for each in read.outcomes:
+            key = (question_id, each.code)
+            self.expected[key] = self.expected.get(key, 0.0) + each.prob
+        self.observed[(question_id, outcome.code)] = (
+            self.observed.get((question_id, outcome.code), 0) + 1
+        )
 
     def marginals(self) -> pl.DataFrame:
         """Per question and option: how many were asked, the observed share of the answer,

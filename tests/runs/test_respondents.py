@@ -5,6 +5,7 @@ the microdata's marginals match the exact distributions the answers came from.""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import polars as pl
@@ -22,7 +23,14 @@ from survey_sim import (
 )
 from survey_sim.errors import FlowWarning, MethodError
 from survey_sim.flow import interview_order
-from survey_sim.runs.respondents import _Answer, _Interview, _Interviewer, allocate, draw
+from survey_sim.runs.respondents import (
+    _Answer,
+    _Interview,
+    _Interviewer,
+    _Outcome,
+    allocate,
+    draw,
+)
 from survey_sim.testing import InterruptedAfter
 
 INSTRUMENT = Path(__file__).parents[2] / "questionnaires" / "anes_2016_vote_flow.yaml"
@@ -152,46 +160,91 @@ def test_memory_shows_earlier_answers_and_never_skipped_questions(
     instrument, demo_population, tiny_engine
 ):
     remembering = instrument.model_copy(update={"memory": "full"})
-    sample = simulate_respondents(
-        remembering, demo_population, tiny_engine, 60, seed=1, progress=False, cache=False
-    )
-    settings = sample.manifest.settings
+    settings = SimulationSettings()
     interviewer = _Interviewer(
         remembering, demo_population, tiny_engine, settings, settings.prompt_format(), None
     )
-    row = sample.microdata.filter(pl.col("asked"), pl.col("question_id") == "natfare").row(
-        0, named=True
-    )
-    respondent = sample.microdata.filter(pl.col("respondent_id") == row["respondent_id"])
-    persona = next(p for p in demo_population if p.id == row["persona_id"])
-    interview = _Interview(
-        row["respondent_id"], persona, interview_order(remembering, 1, row["respondent_id"])
-    )
-    earlier = respondent.filter(pl.col("position") < row["position"], pl.col("asked")).sort(
-        "position"
-    )
-    for question_id, order, code in earlier.select(
-        "question_id", "order", "answer_code"
-    ).iter_rows():
-        interview.answers[question_id] = _Answer(remembering.question(question_id), order, code)
-    _, build = interviewer._prompt(interview, "natfare")
-    history = build().context.history
-    assert len(history) == earlier.height >= 2
-    shown = "\n".join(turn.question for turn in history)
-    skipped = respondent.filter(~pl.col("asked"), pl.col("position") < row["position"])
-    for question_id in skipped["question_id"]:
-        assert remembering.question(question_id).text not in shown
-    assert "None" not in [turn.answer for turn in history]
+    interviews = [
+        _Interview(f"r{index}", persona, interview_order(remembering, 1, f"r{index}"))
+        for index, persona in enumerate(allocate(demo_population, 30, "proportional", 1))
+    ]
+    for step in range(len(remembering) - 1):  # every question but the last
+        interviewer.step(interviews, step, time.time())
+    for interview in interviews:
+        last = interview.order[-1]
+        history = interviewer._prompt(interview, last)[1]().context.history
+        assert len(history) == len(interview.answers) >= 2
+        shown = "\n".join(turn.question for turn in history)
+        for question_id in interview.order[:-1]:
+            text = remembering.question(question_id).text.split("{")[0]
+            assert (text in shown) == (question_id in interview.answers), question_id
+        assert [turn.answer for turn in history] == [
+            answer.outcome.written for answer in interview.answers.values()
+        ]
     last_two = remembering.model_copy(update={"memory": LastAnswers(last=2)})
-    assert simulate_respondents(
+    sample = simulate_respondents(
         last_two, demo_population, tiny_engine, 20, seed=1, progress=False, cache=False
-    ).microdata.height == 20 * len(instrument)
+    )
+    assert sample.microdata.height == 20 * len(instrument)
 
 
 def test_questions_that_cannot_be_drawn_are_refused_before_model_work(demo_population, tiny_engine):
     kinds = load_questionnaire(Path(__file__).parents[2] / "questionnaires/question_kinds.yaml")
-    with pytest.raises(MethodError, match="single-choice and ordinal questions"):
+    with pytest.raises(MethodError, match="news_sources, mip are not: leave them out"):
         simulate_respondents(kinds, demo_population, tiny_engine, 5, progress=False)
+
+
+def test_numeric_answers_are_drawn_as_values_and_read_by_conditions_and_pipes(
+    demo_population, tiny_engine, tmp_path
+):
+    path = tmp_path / "tv.yaml"
+    path.write_text(
+        """\
+id: tv
+memory: full
+questions:
+  - id: tvhours
+    kind: numeric
+    text: On the average day, about how many hours do you personally watch television?
+    minimum: 0
+    maximum: 24
+    bins: [{code: few, min: 0, max: 2}, {code: many, min: 3, max: 24}]
+  - id: toomuch
+    kind: single_choice
+    ask_if: tvhours >= 3
+    text: "You said {tvhours}. Is that too much?"
+    options: [{code: y, text: "Yes"}, {code: n, text: "No"}]
+"""
+    )
+    questionnaire = load_questionnaire(path)
+    sample = simulate_respondents(
+        questionnaire, demo_population, tiny_engine, 200, seed=5, progress=False, cache=False
+    )
+    hours = sample.microdata.filter(pl.col("question_id") == "tvhours")
+    values = hours["answer_text"].cast(pl.Int64)
+    assert values.is_between(0, 24).all() and values.n_unique() > 3
+    expected_codes = pl.when(values >= 3).then(pl.lit("many")).otherwise(pl.lit("few"))
+    assert hours.select((pl.col("answer_code") == expected_codes).all()).item()
+    wide = sample.wide
+    assert ((wide["tvhours"] == "many") == wide["toomuch"].is_not_null()).all()
+    interviewer = _Interviewer(
+        questionnaire,
+        demo_population,
+        tiny_engine,
+        SimulationSettings(),
+        SimulationSettings().prompt_format(),
+        None,
+    )
+    interview = _Interview("r1", next(iter(demo_population)), ("tvhours", "toomuch"))
+    interview.answers["tvhours"] = _Answer(
+        questionnaire.question("tvhours"), None, _Outcome("many", "7", "7", 7, 0.1)
+    )
+    cell = interviewer._prompt(interview, "toomuch")[1]()
+    assert "You said 7. Is that too much?" in cell.context.history[0].question + cell.question.text
+    assert sample.marginals.filter(pl.col("question_id") == "tvhours")["option_code"].to_list() == [
+        "few",
+        "many",
+    ]
 
 
 @pytest.mark.parametrize("format_name", ["chat", "spectrum", "xml", "plain"])
@@ -204,8 +257,12 @@ def test_a_pipe_shows_the_earlier_answer_in_every_format(
     )
     persona = next(iter(demo_population))
     interview = _Interview("r1", persona, instrument.listed_order)
-    for question_id, code in (("voted16", "4"), ("vote16", "2")):
-        interview.answers[question_id] = _Answer(instrument.question(question_id), None, code)
+    for question_id, code, text in (
+        ("voted16", "4", "I am sure I voted"),
+        ("vote16", "2", "Donald Trump"),
+    ):
+        outcome = _Outcome(code, text, "", code, 1.0)
+        interview.answers[question_id] = _Answer(instrument.question(question_id), None, outcome)
     _, build = interviewer._prompt(interview, "vote16_strength")
     cell = build()
     (request,) = cell.asking.exact_requests(cell.context)
