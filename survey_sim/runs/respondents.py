@@ -462,11 +462,14 @@ class RespondentsResult:
         microdata: One row per respondent × question (questions in listed order):
             ``respondent_id``, ``persona_id``, ``question_id``, ``block``, ``position``
             (1 = asked first), ``asked``, ``skipped_because`` (the condition that failed),
-            ``order`` (the option order shown), ``answer_code``, ``answer_text``, ``prob``
+            ``order`` (the option order shown), ``answer_code`` (the option's code; an
+            integer answer's bin), ``answer_text`` (the option's text; the integer), ``prob``
             (the drawn answer's probability), ``model``, ``format``. Skipped questions have
             no answer.
-        marginals: The check of the answers against the distributions they were drawn from
-            (:meth:`_Interviewer.marginals`).
+        marginals: Per question and outcome: respondents asked, the observed share, the
+            expected share (the mean of the distributions the answers were drawn from), and
+            the question's Pearson chi-square and p-value (conservative: draws from
+            different distributions vary less than one multinomial).
         manifest: How the sample was made (settings with the seed, allocation, the
             distinct prompts asked, the store's hits and misses).
     """
