@@ -129,6 +129,11 @@ class Asking(Protocol):
         a label, an option's text, a number), as a turn of a respondent's history."""
         ...
 
+    def outcome_codes(self, value: object) -> list[str]:
+        """The codes of the outcomes a valid sampled answer counts for (the options a
+        multi-select answer names, a number's bin; none for free text)."""
+        ...
+
 
 def ask(question: Question, format: PromptFormat) -> Asking:
     """The :class:`Asking` for ``question`` in ``format``."""
@@ -218,7 +223,7 @@ class _AskingBase(ABC):
                 f"question {self.question.id!r}: every sampled answer hit the token limit; "
                 "raise max_new_tokens"
             )
-        counts = Counter(code for value in values for code in self._outcome_codes(value))
+        counts = Counter(code for value in values for code in self.outcome_codes(value))
         return Distribution(
             logprobs=[None] * len(self.outcomes),
             probs=[counts[outcome.code] / len(values) for outcome in self.outcomes],
@@ -229,7 +234,7 @@ class _AskingBase(ABC):
         )
 
     @abstractmethod
-    def _outcome_codes(self, value: object) -> list[str]:
+    def outcome_codes(self, value: object) -> list[str]:
         """The codes of the outcomes a valid sampled value counts for."""
 
 
@@ -283,7 +288,7 @@ class _ChoiceAsking(_OptionsAsking):
         coverage = result.coverage
         return Distribution(result.logprobs, result.probs, [coverage] * len(result.logprobs))
 
-    def _outcome_codes(self, value: object) -> list[str]:
+    def outcome_codes(self, value: object) -> list[str]:
         return [option_for_value(self.question, value, self.format.answer).code]
 
 
@@ -322,7 +327,7 @@ class _MultiSelectAsking(_OptionsAsking):
             coverage=[result.coverage for result in results],
         )
 
-    def _outcome_codes(self, value: object) -> list[str]:
+    def outcome_codes(self, value: object) -> list[str]:
         assert isinstance(value, list)
         return [option_for_value(self.question, item, self.format.answer).code for item in value]
 
@@ -380,7 +385,7 @@ class _NumericAsking(_AskingBase):
             coverage=[result.coverage] * len(logprobs),
         )
 
-    def _outcome_codes(self, value: object) -> list[str]:
+    def outcome_codes(self, value: object) -> list[str]:
         assert isinstance(value, int | float)
         bin_ = self.question.bin_of(value)
         return [] if bin_ is None else [bin_.code]
@@ -406,7 +411,7 @@ class _FreeTextAsking(_AskingBase):
     def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
         raise MethodError(f"question {self.question.id!r} is free text: nothing to score")
 
-    def _outcome_codes(self, value: object) -> list[str]:
+    def outcome_codes(self, value: object) -> list[str]:
         return []  # free-text answers count for no outcome: they are reported as draws
 
 

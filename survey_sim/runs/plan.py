@@ -47,6 +47,9 @@ class Cell:
     Attributes:
         shots: How many of the respondent's own answers the history shows (``None`` in
             the population mode, where the context holds no history).
+        samples, draw_seed: For a sampled cell, the answers to draw and their seed when not
+            the settings' ``samples`` and :meth:`seed` (simulated respondents draw one
+            answer per respondent reading the prompt).
     """
 
     persona: Persona
@@ -56,6 +59,8 @@ class Cell:
     method: Method
     context: PromptContext
     shots: int | None = None
+    samples: int | None = None
+    draw_seed: int | None = None
 
     def columns(self) -> dict[str, object]:
         """What identifies this cell in the responses and draws frames."""
@@ -192,9 +197,9 @@ class Plan:
             request = SampleRequest(
                 cell.asking.sample_prompt(cell.context),
                 schema,
-                n=settings.samples,
+                n=cell.samples or settings.samples,
                 temperature=settings.temperature,
-                seed=cell.seed(settings.seed),
+                seed=cell.seed(settings.seed) if cell.draw_seed is None else cell.draw_seed,
                 max_new_tokens=settings.max_new_tokens or cell.asking.token_limit(),
             )
             sampled.append((cell, request))

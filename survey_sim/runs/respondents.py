@@ -6,7 +6,9 @@ seed and its id), skipping what its conditions rule out, reading pipes filled wi
 earlier answers, seeing what ``memory`` shows of its interview so far, and answering each
 question with a draw from the exact distribution of that question given its persona and what
 it sees (inverse CDF on a uniform seeded by the run's seed, the respondent and the question,
-so a rerun draws the same answers).
+so a rerun draws the same answers). Questions without an exact distribution (multi-select,
+free text, non-integer numbers) are sampled under their JSON schema instead: one request
+per distinct prompt and step, drawing one answer for each respondent who reads it.
 
 Respondents are interviewed in steps (everyone's first question, then everyone's second...),
 each step one plan. Respondents who would read the same prompt (the same persona and option
@@ -37,11 +39,17 @@ from survey_sim.asking.formats import PromptContext, PromptFormat
 from survey_sim.asking.kinds import MAX_EXACT_VALUES, ask
 from survey_sim.asking.orders import displays
 from survey_sim.asking.schemas import answer_texts
-from survey_sim.engines.base import Engine, ScoreResult
-from survey_sim.errors import InputError, MethodError
+from survey_sim.engines.base import Engine, SampleResult, ScoreResult
+from survey_sim.errors import InputError
 from survey_sim.flow import answer_pipes, check_population, interview_order, personalised
 from survey_sim.population import Persona, Population
-from survey_sim.questionnaire import ChoiceQuestion, NumericQuestion, Question, Questionnaire
+from survey_sim.questionnaire import (
+    ChoiceQuestion,
+    NumericQuestion,
+    OptionsQuestion,
+    Question,
+    Questionnaire,
+)
 from survey_sim.runs.individuals import as_read
 from survey_sim.runs.manifest import RespondentsRecord, RunManifest, StoreRecord, run_manifest
 from survey_sim.runs.plan import Cell, Plan
@@ -68,6 +76,8 @@ MICRODATA_SCHEMA: dict[str, pl.DataType] = {
     "answer_code": pl.String(),
     "answer_text": pl.String(),
     "prob": pl.Float64(),
+    "method": pl.String(),
+    "problem": pl.String(),
     "model": pl.String(),
     "format": pl.String(),
 }
@@ -169,6 +179,21 @@ def _outcomes(
     )
 
 
+def _sampled_outcome(cell: Cell, value: object, text: str) -> _Outcome:
+    """A valid sampled answer as an outcome: its code(s) (options joined by ``|``, a
+    number's bin; empty for free text), readable text, the model's own ``text`` (what
+    memory shows), and the value conditions read."""
+    question = cell.question
+    codes = cell.asking.outcome_codes(value)
+    if isinstance(question, OptionsQuestion):
+        chosen = [o for o in question.options if o.code in codes]
+        readable = "; ".join(o.text for o in chosen)
+        return _Outcome("|".join(o.code for o in chosen), readable, text, "|".join(codes), 0.0)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _Outcome("|".join(codes), f"{value:g}", text, float(value), 0.0)
+    return _Outcome("", str(value), text, str(value), 0.0)
+
+
 @dataclass
 class _Interview:
     """One respondent's interview so far."""
@@ -220,23 +245,14 @@ def simulate_respondents(
     Raises:
         InputError: ``n`` below 1, or a condition or pipe naming an attribute no persona
             has; before any model work.
-        MethodError: a question whose answers this version cannot draw exactly (single-
-            choice, ordinal and integer questions are drawn; an integer answer as its value,
-            reported with its bin's code).
+        MethodError: a question's answers that cannot be sampled (a schema too large),
+            before any model work.
     """
     started = time.time()
     settings = SimulationSettings.of(settings, **changes)
     if n < 1:
         raise InputError("respondents", f"n must be at least 1, got {n}")
     check_population(questionnaire, population)
-    not_drawn = [q.id for q in questionnaire if not _drawn_exactly(q)]
-    if not_drawn:
-        raise MethodError(
-            "simulated respondents draw each answer from an exact distribution, which this "
-            "version reads for single-choice, ordinal and integer questions (at most "
-            f"{MAX_EXACT_VALUES} values); {', '.join(not_drawn)} are not: leave them out "
-            "(Questionnaire.select, or --questions)"
-        )
     prompt_format = settings.prompt_format()
     width = len(str(n))
     interviews = []
@@ -264,7 +280,9 @@ def simulate_respondents(
         if store is None
         else StoreRecord(path=str(store.path), hits=interviewer.hits, misses=interviewer.misses),
         respondents=RespondentsRecord(
-            respondents=n, allocation=allocation, distinct_prompts=len(interviewer.read)
+            respondents=n,
+            allocation=allocation,
+            distinct_prompts=len(interviewer.read) + len(interviewer.sampled),
         ),
     )
     listed = {qid: index for index, qid in enumerate(questionnaire.listed_order)}
@@ -294,6 +312,8 @@ class _Interviewer:
         self.expected: dict[tuple[str, str], float] = {}
         self.observed: dict[tuple[str, str], int] = {}
         self.read: dict[tuple[object, ...], _Read] = {}
+        self.sampled: dict[tuple[object, ...], tuple[Cell, SampleResult]] = {}
+        self.drawn: dict[tuple[object, ...], int] = {}
         self.hits = self.misses = 0
 
     def step(self, interviews: Sequence[_Interview], step: int, started: float) -> None:
@@ -316,13 +336,30 @@ class _Interviewer:
                 row.update(asked=False, skipped_because=str(condition))
                 continue
             key, build = self._prompt(interview, question_id)
-            if key not in cells and key not in self.read:
-                cells[key] = build()
+            if _drawn_exactly(self.questionnaire.question(question_id)):
+                if key not in cells and key not in self.read:
+                    cells[key] = build()
+            else:  # one draw per respondent reading the prompt at this step
+                key = (*key, step)
+                if key not in cells:
+                    cells[key] = build()
+                    self.drawn[key] = 0
+                self.drawn[key] += 1
             asked.append((interview, key, row))
+        for key, cell in cells.items():
+            if key in self.drawn:
+                seed = int(seeded_uniform(self.settings.seed, *map(str, key)) * 2**53)
+                cells[key] = dataclasses.replace(
+                    cell, method="sample", samples=self.drawn[key], draw_seed=seed
+                )
+                self.drawn[key] = 0
         if cells:
             self._read(cells, started)
         for interview, key, row in asked:
-            self._answer(interview, self.read[key], row)
+            if key in self.drawn:
+                self._take_sampled(interview, key, row)
+            else:
+                self._answer(interview, self.read[key], row)
 
     def _read(self, cells: dict[tuple[object, ...], Cell], started: float) -> None:
         """Each new prompt's distribution, through the store and the engine."""
@@ -345,9 +382,13 @@ class _Interviewer:
         if done.manifest.cache is not None:
             self.hits += done.manifest.cache.hits
             self.misses += done.manifest.cache.misses
-        for (key, cell), result in zip(cells.items(), done.scores, strict=True):
+        exact = [(key, cell) for key, cell in cells.items() if cell.method == "exact"]
+        for (key, cell), result in zip(exact, done.scores, strict=True):
             listed = self.questionnaire.question(cell.question.id)
             self.read[key] = _Read(cell, _outcomes(listed, cell, result, self.format))
+        sampled = [(key, cell) for key, cell in cells.items() if cell.method == "sample"]
+        for (key, cell), drawn in zip(sampled, done.samples, strict=True):
+            self.sampled[key] = (cell, drawn)
 
     def _prompt(self, interview: _Interview, question_id: str) -> tuple[tuple[object, ...], Any]:
         """What identifies the prompt ``interview`` reads for ``question_id``, and how to
@@ -420,6 +461,7 @@ class _Interviewer:
             answer_code=outcome.code,
             answer_text=outcome.text,
             prob=outcome.prob,
+            method="exact",
         )
         interview.answers[question_id] = _Answer(read.cell.question, read.cell.order, outcome)
         for each in read.outcomes:
@@ -428,6 +470,26 @@ class _Interviewer:
         self.observed[(question_id, outcome.code)] = (
             self.observed.get((question_id, outcome.code), 0) + 1
         )
+
+    def _take_sampled(
+        self, interview: _Interview, key: tuple[object, ...], row: dict[str, object]
+    ) -> None:
+        """The next of the answers sampled for ``key``'s prompt (respondents take them in
+        interview order)."""
+        cell, drawn = self.sampled[key]
+        index = self.drawn[key]
+        self.drawn[key] += 1
+        row.update(order=cell.order, method="sample")
+        text, value = drawn.texts[index], drawn.values[index]
+        if drawn.truncated[index] or drawn.invalid[index] or value is None:
+            cut = "cut off at the token limit" if drawn.truncated[index] else "not a valid answer"
+            row.update(problem=f"{cut}: {text[:60]!r}")
+            return
+        outcome = _sampled_outcome(cell, value, text)
+        listed = isinstance(cell.question, OptionsQuestion)  # "": no option selected
+        row.update(answer_code=outcome.code if outcome.code or listed else None)
+        row.update(answer_text=outcome.text)
+        interview.answers[cell.question.id] = _Answer(cell.question, cell.order, outcome)
 
     def marginals(self) -> pl.DataFrame:
         """Per question and option: how many were asked, the observed share of the answer,
@@ -481,12 +543,12 @@ class RespondentsResult:
     @cached_property
     def wide(self) -> pl.DataFrame:
         """One row per respondent: ``respondent_id``, ``persona_id`` and one column per
-        question holding its answer code (null where skipped), in listed order."""
+        question holding its answer code (a free-text or unbinned numeric answer: its text;
+        null where skipped or unusable), in listed order."""
         questions = list(dict.fromkeys(self.microdata["question_id"]))
         return (
-            self.microdata.pivot(
-                on="question_id", index=["respondent_id", "persona_id"], values="answer_code"
-            )
+            self.microdata.with_columns(answer=pl.coalesce("answer_code", "answer_text"))
+            .pivot(on="question_id", index=["respondent_id", "persona_id"], values="answer")
             .select("respondent_id", "persona_id", *questions)
             .sort("respondent_id")
         )

@@ -21,7 +21,7 @@ from survey_sim import (
     simulate,
     simulate_respondents,
 )
-from survey_sim.errors import FlowWarning, MethodError
+from survey_sim.errors import FlowWarning
 from survey_sim.flow import interview_order
 from survey_sim.runs.respondents import (
     _Answer,
@@ -188,10 +188,35 @@ def test_memory_shows_earlier_answers_and_never_skipped_questions(
     assert sample.microdata.height == 20 * len(instrument)
 
 
-def test_questions_that_cannot_be_drawn_are_refused_before_model_work(demo_population, tiny_engine):
+def test_kinds_without_an_exact_distribution_are_sampled_one_answer_per_respondent(
+    demo_population, tiny_engine
+):
     kinds = load_questionnaire(Path(__file__).parents[2] / "questionnaires/question_kinds.yaml")
-    with pytest.raises(MethodError, match="news_sources, mip are not: leave them out"):
-        simulate_respondents(kinds, demo_population, tiny_engine, 5, progress=False)
+    kinds = kinds.model_copy(update={"memory": "full"})
+    n = 24
+    sample = simulate_respondents(
+        kinds, demo_population, tiny_engine, n, seed=2, progress=False, cache=False
+    )
+    data = sample.microdata
+    methods = dict(data.select("question_id", "method").unique().iter_rows())
+    assert methods == {
+        "polint": "exact",
+        "tvhours": "exact",
+        "news_sources": "sample",
+        "mip": "sample",
+    }
+    news = data.filter(pl.col("question_id") == "news_sources", pl.col("problem").is_null())
+    codes = {o.code for o in kinds.question("news_sources").options}
+    for answer in news["answer_code"]:
+        assert answer == "" or set(answer.split("|")) <= codes
+    assert news.height > n // 2 and data["prob"].filter(data["method"] == "sample").is_null().all()
+    mip = data.filter(pl.col("question_id") == "mip")
+    assert mip["answer_code"].is_null().all()
+    assert (mip["answer_text"].is_not_null() | mip["problem"].is_not_null()).all()
+    again = simulate_respondents(
+        kinds, demo_population, tiny_engine, n, seed=2, progress=False, cache=False
+    )
+    assert again.microdata.drop("prob").equals(data.drop("prob"))
 
 
 def test_numeric_answers_are_drawn_as_values_and_read_by_conditions_and_pipes(
