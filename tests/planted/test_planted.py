@@ -7,7 +7,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from survey_sim import TransformersEngine, compare, paired_differences, simulate, subgroup_gaps
+from survey_sim import (
+    TransformersEngine,
+    compare,
+    paired_differences,
+    simulate,
+    simulate_respondents,
+    subgroup_gaps,
+)
 from survey_sim.planted import (
     ATTRIBUTES,
     PLANTED_ITEMS,
@@ -111,3 +118,29 @@ def test_a_model_trained_to_be_the_process_shows_its_signal_through_the_pipeline
     comparison = compare(result.population, people)
     versus = paired_differences(comparison, metrics=["total_variation"], versus=["uniform"])
     assert versus["difference"][0] < 0
+
+    # Simulated respondents drawn from the model carry the same persona effects: per party,
+    # their answer shares are the model's party distributions within sampling error.
+    population = people.population()
+    sample = simulate_respondents(
+        small.questionnaire, population, engine, 3000, seed=4, progress=False, cache=False
+    )
+    parties = population.frame.select("persona_id", pl.col("party").cast(pl.String))
+    answered = sample.microdata.join(parties, on="persona_id")
+    asked = answered.group_by("party", "question_id").agg(n=pl.len())
+    counts = answered.group_by("party", "question_id", "answer_code").len()
+    model = (
+        result.subgroups(["party"])
+        .join(asked, on=["party", "question_id"])
+        .join(
+            counts.rename({"answer_code": "option_code"}),
+            on=["party", "question_id", "option_code"],
+            how="left",
+        )
+        .with_columns(share=pl.col("len").fill_null(0) / pl.col("n"))
+    )
+    error = (pl.col("prob") * (1 - pl.col("prob")) / pl.col("n")).sqrt()
+    assert model.select(((pl.col("share") - pl.col("prob")).abs() < 4 * error + 1e-9).all()).item()
+    taxes = model.filter(pl.col("question_id") == "taxes", pl.col("option_code") == "1")
+    by_party = dict(taxes.select("party", "share").iter_rows())
+    assert abs(by_party["a Democrat"] - by_party["a Republican"]) > 0.2
