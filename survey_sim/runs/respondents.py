@@ -35,7 +35,7 @@ import polars as pl
 
 from survey_sim._conditions import Reference, evaluate
 from survey_sim._progress import tqdm
-from survey_sim.asking.formats import PromptContext, PromptFormat
+from survey_sim.asking.formats import ChatRenderer, PromptContext, PromptFormat
 from survey_sim.asking.kinds import MAX_EXACT_VALUES, ask
 from survey_sim.asking.orders import displays
 from survey_sim.asking.schemas import answer_texts
@@ -209,6 +209,37 @@ class _Interview:
             return self.persona.attributes.get(reference.name)
         answer = self.answers.get(reference.name)
         return None if answer is None else answer.outcome.value
+
+
+def interview_cell(
+    persona: Persona,
+    question: Question,
+    order: str | None,
+    earlier: Sequence[tuple[Question, str]],
+    *,
+    prompt_format: PromptFormat,
+    chat: ChatRenderer,
+    instructions: str | None,
+) -> Cell:
+    """``persona`` asked ``question`` (as shown, in option ``order``) after the ``earlier``
+    questions of its interview, each as it was shown with its answer as the format writes
+    it: turns of the format, the questionnaire's instructions read with the first question,
+    a preamble just read not read again. Read exactly."""
+    history = tuple(
+        ask(as_read(shown, earlier[index - 1][0] if index else None), prompt_format).turn(
+            written, instructions=instructions if index == 0 else None
+        )
+        for index, (shown, written) in enumerate(earlier)
+    )
+    if earlier:
+        question = as_read(question, earlier[-1][0])
+    context = PromptContext(
+        prompt_format.describe(persona),
+        chat,
+        instructions=None if earlier else instructions,
+        history=history,
+    )
+    return Cell(persona, question, ask(question, prompt_format), order, "exact", context)
 
 
 def _drawn_exactly(question: Question) -> bool:
@@ -421,23 +452,16 @@ class _Interviewer:
             shown = displays(
                 read, permute=settings.permute, relabel=settings.relabel, balance=settings.balance
             )[chosen][0]
-            instructions = questionnaire.instructions
-            history = tuple(
-                ask(
-                    as_read(answer.question, seen[index - 1].question if index else None),
-                    self.format,
-                ).turn(answer.outcome.written, instructions=instructions if index == 0 else None)
-                for index, answer in enumerate(seen)
+            earlier = [(answer.question, answer.outcome.written) for answer in seen]
+            return interview_cell(
+                interview.persona,
+                shown,
+                order,
+                earlier,
+                prompt_format=self.format,
+                chat=self.engine,
+                instructions=questionnaire.instructions,
             )
-            if seen:
-                shown = as_read(shown, seen[-1].question)
-            context = PromptContext(
-                self.format.describe(interview.persona),
-                self.engine,
-                instructions=None if seen else instructions,
-                history=history,
-            )
-            return Cell(interview.persona, shown, ask(shown, self.format), order, "exact", context)
 
         return key, build
 
