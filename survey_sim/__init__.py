@@ -90,6 +90,7 @@ from survey_sim.runs import (
     simulate,
 )
 from survey_sim.runs.individuals import IndividualResult, simulate_individuals
+from survey_sim.runs.joints import JointResult, joint
 from survey_sim.runs.respondents import RespondentsResult, simulate_respondents
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ __all__ = [
     "IndividualResult",
     "IndividualSplit",
     "InputError",
+    "JointResult",
     "LastAnswers",
     "MethodError",
     "ModelNotFoundError",
@@ -169,6 +171,7 @@ __all__ = [
     "coverage_by_question",
     "evaluate_individuals",
     "gss_spending_2018",
+    "joint",
     "load_questionnaire",
     "paired_differences",
     "plot_calibration",
