@@ -41,6 +41,7 @@ SMOKE = {
     "tuning_speed.py": ["--model", "{tiny}", "--steps", "2", "--batch-size", "2"],
     "sglang_client.py": ["--personas", "2"],
     "respondents.py": ["--model", "{tiny}", "--n", "20", "40", "--memory-n", "10"],
+    "joints.py": ["--model", "{tiny}", "--questions", "3", "--personas", "2"],
 }
 
 
