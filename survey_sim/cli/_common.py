@@ -21,6 +21,7 @@ from survey_sim.engines.catalog import engine_loader as load_engine
 from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs.individuals import IndividualResult
+from survey_sim.runs.joints import JointResult
 from survey_sim.runs.manifest import StoreRecord
 from survey_sim.runs.respondents import RespondentsResult
 from survey_sim.runs.results import SimulationResult
@@ -113,7 +114,7 @@ def check_outputs(outputs: Sequence[Path | None], inputs: Sequence[str | Path | 
 
 
 def write_run(
-    result: SimulationResult | IndividualResult | RespondentsResult, path: Path
+    result: SimulationResult | IndividualResult | RespondentsResult | JointResult, path: Path
 ) -> list[Path]:
     """Write a run's results set; a failure (a full disk) is one line that says the answers
     are kept in the results cache."""

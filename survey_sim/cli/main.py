@@ -13,6 +13,7 @@ from survey_sim.cli import (
     check,
     compare,
     individuals,
+    joint,
     population,
     preview,
     respondents,
@@ -37,6 +38,8 @@ examples:
   survey-sim run my_survey.yaml --personas cells.csv --model ~/models/Qwen3-1.7B --out r.parquet
   survey-sim respondents questionnaires/anes_2016_vote_flow.yaml \
       --personas personas/us_adults_demo.yaml --n 1000 --out sample.parquet
+  survey-sim joint questionnaires/gss_spending_2018.yaml --personas personas/us_adults_demo.yaml \
+      --pairs natfare:natenvir --out joints.parquet
   survey-sim individuals --human gss_spending_2018 --train 100 --test 100 --out ind.parquet
   survey-sim evaluate ind.parquet --human gss_spending_2018
   survey-sim tune --human gss_spending_2018 --objective population --out gss-adapter
@@ -62,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (
         run,
         respondents,
+        joint,
         preview,
         individuals,
         compare,

@@ -121,6 +121,26 @@ def test_respondents_writes_microdata_and_a_rerun_draws_the_same(tiny_model_dir,
     assert pl.read_parquet(tmp_path / "a.marginals.parquet")["p_value"].min() > 0
 
 
+def test_joint_of_pairs_and_of_a_block(tiny_model_dir, tmp_path):
+    questionnaire = str(bundled_file("questionnaires", "anes_2016_vote_flow.yaml"))
+    personas = str(bundled_file("personas", "us_adults_demo.yaml"))
+    common = [questionnaire, "--personas", personas, "--model", str(tiny_model_dir)]
+    done = run_cli(
+        "joint", *common, "--pairs", "voted16:natfare", "--out", str(tmp_path / "j.parquet")
+    )
+    assert done.returncode == 0, done.stderr
+    assert "P(voted16, natfare), both asking orders averaged" in done.stdout
+    joints = pl.read_parquet(tmp_path / "j.parquet")
+    assert joints.filter(pl.col("asked") == "average").height == 8 * 4 * 3
+    block = run_cli(
+        "joint", *common, "--block", "spending", "--quiet", "--out", str(tmp_path / "b.parquet")
+    )
+    assert block.returncode == 0, block.stderr
+    assert pl.read_parquet(tmp_path / "b.parquet")["first"].n_unique() == 2  # 3 pairs of 3
+    wrong = run_cli("joint", *common, "--pairs", "voted16", "--out", str(tmp_path / "w.parquet"))
+    assert wrong.returncode == 2 and "'voted16' is not A:B" in wrong.stderr
+
+
 @pytest.mark.slow
 def test_run_with_permutations_reports_position_bias(tiny_model_dir, tmp_path):
     out = tmp_path / "permuted.parquet"
