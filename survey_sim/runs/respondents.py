@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -112,6 +113,25 @@ def seeded_uniform(seed: int, *parts: str) -> float:
     """A number in [0, 1) fixed by ``seed`` and ``parts``."""
     digest = hashlib.sha256(json.dumps([seed, *parts]).encode()).digest()
     return int.from_bytes(digest[:7], "big") / 2**56
+
+
+def chi_square_survival(statistic: float, df: int) -> float:
+    """P(X >= ``statistic``) for X chi-square with ``df`` degrees of freedom: the regularised
+    upper incomplete gamma function Q(df/2, statistic/2) in its closed form for whole and
+    half-whole arguments (so the core needs no scipy)."""
+    y = statistic / 2
+    if df % 2 == 0:
+        term = total = 1.0
+        for index in range(1, df // 2):
+            term *= y / index
+            total += term
+        return math.exp(-y) * total
+    total = math.erfc(math.sqrt(y))
+    term = math.sqrt(y) * math.exp(-y) / math.gamma(1.5)
+    for index in range(df // 2):
+        total += term
+        term *= y / (index + 1.5)
+    return total
 
 
 def draw(answers: Sequence[T], probs: Sequence[float], u: float) -> T:
@@ -521,8 +541,6 @@ class _Interviewer:
         per question Pearson's chi-square of the counts against the expected ones and its
         p-value (conservative: draws from different distributions vary less than one
         multinomial)."""
-        from scipy import stats
-
         rows = []
         for question_id in self.questionnaire.listed_order:
             codes = [o.code for o in self.questionnaire.question(question_id).outcomes]
@@ -534,7 +552,7 @@ class _Interviewer:
             chi_square = sum(
                 (o - e) ** 2 / e for o, e in zip(observed, expected, strict=True) if e > 0
             )
-            p_value = float(stats.chi2.sf(chi_square, df=max(len(codes) - 1, 1)))
+            p_value = chi_square_survival(chi_square, max(len(codes) - 1, 1))
             for code, o, e in zip(codes, observed, expected, strict=True):
                 rows.append((question_id, code, asked, o / asked, e / asked, chi_square, p_value))
         return pl.DataFrame(rows, schema=MARGINALS_SCHEMA, orient="row")

@@ -29,6 +29,7 @@ from survey_sim.runs.respondents import (
     _Interviewer,
     _Outcome,
     allocate,
+    chi_square_survival,
     draw,
 )
 from survey_sim.testing import InterruptedAfter
@@ -46,6 +47,13 @@ def sample(instrument, demo_population, tiny_engine):
     return simulate_respondents(
         instrument, demo_population, tiny_engine, 400, seed=3, progress=False, cache=False
     )
+
+
+def test_the_chi_square_p_value_is_scipys():
+    for df in range(1, 12):
+        for statistic in (0.0, 0.01, 0.5, 2.7, 10.0, 50.0, 700.0):
+            expected = stats.chi2.sf(statistic, df)
+            assert chi_square_survival(statistic, df) == pytest.approx(expected, abs=1e-12)
 
 
 def test_allocation_is_largest_remainder_or_a_seeded_multinomial(demo_population):
