@@ -22,6 +22,7 @@ Nothing is evaluated as Python.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -362,8 +363,10 @@ class _Parser:
         raise self.fail('a value ("text", a number, true or false)')
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_condition(text: str) -> Condition:
-    """Parse a condition (see the module docstring).
+    """Parse a condition (see the module docstring). Parsed once per text: conditions are
+    immutable, and a run reads each one for every respondent and every answer path.
 
     Raises:
         ConditionError: saying what was expected, where (column), in the text.
