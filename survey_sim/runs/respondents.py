@@ -33,6 +33,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 import polars as pl
+import psutil
 
 from survey_sim._conditions import Reference, evaluate
 from survey_sim._progress import tqdm
@@ -262,6 +263,27 @@ def interview_cell(
     return Cell(persona, question, ask(question, prompt_format), order, "exact", context)
 
 
+ROW_BYTES = 2048
+"""A generous estimate of the memory one respondent × question takes while a run holds it:
+its row (a dict of 15 fields, under 1 KiB with its strings) and its share of the interview
+state. Not measured; set high so the refusal comes before memory runs out, not after."""
+
+
+def _refuse_beyond_memory(n: int, questions: int, available: int | None = None) -> None:
+    """Refuse, before any model work, a sample whose rows would not fit in 80% of the
+    memory available now."""
+    available = psutil.virtual_memory().available if available is None else available
+    needed = n * questions * ROW_BYTES
+    if needed > 0.8 * available:
+        raise InputError(
+            "respondents",
+            f"{n:,} respondents x {questions} questions need about {needed / 2**30:.1f} GiB "
+            f"while a run holds them; {available / 2**30:.1f} GiB is available. Simulate "
+            f"fewer at a time (e.g. {max(1, int(0.8 * available / (questions * ROW_BYTES))):,}) "
+            "and concatenate samples drawn with different seeds",
+        )
+
+
 def _drawn_exactly(question: Question) -> bool:
     if isinstance(question, NumericQuestion):
         return question.integer and len(question.values()) <= MAX_EXACT_VALUES
@@ -304,6 +326,7 @@ def simulate_respondents(
     if n < 1:
         raise InputError("respondents", f"n must be at least 1, got {n}")
     check_population(questionnaire, population)
+    _refuse_beyond_memory(n, len(questionnaire))
     prompt_format = settings.prompt_format()
     width = len(str(n))
     interviews = []

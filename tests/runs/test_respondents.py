@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from survey_sim import (
+    InputError,
     LastAnswers,
     RespondentsResult,
     ResultsCache,
@@ -28,6 +29,7 @@ from survey_sim.runs.respondents import (
     _Interview,
     _Interviewer,
     _Outcome,
+    _refuse_beyond_memory,
     allocate,
     chi_square_survival,
     draw,
@@ -47,6 +49,16 @@ def sample(instrument, demo_population, tiny_engine):
     return simulate_respondents(
         instrument, demo_population, tiny_engine, 400, seed=3, progress=False, cache=False
     )
+
+
+def test_a_sample_too_large_for_memory_is_refused_with_the_numbers(
+    instrument, demo_population, tiny_engine
+):
+    with pytest.raises(InputError, match=r"need about .* GiB .* Simulate fewer at a time"):
+        _refuse_beyond_memory(10_000_000, 7, available=8 * 2**30)
+    _refuse_beyond_memory(10_000, 7, available=8 * 2**30)
+    with pytest.raises(InputError, match="need about"):
+        simulate_respondents(instrument, demo_population, tiny_engine, 10**12, progress=False)
 
 
 def test_the_chi_square_p_value_is_scipys():
