@@ -138,5 +138,11 @@ def gss():
 
 
 @pytest.fixture(scope="session")
+def instrument():
+    """The bundled whole instrument: the ANES 2016 vote flow with GSS spending items."""
+    return load_questionnaire(bundled_file("questionnaires", "anes_2016_vote_flow.yaml"))
+
+
+@pytest.fixture(scope="session")
 def demo_population() -> Population:
     return Population.from_file(bundled_file("personas", "us_adults_demo.yaml"))

@@ -282,11 +282,6 @@ def test_a_condition_that_can_never_hold_is_warned_about(tmp_path):
 # --- the bundled instrument ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def instrument():
-    return load_questionnaire(Path(__file__).parents[1] / "questionnaires/anes_2016_vote_flow.yaml")
-
-
 def test_orders_are_seeded_per_respondent_and_reproducible(instrument):
     orders = {r: interview_order(instrument, 7, r) for r in map(str, range(40))}
     assert orders == {r: interview_order(instrument, 7, r) for r in map(str, range(40))}

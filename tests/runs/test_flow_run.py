@@ -4,21 +4,12 @@ persona's chance of being asked a question is the enumeration of its own answers
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 import pytest
 
-from survey_sim import SimulationSettings, load_questionnaire, simulate
+from survey_sim import SimulationSettings, simulate
 from survey_sim.errors import FlowWarning
 from survey_sim.runs.plan import Plan
-
-INSTRUMENT = Path(__file__).parents[2] / "questionnaires" / "anes_2016_vote_flow.yaml"
-
-
-@pytest.fixture(scope="module")
-def instrument():
-    return load_questionnaire(INSTRUMENT)
 
 
 @pytest.fixture(scope="module")

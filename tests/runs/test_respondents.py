@@ -36,13 +36,6 @@ from survey_sim.runs.respondents import (
 )
 from survey_sim.testing import InterruptedAfter
 
-INSTRUMENT = Path(__file__).parents[2] / "questionnaires" / "anes_2016_vote_flow.yaml"
-
-
-@pytest.fixture(scope="module")
-def instrument():
-    return load_questionnaire(INSTRUMENT)
-
 
 @pytest.fixture(scope="module")
 def sample(instrument, demo_population, tiny_engine):
