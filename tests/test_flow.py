@@ -359,3 +359,12 @@ def test_check_describes_the_flow_and_refuses_an_unknown_attribute(instrument, t
     ageless.write_text("id,party\np1,Democrat\n")
     assert main(["check", "--questionnaire", questionnaire, "--personas", str(ageless)]) == 2
     assert "persona.age is not an attribute" in capsys.readouterr().err
+
+
+def test_too_many_answer_paths_are_refused_with_the_numbers(instrument, monkeypatch):
+    import survey_sim.flow
+
+    monkeypatch.setattr(survey_sim.flow, "PATH_LIMIT", 10)
+    distributions = {"voted16": {c: 0.25 for c in "1234"}, "vote16": {c: 0.2 for c in "12345"}}
+    with pytest.raises(InputError, match=r"depends on 2 questions with 20 answer combinations"):
+        asked_probability(instrument, "vote16_strength", {"age": 50}, distributions)
