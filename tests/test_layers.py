@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
         "_lazy",
         "_codes",
         "_distribution",
+        "_association",
         "_progress",
         "_version",
         "_conditions",

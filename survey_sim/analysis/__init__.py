@@ -2,10 +2,12 @@
 
 Model objects: :class:`Alignment`, :class:`Calibration`, :class:`Subgroups`
 (:mod:`~survey_sim.analysis.models`), :class:`IndividualCalibration` (respondent level,
-:mod:`~survey_sim.analysis.individuals`), with the PyMC construction in
+:mod:`~survey_sim.analysis.individuals`), :class:`Association` (question pairs,
+:mod:`~survey_sim.analysis.association`), with the PyMC construction in
 :mod:`~survey_sim.analysis.backend`; plots in :mod:`~survey_sim.analysis.plots`.
 """
 
+from survey_sim.analysis.association import Association
 from survey_sim.analysis.backend import DiagnosticWarning, SamplingOptions
 from survey_sim.analysis.individuals import IndividualCalibration
 from survey_sim.analysis.models import (
@@ -16,6 +18,7 @@ from survey_sim.analysis.models import (
     coverage_by_question,
 )
 from survey_sim.analysis.plots import (
+    plot_associations,
     plot_calibration,
     plot_distributions,
     plot_gaps,
@@ -26,12 +29,14 @@ from survey_sim.analysis.plots import (
 __all__ = [
     "AlignedData",
     "Alignment",
+    "Association",
     "Calibration",
     "DiagnosticWarning",
     "IndividualCalibration",
     "SamplingOptions",
     "Subgroups",
     "coverage_by_question",
+    "plot_associations",
     "plot_calibration",
     "plot_distributions",
     "plot_gaps",

@@ -22,6 +22,7 @@ from survey_sim.data.aligned import (
     simulated_distribution,
 )
 from survey_sim.data.responses import HumanResponses
+from survey_sim.errors import InputError
 
 if TYPE_CHECKING:
     import arviz as az
@@ -256,6 +257,72 @@ def plot_gaps(gaps: pl.DataFrame, path: str | Path, *, by: str, title: str | Non
         fontsize=9,
     )
     axis.legend(fontsize=7)
+    return _save(figure, path)
+
+
+MEASURE_NAMES = {
+    "cramers_v": "Cramér's V",
+    "tau_b": "Kendall's tau-b",
+    "polychoric": "polychoric correlation",
+}
+
+
+def plot_associations(
+    associations: pl.DataFrame,
+    path: str | Path,
+    *,
+    measure: str,
+    title: str | None = None,
+    interval: float = 0.9,
+) -> Path:
+    """Association between every pair of questions among people and in the simulation, as
+    two heat-maps on one colour scale, and their difference (simulation − people) on a
+    scale of its own; differences whose interval excludes zero are marked with a dot.
+    ``associations`` has rows of
+    :attr:`survey_sim.evaluate.joints.JointComparison.associations`; pairs without
+    ``measure`` (a nominal question for an ordinal measure) stay blank; ``interval`` is the
+    level of the rows' intervals."""
+    plt = _pyplot()
+    rows = associations.filter(pl.col("measure") == measure)
+    if rows.is_empty():
+        raise InputError("associations", f"no pair has the measure {measure!r}")
+    questions = list(dict.fromkeys([*associations["first"], *associations["second"]]))
+    index = {question: i for i, question in enumerate(questions)}
+    size = len(questions)
+    grids = {name: np.full((size, size), np.nan) for name in ("people", "model", "difference")}
+    credible = np.zeros((size, size), dtype=bool)
+    for row in rows.iter_rows(named=True):
+        i, j = index[row["first"]], index[row["second"]]
+        for name, grid in grids.items():
+            grid[i, j] = grid[j, i] = row[name]
+        credible[i, j] = credible[j, i] = row["verdict"] != "no clear difference"
+    signed = measure != "cramers_v"
+    low = -1.0 if signed else 0.0
+    largest = float(np.nanmax(np.abs(grids["difference"]))) or 1.0
+    figure, axes = plt.subplots(1, 3, figsize=(12.6, 3.4 + 0.1 * size))
+    panels = [
+        ("people", "People", "RdBu_r" if signed else "viridis", low, 1.0),
+        ("model", "Simulation", "RdBu_r" if signed else "viridis", low, 1.0),
+        ("difference", "Simulation − people", "PuOr_r", -largest, largest),
+    ]
+    for axis, (name, label, colours, vmin, vmax) in zip(axes, panels, strict=True):
+        image = axis.imshow(grids[name], cmap=colours, vmin=vmin, vmax=vmax)
+        axis.set_xticks(range(size), questions, rotation=90, fontsize=7)
+        axis.set_yticks(range(size), questions, fontsize=7)
+        axis.set_title(label, fontsize=9)
+        figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+        if size <= 12:
+            for i, j in zip(*np.nonzero(~np.isnan(grids[name])), strict=True):
+                axis.text(j, i, f"{grids[name][i, j]:.2f}", ha="center", va="center", fontsize=6)
+        if name == "difference":
+            marked = np.nonzero(credible)
+            axis.scatter(marked[1], marked[0] + 0.3, s=5, color="black")
+    figure.suptitle(
+        (textwrap.fill(title, 110) + "\n" if title else "")
+        + f"{MEASURE_NAMES.get(measure, measure)} per pair of questions (blank: not defined "
+        f"for the pair); dot: the difference's {interval:.0%} interval excludes 0",
+        fontsize=9,
+    )
     return _save(figure, path)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from survey_sim._association import ASSOCIATIONS
 from survey_sim._io import write_atomic, write_parquet_atomic
 from survey_sim.cli._common import (
     PLOT_FILE,
@@ -23,6 +24,7 @@ from survey_sim.cli._common import (
 from survey_sim.data.aligned import shared_questions, simulated_distribution
 from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import InputError, SurveySimError
+from survey_sim.evaluate.joints import compare_joints
 from survey_sim.evaluate.metrics import (
     compare,
     compare_subgroups,
@@ -33,6 +35,7 @@ from survey_sim.evaluate.metrics import (
     summarise,
 )
 from survey_sim.runs import SimulationResult
+from survey_sim.runs.joints import JointResult
 from survey_sim.runs.results import ResultFiles, beside
 
 if TYPE_CHECKING:
@@ -70,7 +73,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=output_file(".parquet", "metrics"),
         default=None,
         help="metrics per question as Parquet (with --by also OUT.ATTR.parquet per subgroup "
-        "and OUT.ATTR_gaps.parquet)",
+        "and OUT.ATTR_gaps.parquet; with --joint OUT.joint.parquet and "
+        "OUT.associations.parquet)",
     )
     comparing.add_argument(
         "--by",
@@ -91,6 +95,24 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ".calibration_summary.parquet and .calibration.png; needs questions with the same "
         "options",
     )
+    comparing.add_argument(
+        "--joint",
+        type=Path,
+        metavar="JOINTS",
+        default=None,
+        help="also score the exact joints of question pairs in JOINTS (.parquet, written by "
+        "survey-sim joint) against people's cross-tabs: per pair Jensen-Shannon and total "
+        "variation beside independence references and the noise floor, association (Cramér's "
+        "V; Kendall's tau-b and the polychoric correlation for ordinal pairs) with bootstrap "
+        "intervals; writes RESULTS.joint.png (heat-maps of people, model and difference)",
+    )
+    comparing.add_argument(
+        "--association",
+        choices=("auto", *ASSOCIATIONS),
+        default="auto",
+        help="the association measure of --joint's heat-maps (default: auto, tau_b when a "
+        "pair is ordinal, else cramers_v)",
+    )
     add_sampling_arguments(comparing, "--calibrate")
     comparing.add_argument(
         "--verbose", action="store_true", help="the sampler's messages and progress per fit"
@@ -108,6 +130,7 @@ class _Study:
     by: list[str]
     by_subgroup: pl.DataFrame | None
     calibration: Calibration | None
+    joints: JointResult | None
 
 
 def compare_command(args: argparse.Namespace) -> int:
@@ -143,6 +166,8 @@ def compare_command(args: argparse.Namespace) -> int:
             writes.append(lambda: write_parquet_atomic(comparison, args.out))
         if study.calibration is not None:
             writes += _calibrate(study.calibration, args)
+        if study.joints is not None:
+            writes += _joint(study, study.joints, args)
     written = _write_all(writes)
     print(f"Wrote {', '.join(str(path) for path in written)}.")
     return 0
@@ -201,9 +226,17 @@ def _checked(args: argparse.Namespace) -> _Study:
         raise SurveySimError("--calibrate needs at least 2 folds")
     if not args.results.is_file():
         raise SurveySimError(f"{args.results}: no such results file")
+    if args.joint is not None and not args.joint.is_file():
+        raise SurveySimError(f"{args.joint}: no such joints file (write one with survey-sim joint)")
     check_outputs(
         [args.plot, args.out],
-        [*ResultFiles.at(args.results), args.human, args.mapping, args.questionnaire],
+        [
+            *ResultFiles.at(args.results),
+            *([] if args.joint is None else ResultFiles.at(args.joint)),
+            args.human,
+            args.mapping,
+            args.questionnaire,
+        ],
     )
     result = SimulationResult.read_parquet(args.results)
     human = load_human(args)
@@ -231,9 +264,19 @@ def _checked(args: argparse.Namespace) -> _Study:
                 f"--calibrate {args.calibrate}: there are {len(questions)} questions to hold "
                 f"out, so at most {len(questions)} folds"
             )
+    joints = None
+    if args.joint is not None:
+        joints = JointResult.read_parquet(args.joint)
+        answered = set(human.frame["question_id"])
+        pairs = joints.joints.select("first", "second").unique().rows()
+        if not any(first in answered and second in answered for first, second in pairs):
+            raise InputError(
+                args.joint,
+                f"none of its {len(pairs)} pairs has both questions answered in {human.source}",
+            )
     result.warn_if_one_order()
     result.warn_if_low_coverage()
-    return _Study(result, human, by, by_subgroup, calibration)
+    return _Study(result, human, by, by_subgroup, calibration, joints)
 
 
 def _title(study: _Study) -> str:
@@ -337,6 +380,57 @@ def _calibrate(calibration: Calibration, args: argparse.Namespace) -> list[Calla
         lambda: write_parquet_atomic(summary_frame, beside(args.results, "calibration_summary")),
         lambda: plot_calibration(idata, predictions, beside(args.results, "calibration", ".png")),
     ]
+
+
+def _joint(
+    study: _Study, joints: JointResult, args: argparse.Namespace
+) -> list[Callable[[], Path]]:
+    """Print the joints against people's cross-tabs; return the writers of their files."""
+    from survey_sim.analysis.plots import plot_associations
+
+    compared = compare_joints(joints, study.human)
+    print(
+        f"\nJoints of question pairs ({compared.asked} of both asking orders) against "
+        "people's cross-tabs, mean over pairs (personas_only: each persona's marginals "
+        "multiplied; model_independence / human_independence: the product of the model's / "
+        "people's marginals; noise_floor: what people's true joint would score):"
+    )
+    print(compared.summary())
+    level = f"{compared.interval:.0%}"
+    print(
+        f"\nModel minus each reference over the pairs, {level} intervals (pairs resampled "
+        "together):"
+    )
+    print(compared.paired.select("versus", "metric", "difference", "lower", "upper", "verdict"))
+    print(
+        f"\nAssociation per pair, model against people (people's {level} interval from "
+        "resampling respondents; correlation: across pairs, does the model know which pairs "
+        "go together more?):"
+    )
+    print(compared.association_summary())
+    print(
+        compared.associations.select(
+            "pair", "measure", "people", "people_lower", "people_upper", "model", "verdict"
+        )
+    )
+    measure = args.association
+    if measure == "auto":
+        measure = "tau_b" if "tau_b" in set(compared.associations["measure"]) else "cramers_v"
+    writes: list[Callable[[], Path]] = [
+        lambda: plot_associations(
+            compared.associations,
+            beside(args.results, "joint", ".png"),
+            measure=measure,
+            title=_title(study),
+            interval=compared.interval,
+        )
+    ]
+    if args.out is not None:
+        writes += [
+            lambda: write_parquet_atomic(compared.scores, beside(args.out, "joint")),
+            lambda: write_parquet_atomic(compared.associations, beside(args.out, "associations")),
+        ]
+    return writes
 
 
 def _write_netcdf(idata: az.InferenceData, path: Path) -> Path:

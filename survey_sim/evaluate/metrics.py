@@ -334,6 +334,7 @@ def paired_differences(
     resamples: int = 2000,
     interval: float = 0.9,
     seed: int = 0,
+    unit: str = "question_id",
 ) -> pl.DataFrame:
     """Whether ``source`` scores better than each of ``versus``, question by question.
 
@@ -352,13 +353,14 @@ def paired_differences(
             sources of their own, e.g. ``before`` and ``after``).
         source: The method judged.
         versus: What it is judged against; sources absent from ``comparison`` are skipped.
+        unit: The column naming the units scored (questions; pairs of questions for joints).
 
     Returns:
         One row per other source × metric: ``source``, ``versus``, ``metric``, ``estimate``,
         ``reference``, ``difference``, ``lower``, ``upper``, ``questions``, ``verdict``.
     """
     wide = {
-        name: part.select("question_id", *metrics)
+        name: part.select(unit, *metrics)
         for (name,), part in comparison.partition_by("source", as_dict=True).items()
     }
     if source not in wide:
@@ -367,7 +369,7 @@ def paired_differences(
     for other in versus:
         if other not in wide or other == source:
             continue
-        both = wide[source].join(wide[other], on="question_id", suffix="_other")
+        both = wide[source].join(wide[other], on=unit, suffix="_other")
         if both.is_empty():
             continue
         weights = bootstrap_weights(both.height, resamples, seed)

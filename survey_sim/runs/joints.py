@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from survey_sim.asking.schemas import answer_texts
@@ -244,6 +245,41 @@ class JointResult:
         if rows.is_empty():
             raise InputError("joint", f"no joint of {first!r} and {second!r} asked {asked!r}")
         return rows.pivot(on="second_code", index="first_code", values="prob")
+
+    def tables(
+        self, first: ChoiceQuestion, second: ChoiceQuestion, asked: str = "average"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The personas' weights (summing to one) and joint tables of one pair asked
+        ``asked`` (personas × ``first``'s options × ``second``'s, in questionnaire order).
+
+        Raises:
+            InputError: no joint of the pair asked that way, or a persona's joint that does
+                not sum to one.
+        """
+        rows = self.joints.filter(
+            pl.col("first") == first.id, pl.col("second") == second.id, pl.col("asked") == asked
+        )
+        if rows.is_empty():
+            raise InputError("joint", f"no joint of {first.id!r} and {second.id!r} asked {asked!r}")
+        personas = rows.unique("persona_id", maintain_order=True)
+        index = {persona: i for i, persona in enumerate(personas["persona_id"])}
+        codes = [{o.code: i for i, o in enumerate(q.options)} for q in (first, second)]
+        tables = np.zeros((len(index), len(codes[0]), len(codes[1])))
+        for persona, a, b, prob in rows.select(
+            "persona_id", "first_code", "second_code", "prob"
+        ).iter_rows():
+            tables[index[persona], codes[0][a], codes[1][b]] = prob
+        totals = tables.sum(axis=(1, 2))
+        for persona, total in zip(index, totals, strict=True):
+            if abs(total - 1) > 1e-6:
+                raise InputError(
+                    "joint",
+                    f"the joint of {first.id!r} and {second.id!r} asked {asked!r} for persona "
+                    f"{persona!r} sums to {total:.6g}, not 1: not a joint distribution (were "
+                    "rows removed from the joints file?)",
+                )
+        weights = personas["weight"].to_numpy().astype(float)
+        return weights / weights.sum(), tables
 
     def write_parquet(self, path: str | Path) -> list[Path]:
         """Write the joints to ``path`` and the population table and manifest beside it."""

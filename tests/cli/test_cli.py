@@ -243,6 +243,41 @@ def test_compare_with_real_gss_answers(tiny_model_dir, tmp_path):
     assert refused.returncode == 2 and "no column kind" in refused.stderr
     no_mapping = run_cli("compare", str(out), "--human", str(out))
     assert no_mapping.returncode == 2 and "needs --mapping and --questionnaire" in no_mapping.stderr
+    joints = tmp_path / "joints.parquet"
+    paired = run_cli(
+        "joint",
+        str(bundled_file("questionnaires", "gss_spending_2018.yaml")),
+        "--personas",
+        str(bundled_file("personas", "us_adults_demo.yaml")),
+        "--model",
+        str(tiny_model_dir),
+        "--pairs",
+        "natroad:natsoc,natsci:natenrgy,natspac:natroad",
+        "--quiet",
+        "--out",
+        str(joints),
+    )
+    assert paired.returncode == 0, paired.stderr
+    jointly = run_cli(
+        "compare",
+        str(out),
+        "--human",
+        "gss_spending_2018",
+        "--joint",
+        str(joints),
+        "--out",
+        str(metrics),
+    )
+    assert jointly.returncode == 0, jointly.stderr
+    for shown in ("human_independence", "noise_floor", "tau_b", "polychoric", "natsci × natenrgy"):
+        assert shown in jointly.stdout
+    assert "natspac × natroad" not in jointly.stdout  # natspac has no valid target
+    associations = pl.read_parquet(tmp_path / "metrics.associations.parquet")
+    assert associations.height == 2 * 3
+    assert pl.read_parquet(tmp_path / "metrics.joint.parquet").height == 2 * 5
+    assert (tmp_path / "gss.joint.png").stat().st_size > 10_000
+    missing = run_cli("compare", str(out), "--human", "gss_spending_2018", "--joint", "no.parquet")
+    assert missing.returncode == 2 and "no such joints file" in missing.stderr
     calibrated = run_cli("compare", str(out), "--human", "gss_spending_2018", "--calibrate", "2")
     assert calibrated.returncode == 0, calibrated.stderr
     assert re.search(
