@@ -29,7 +29,12 @@ def run_benchmark(script: str, *args: str, cwd: Path) -> str:
 
 def test_every_benchmark_has_a_smoke_run():
     scripts = {path.name for path in BENCHMARKS.glob("*.py")}
-    assert scripts == set(SMOKE) | {"fit_times.py", "fidelity.py", "tuning.py", "planted.py"}
+    assert scripts == set(SMOKE) | set(SMOKE_WITH_RESULTS) | {
+        "fit_times.py",
+        "fidelity.py",
+        "tuning.py",
+        "planted.py",
+    }
 
 
 SMOKE = {
@@ -43,6 +48,9 @@ SMOKE = {
     "respondents.py": ["--model", "{tiny}", "--n", "20", "40", "--memory-n", "10"],
     "joints.py": ["--model", "{tiny}", "--questions", "3", "--personas", "2"],
 }
+SMOKE_WITH_RESULTS = {
+    "joints_vs_people.py": ["--model", "{tiny}", "--questions", "3", "--resamples", "20"],
+}
 
 
 @pytest.mark.slow
@@ -50,6 +58,14 @@ SMOKE = {
 def test_benchmark_runs(script, tiny_model_dir, tmp_path):
     args = [arg.format(tiny=tiny_model_dir) for arg in SMOKE[script]]
     run_benchmark(script, *args, cwd=tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(SMOKE_WITH_RESULTS))
+def test_benchmark_with_results_runs(script, tiny_model_dir, tmp_path):
+    args = [arg.format(tiny=tiny_model_dir) for arg in SMOKE_WITH_RESULTS[script]]
+    run_benchmark(script, *args, "--results", str(tmp_path / "results"), cwd=tmp_path)
+    assert (tmp_path / "results" / "joints.md").read_text().count("## ") == 2
 
 
 @pytest.mark.slow
