@@ -89,6 +89,7 @@ from survey_sim.runs import (
     preview,
     simulate,
 )
+from survey_sim.runs.experiments import ExperimentResult, after_related, early_late, experiment
 from survey_sim.runs.individuals import IndividualResult, simulate_individuals
 from survey_sim.runs.joints import JointResult, joint
 from survey_sim.runs.respondents import RespondentsResult, simulate_respondents
@@ -127,6 +128,7 @@ __all__ = [
     "Engine",
     "EngineSettings",
     "EngineStats",
+    "ExperimentResult",
     "FlowWarning",
     "FreeTextQuestion",
     "HumanResponses",
@@ -163,13 +165,16 @@ __all__ = [
     "SurveySimError",
     "TransformersEngine",
     "XmlFormat",
+    "after_related",
     "bundled_file",
     "cces_2016",
     "ces_2011",
     "compare",
     "compare_subgroups",
     "coverage_by_question",
+    "early_late",
     "evaluate_individuals",
+    "experiment",
     "gss_spending_2018",
     "joint",
     "load_questionnaire",

@@ -20,6 +20,7 @@ from survey_sim.engines.catalog import EngineOptions, engine_names
 from survey_sim.engines.catalog import engine_loader as load_engine
 from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
+from survey_sim.runs.experiments import ExperimentResult
 from survey_sim.runs.individuals import IndividualResult
 from survey_sim.runs.joints import JointResult
 from survey_sim.runs.manifest import StoreRecord
@@ -114,7 +115,12 @@ def check_outputs(outputs: Sequence[Path | None], inputs: Sequence[str | Path | 
 
 
 def write_run(
-    result: SimulationResult | IndividualResult | RespondentsResult | JointResult, path: Path
+    result: SimulationResult
+    | IndividualResult
+    | RespondentsResult
+    | JointResult
+    | ExperimentResult,
+    path: Path,
 ) -> list[Path]:
     """Write a run's results set; a failure (a full disk) is one line that says the answers
     are kept in the results cache."""

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from survey_sim.asking.formats import ChatRenderer, PromptFormat
 from survey_sim.asking.schemas import answer_texts
 from survey_sim.engines.base import Engine
 from survey_sim.errors import InputError
@@ -100,23 +101,13 @@ def joint(
     ) -> tuple[str, ...]:
         """The key of ``question``'s cell for ``persona``, asked first or ``after`` the
         other question answered with a code (made once)."""
-        key = (persona.id, question.id, *(() if after is None else (after[0].id, after[1])))
+        path = () if after is None else (after,)
+        key = (persona.id, question.id, *(part for q, code in path for part in (q.id, code)))
         if key not in cells:
-            earlier: list[tuple[Question, str]] = []
-            answers: dict[str, str] = {}
-            if after is not None:
-                first, code = after
-                shown_first = personalised(first, persona)
-                assert isinstance(shown_first, ChoiceQuestion)
-                labels = answer_texts(shown_first, prompt_format.answer)
-                index = [o.code for o in shown_first.options].index(code)
-                earlier = [(shown_first, labels[index])]
-                answers = {first.id: first.option(code).text}
-            cells[key] = interview_cell(
+            cells[key] = path_cell(
                 persona,
-                personalised(question, persona, answers),
-                None,
-                earlier,
+                question,
+                path,
                 prompt_format=prompt_format,
                 chat=engine,
                 instructions=questionnaire.instructions,
@@ -130,28 +121,19 @@ def joint(
                 marginal = cell(persona, first, None)
                 conditionals = [cell(persona, second, (first, o.code)) for o in first.options]
                 asked.append((persona, a, first, second, marginal, conditionals))
-    plan = Plan.of(
-        cells.values(),
+    read, manifest = read_cells(
+        cells,
         questionnaire,
         population,
+        engine,
         settings,
         prompt_format,
         what=f"joints of {questionnaire.id!r}",
-        remedy="Shorten the persona descriptions or the questions",
+        started=started,
+        cache=cache,
+        progress=progress,
+        description="Joints",
     )
-    done = execute(
-        plan, engine, started=started, cache=cache, progress=progress, description="Joints"
-    )
-    read = {
-        key: dict(
-            zip(
-                (o.code for o in c.asking.outcomes),
-                c.asking.read_scores([result]).probs,
-                strict=True,
-            )
-        )
-        for (key, c), result in zip(cells.items(), done.scores, strict=True)
-    }
     run = {"model": engine.model_id, "format": prompt_format.name}
     rows: list[dict[str, object]] = []
     for persona, a, first, second, marginal, conditionals in asked:
@@ -186,7 +168,79 @@ def joint(
         .select(list(JOINT_SCHEMA))
         .cast(JOINT_SCHEMA)  # type: ignore[arg-type]
     )
-    return JointResult(pl.concat([frame, average]), done.manifest)
+    return JointResult(pl.concat([frame, average]), manifest)
+
+
+def read_cells(
+    cells: dict[tuple[str, ...], Cell],
+    questionnaire: Questionnaire,
+    population: Population,
+    engine: Engine,
+    settings: SimulationSettings,
+    prompt_format: PromptFormat,
+    *,
+    what: str,
+    started: float,
+    cache: ResultsCache | bool,
+    progress: bool,
+    description: str,
+) -> tuple[dict[tuple[str, ...], dict[str, float]], RunManifest]:
+    """Ask every cell once (a plan run like any other: context checks, results cache,
+    progress) and read each one's option probabilities by code; with the run's manifest."""
+    plan = Plan.of(
+        cells.values(),
+        questionnaire,
+        population,
+        settings,
+        prompt_format,
+        what=what,
+        remedy="Shorten the persona descriptions or the questions",
+    )
+    done = execute(
+        plan, engine, started=started, cache=cache, progress=progress, description=description
+    )
+    read = {
+        key: dict(
+            zip(
+                (o.code for o in c.asking.outcomes),
+                c.asking.read_scores([result]).probs,
+                strict=True,
+            )
+        )
+        for (key, c), result in zip(cells.items(), done.scores, strict=True)
+    }
+    return read, done.manifest
+
+
+def path_cell(
+    persona: Persona,
+    question: ChoiceQuestion,
+    path: Sequence[tuple[ChoiceQuestion, str]],
+    *,
+    prompt_format: PromptFormat,
+    chat: ChatRenderer,
+    instructions: str | None,
+) -> Cell:
+    """``persona`` asked ``question`` right after the questions of ``path``, each answered
+    with its code (shown as the persona sees it, pipes showing the earlier answers), in the
+    listed option order; read exactly."""
+    earlier: list[tuple[Question, str]] = []
+    answers: dict[str, str] = {}
+    for asked, code in path:
+        shown = personalised(asked, persona, answers)
+        assert isinstance(shown, ChoiceQuestion)
+        labels = answer_texts(shown, prompt_format.answer)
+        earlier.append((shown, labels[[o.code for o in shown.options].index(code)]))
+        answers[asked.id] = asked.option(code).text
+    return interview_cell(
+        persona,
+        personalised(question, persona, answers),
+        None,
+        earlier,
+        prompt_format=prompt_format,
+        chat=chat,
+        instructions=instructions,
+    )
 
 
 def _checked_pairs(

@@ -141,6 +141,34 @@ def test_joint_of_pairs_and_of_a_block(tiny_model_dir, tmp_path):
     assert wrong.returncode == 2 and "'voted16' is not A:B" in wrong.stderr
 
 
+def test_order_experiment(tiny_model_dir, tmp_path):
+    common = [
+        str(bundled_file("questionnaires", "gss_spending_2018.yaml")),
+        "--personas",
+        str(bundled_file("personas", "us_adults_demo.yaml")),
+        "--model",
+        str(tiny_model_dir),
+    ]
+    out = tmp_path / "arms.parquet"
+    done = run_cli(
+        "experiment",
+        *common,
+        "--arm",
+        "early=natsci,natenrgy",
+        "--arm",
+        "late=natenrgy,natsci",
+        "--quiet",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Order effects against arm 'early'" in done.stdout
+    assert "total_variation" in done.stdout and "position_there" in done.stdout
+    assert pl.read_parquet(out).height == 2 * 8 * 2 * 3
+    bad = run_cli("experiment", *common, "--arm", "early", "--arm", "b=natsci", "--out", str(out))
+    assert bad.returncode == 2 and "is not NAME=Q,Q,..." in bad.stderr
+
+
 @pytest.mark.slow
 def test_run_with_permutations_reports_position_bias(tiny_model_dir, tmp_path):
     out = tmp_path / "permuted.parquet"
