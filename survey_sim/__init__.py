@@ -58,6 +58,7 @@ from survey_sim.errors import (
     SurveySimError,
 )
 from survey_sim.evaluate.individuals import IndividualEvaluation, evaluate_individuals
+from survey_sim.evaluate.joints import JointComparison, compare_joints
 from survey_sim.evaluate.metrics import (
     compare,
     compare_subgroups,
@@ -137,6 +138,7 @@ __all__ = [
     "IndividualResult",
     "IndividualSplit",
     "InputError",
+    "JointComparison",
     "JointResult",
     "LastAnswers",
     "MethodError",
@@ -170,6 +172,7 @@ __all__ = [
     "cces_2016",
     "ces_2011",
     "compare",
+    "compare_joints",
     "compare_subgroups",
     "coverage_by_question",
     "early_late",
