@@ -92,7 +92,7 @@ from survey_sim.runs import (
 )
 from survey_sim.runs.experiments import ExperimentResult, after_related, early_late, experiment
 from survey_sim.runs.individuals import IndividualResult, simulate_individuals
-from survey_sim.runs.joints import JointResult, joint
+from survey_sim.runs.joints import ChainResult, JointResult, chain, joint
 from survey_sim.runs.respondents import RespondentsResult, simulate_respondents
 
 if TYPE_CHECKING:
@@ -121,6 +121,7 @@ __all__ = [
     "Bin",
     "Block",
     "Calibration",
+    "ChainResult",
     "ChatFormat",
     "ChoiceQuestion",
     "CoverageWarning",
@@ -171,6 +172,7 @@ __all__ = [
     "bundled_file",
     "cces_2016",
     "ces_2011",
+    "chain",
     "compare",
     "compare_joints",
     "compare_subgroups",

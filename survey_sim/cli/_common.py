@@ -22,7 +22,7 @@ from survey_sim.errors import SurveySimError
 from survey_sim.questionnaire import load_questionnaire
 from survey_sim.runs.experiments import ExperimentResult
 from survey_sim.runs.individuals import IndividualResult
-from survey_sim.runs.joints import JointResult
+from survey_sim.runs.joints import ChainResult, JointResult
 from survey_sim.runs.manifest import StoreRecord
 from survey_sim.runs.respondents import RespondentsResult
 from survey_sim.runs.results import SimulationResult
@@ -119,6 +119,7 @@ def write_run(
     | IndividualResult
     | RespondentsResult
     | JointResult
+    | ChainResult
     | ExperimentResult,
     path: Path,
 ) -> list[Path]:

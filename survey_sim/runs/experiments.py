@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -30,12 +29,10 @@ import polars as pl
 from survey_sim.data.splits import seeded_rng
 from survey_sim.engines.base import Engine
 from survey_sim.errors import InputError
-from survey_sim.flow import check_population
-from survey_sim.population import Persona, Population
+from survey_sim.population import Population
 from survey_sim.questionnaire import ChoiceQuestion, Questionnaire
-from survey_sim.runs.joints import path_cell, read_cells
 from survey_sim.runs.manifest import RunManifest
-from survey_sim.runs.plan import Cell
+from survey_sim.runs.paths import AnswerPaths, choice_questions
 from survey_sim.runs.results import ResultFiles, beside, read_results, write_results
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache
@@ -94,65 +91,31 @@ def experiment(
             persona, or a persona attribute the questionnaire names that the personas lack;
             before any model work.
     """
-    started = time.time()
-    settings = SimulationSettings.of(settings, **changes)
-    if settings.permute:
-        raise InputError(
-            "experiment", "arms are asked in the listed option order; drop permute (--permute)"
-        )
     checked = _checked_arms(questionnaire, arms)
-    check_population(questionnaire, population)
-    prompt_format = settings.prompt_format()
-    cells: dict[tuple[str, ...], Cell] = {}
-    personas = list(population)
-
-    def cell(
-        persona: Persona, question: ChoiceQuestion, path: tuple[tuple[ChoiceQuestion, str], ...]
-    ) -> tuple[str, ...]:
-        """The key of ``question``'s cell for ``persona`` after ``path`` (made once)."""
-        key = (persona.id, question.id, *(part for q, code in path for part in (q.id, code)))
-        if key not in cells:
-            cells[key] = path_cell(
-                persona,
-                question,
-                path,
-                prompt_format=prompt_format,
-                chat=engine,
-                instructions=questionnaire.instructions,
-            )
-        return key
-
-    walks = []
-    for persona in personas:
-        for arm, questions in checked.items():
-            for position, question in enumerate(questions):
-                earlier = questions[:position]
-                paths = itertools.product(*([(q, o.code) for o in q.options] for q in earlier))
-                keys = [(path, cell(persona, question, path)) for path in paths]
-                walks.append((persona, arm, position, question, keys))
-    read, manifest = read_cells(
-        cells,
+    paths = AnswerPaths(
         questionnaire,
         population,
         engine,
-        settings,
-        prompt_format,
-        what=f"order experiment on {questionnaire.id!r}",
-        started=started,
-        cache=cache,
-        progress=progress,
-        description="Arms",
+        SimulationSettings.of(settings, **changes),
+        "an order experiment",
     )
-    run = {"model": engine.model_id, "format": prompt_format.name}
+    walks = []
+    for persona in population:
+        for arm, questions in checked.items():
+            for position, question in enumerate(questions):
+                before = itertools.product(
+                    *([(q, o.code) for o in q.options] for q in questions[:position])
+                )
+                keys = [(path, paths.key(persona, question, path)) for path in before]
+                walks.append((persona, arm, position, question, keys))
+    reading = paths.read(cache=cache, progress=progress, description="Arms")
+    run = {"model": engine.model_id, "format": paths.prompt_format.name}
     rows: list[dict[str, object]] = []
     for persona, arm, position, question, keys in walks:
         distribution = dict.fromkeys((o.code for o in question.options), 0.0)
         for path, key in keys:
-            reached = math.prod(
-                read[cell(persona, asked, path[:step])][code]
-                for step, (asked, code) in enumerate(path)
-            )
-            for code, prob in read[key].items():
+            reached = reading.probability(paths, persona, path)
+            for code, prob in reading.probs[key].items():
                 distribution[code] += reached * prob
         rows += [
             {
@@ -167,7 +130,7 @@ def experiment(
             }
             for code, prob in distribution.items()
         ]
-    return ExperimentResult(pl.DataFrame(rows, schema=EXPERIMENT_SCHEMA), manifest)
+    return ExperimentResult(pl.DataFrame(rows, schema=EXPERIMENT_SCHEMA), reading.manifest)
 
 
 def _checked_arms(
@@ -176,29 +139,15 @@ def _checked_arms(
     """Each arm's questions, checked, and its prompt count per persona within the limit."""
     if len(arms) < 2:
         raise InputError("experiment", "an experiment needs at least two arms")
-    known = questionnaire.listed_order
     checked: dict[str, list[ChoiceQuestion]] = {}
     for arm, ids in arms.items():
         if not ids:
             raise InputError("experiment", f"arm {arm!r} asks no question")
-        for name in ids:
-            if name not in known:
-                raise InputError(
-                    "experiment", f"arm {arm!r}: {name!r} is not a question of {questionnaire.id!r}"
-                )
         repeated = sorted({name for name in ids if list(ids).count(name) > 1})
         if repeated:
             raise InputError("experiment", f"arm {arm!r} asks {', '.join(repeated)} twice")
-        questions = [questionnaire.question(name) for name in ids]
-        for question in questions:
-            if not isinstance(question, ChoiceQuestion):
-                raise InputError(
-                    "experiment",
-                    f"arm {arm!r}: {question.id!r} is a {question.kind} question; arms are read "
-                    "exactly for single-choice and ordinal questions (simulated respondents "
-                    "sample the rest)",
-                )
-        options = [len(q.options) for q in questions]  # type: ignore[union-attr]
+        questions = choice_questions(questionnaire, ids, "experiment", f"arm {arm!r}: ")
+        options = [len(q.options) for q in questions]
         prompts = sum(math.prod(options[:position]) for position in range(len(options)))
         if prompts > PROMPT_LIMIT:
             raise InputError(
@@ -207,7 +156,7 @@ def _checked_arms(
                 f"answer path before it), over the limit of {PROMPT_LIMIT:,}: shorten the arm, "
                 "or sample the design with simulated respondents (memory: full)",
             )
-        checked[arm] = questions  # type: ignore[assignment]
+        checked[arm] = questions
     return checked
 
 

@@ -15,7 +15,8 @@ blocks and memory setting are not applied. Options are shown in their listed ord
 
 from __future__ import annotations
 
-import time
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,18 +26,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from survey_sim.asking.formats import ChatRenderer, PromptFormat
-from survey_sim.asking.schemas import answer_texts
 from survey_sim.engines.base import Engine
 from survey_sim.errors import InputError
-from survey_sim.flow import check_population, personalised
-from survey_sim.population import Persona, Population
-from survey_sim.questionnaire import ChoiceQuestion, Question, Questionnaire
+from survey_sim.population import Population
+from survey_sim.questionnaire import ChoiceQuestion, Questionnaire
 from survey_sim.runs.manifest import RunManifest
-from survey_sim.runs.plan import Cell, Plan
-from survey_sim.runs.respondents import interview_cell
+from survey_sim.runs.paths import AnswerPaths, choice_questions
 from survey_sim.runs.results import ResultFiles, beside, read_results, write_results
-from survey_sim.runs.run import execute
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache
 
@@ -85,56 +81,22 @@ def joint(
             exact distribution here, or a persona attribute the questionnaire names that
             the personas lack; before any model work.
     """
-    started = time.time()
-    settings = SimulationSettings.of(settings, **changes)
-    if settings.permute:
-        raise InputError(
-            "joint", "joints are read in the listed option order; drop permute (--permute)"
-        )
     checked = _checked_pairs(questionnaire, pairs)
-    check_population(questionnaire, population)
-    prompt_format = settings.prompt_format()
-    cells: dict[tuple[str, ...], Cell] = {}
-
-    def cell(
-        persona: Persona, question: ChoiceQuestion, after: tuple[ChoiceQuestion, str] | None
-    ) -> tuple[str, ...]:
-        """The key of ``question``'s cell for ``persona``, asked first or ``after`` the
-        other question answered with a code (made once)."""
-        path = () if after is None else (after,)
-        key = (persona.id, question.id, *(part for q, code in path for part in (q.id, code)))
-        if key not in cells:
-            cells[key] = path_cell(
-                persona,
-                question,
-                path,
-                prompt_format=prompt_format,
-                chat=engine,
-                instructions=questionnaire.instructions,
-            )
-        return key
-
+    paths = AnswerPaths(
+        questionnaire, population, engine, SimulationSettings.of(settings, **changes), "joints"
+    )
     asked = []
     for persona in population:
         for a, b in checked:
             for first, second in ((a, b), (b, a)):
-                marginal = cell(persona, first, None)
-                conditionals = [cell(persona, second, (first, o.code)) for o in first.options]
+                marginal = paths.key(persona, first, ())
+                conditionals = [
+                    paths.key(persona, second, ((first, o.code),)) for o in first.options
+                ]
                 asked.append((persona, a, first, second, marginal, conditionals))
-    read, manifest = read_cells(
-        cells,
-        questionnaire,
-        population,
-        engine,
-        settings,
-        prompt_format,
-        what=f"joints of {questionnaire.id!r}",
-        started=started,
-        cache=cache,
-        progress=progress,
-        description="Joints",
-    )
-    run = {"model": engine.model_id, "format": prompt_format.name}
+    reading = paths.read(cache=cache, progress=progress, description="Joints")
+    read = reading.probs
+    run = {"model": engine.model_id, "format": paths.prompt_format.name}
     rows: list[dict[str, object]] = []
     for persona, a, first, second, marginal, conditionals in asked:
         forward = first is a
@@ -168,79 +130,133 @@ def joint(
         .select(list(JOINT_SCHEMA))
         .cast(JOINT_SCHEMA)  # type: ignore[arg-type]
     )
-    return JointResult(pl.concat([frame, average]), manifest)
+    return JointResult(pl.concat([frame, average]), reading.manifest)
 
 
-def read_cells(
-    cells: dict[tuple[str, ...], Cell],
+CHAIN_LIMIT = 1_000
+"""Most cells (the product of its questions' option counts) a chain's joint may have; beyond,
+simulated respondents with ``memory: full`` sample the same interview."""
+
+CHAIN_SCHEMA: dict[str, pl.DataType] = {
+    "persona_id": pl.String(),
+    "weight": pl.Float64(),
+    "chain": pl.String(),
+    "codes": pl.List(pl.String()),
+    "prob": pl.Float64(),
+    "model": pl.String(),
+    "format": pl.String(),
+}
+"""One row per persona × chain × answer path: ``chain`` names the questions in asking order
+("a → b → c"), ``codes`` the answers in the same order, ``prob`` the path's probability."""
+
+
+def chain(
     questionnaire: Questionnaire,
     population: Population,
     engine: Engine,
-    settings: SimulationSettings,
-    prompt_format: PromptFormat,
+    questions: Sequence[str],
+    settings: SimulationSettings | None = None,
     *,
-    what: str,
-    started: float,
-    cache: ResultsCache | bool,
-    progress: bool,
-    description: str,
-) -> tuple[dict[tuple[str, ...], dict[str, float]], RunManifest]:
-    """Ask every cell once (a plan run like any other: context checks, results cache,
-    progress) and read each one's option probabilities by code; with the run's manifest."""
-    plan = Plan.of(
-        cells.values(),
-        questionnaire,
-        population,
-        settings,
-        prompt_format,
-        what=what,
-        remedy="Shorten the persona descriptions or the questions",
-    )
-    done = execute(
-        plan, engine, started=started, cache=cache, progress=progress, description=description
-    )
-    read = {
-        key: dict(
-            zip(
-                (o.code for o in c.asking.outcomes),
-                c.asking.read_scores([result]).probs,
-                strict=True,
-            )
+    progress: bool = True,
+    cache: ResultsCache | bool = True,
+    **changes: Any,
+) -> ChainResult:
+    """The exact joint distribution of a chain of questions asked in this order, back to
+    back (a → b → c): P(a, b, c | persona) = P(a) · P(b | a) · P(c | a, b), one prompt per
+    question and answer path before it, per persona.
+
+    Args:
+        questions: Question ids in asking order (single-choice or ordinal, each once).
+        settings, progress, cache: As for :func:`joint`.
+
+    Raises:
+        InputError: fewer than two questions, an unknown or repeated question, another kind,
+            a joint of more than :data:`CHAIN_LIMIT` cells, or a persona attribute the
+            questionnaire names that the personas lack; before any model work.
+    """
+    asked = choice_questions(questionnaire, questions, "chain")
+    if len(asked) < 2 or len(set(questions)) != len(questions):
+        raise InputError("chain", "a chain asks two or more different questions")
+    size = math.prod(len(question.options) for question in asked)
+    if size > CHAIN_LIMIT:
+        raise InputError(
+            "chain",
+            f"the joint of {' → '.join(questions)} has {size:,} cells, over the limit of "
+            f"{CHAIN_LIMIT:,}: read shorter chains or pairs, or sample the interview with "
+            "simulated respondents (memory: full)",
         )
-        for (key, c), result in zip(cells.items(), done.scores, strict=True)
-    }
-    return read, done.manifest
-
-
-def path_cell(
-    persona: Persona,
-    question: ChoiceQuestion,
-    path: Sequence[tuple[ChoiceQuestion, str]],
-    *,
-    prompt_format: PromptFormat,
-    chat: ChatRenderer,
-    instructions: str | None,
-) -> Cell:
-    """``persona`` asked ``question`` right after the questions of ``path``, each answered
-    with its code (shown as the persona sees it, pipes showing the earlier answers), in the
-    listed option order; read exactly."""
-    earlier: list[tuple[Question, str]] = []
-    answers: dict[str, str] = {}
-    for asked, code in path:
-        shown = personalised(asked, persona, answers)
-        assert isinstance(shown, ChoiceQuestion)
-        labels = answer_texts(shown, prompt_format.answer)
-        earlier.append((shown, labels[[o.code for o in shown.options].index(code)]))
-        answers[asked.id] = asked.option(code).text
-    return interview_cell(
-        persona,
-        personalised(question, persona, answers),
-        None,
-        earlier,
-        prompt_format=prompt_format,
-        chat=chat,
-        instructions=instructions,
+    paths = AnswerPaths(
+        questionnaire, population, engine, SimulationSettings.of(settings, **changes), "a chain"
     )
+    every = [
+        tuple(zip(asked, codes, strict=True))
+        for codes in itertools.product(*([o.code for o in q.options] for q in asked))
+    ]
+    for persona in population:
+        for path in every:
+            for step, question in enumerate(asked):
+                paths.key(persona, question, path[:step])
+    reading = paths.read(cache=cache, progress=progress, description="Chain")
+    name = " → ".join(questions)
+    rows = [
+        {
+            "persona_id": persona.id,
+            "weight": persona.weight,
+            "chain": name,
+            "codes": [code for _, code in path],
+            "prob": reading.probability(paths, persona, path),
+            "model": engine.model_id,
+            "format": paths.prompt_format.name,
+        }
+        for persona in population
+        for path in every
+    ]
+    return ChainResult(pl.DataFrame(rows, schema=CHAIN_SCHEMA), reading.manifest)
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    """The exact joint of a chain of questions.
+
+    Attributes:
+        joints: The tidy per-persona table (:data:`CHAIN_SCHEMA`).
+        manifest: How it was made.
+    """
+
+    joints: pl.DataFrame
+    manifest: RunManifest | None = None
+
+    @cached_property
+    def population(self) -> pl.DataFrame:
+        """Per chain and answer path: the persona-weighted probability."""
+        return self.joints.group_by("chain", "codes", maintain_order=True).agg(
+            ((pl.col("prob") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("prob")
+        )
+
+    def table(self) -> pl.DataFrame:
+        """The population joint with one column per question (its answer code) and
+        ``prob``, most likely paths first."""
+        (name,) = self.joints["chain"].unique()
+        questions = name.split(" → ")
+        return self.population.select(
+            *(pl.col("codes").list.get(i).alias(q) for i, q in enumerate(questions)), "prob"
+        ).sort("prob", descending=True, maintain_order=True)
+
+    def write_parquet(self, path: str | Path) -> list[Path]:
+        """Write the joint to ``path`` and the population table and manifest beside it."""
+        files = ResultFiles.at(Path(path))
+        return write_results(
+            files,
+            self.joints,
+            {beside(files.responses, "population"): self.population},
+            self.manifest,
+        )
+
+    @classmethod
+    def read_parquet(cls, path: str | Path) -> ChainResult:
+        """Read what :meth:`write_parquet` wrote."""
+        joints, manifest = read_results(ResultFiles.at(Path(path)), CHAIN_SCHEMA)
+        return cls(joints, manifest)
 
 
 def _checked_pairs(
@@ -249,23 +265,12 @@ def _checked_pairs(
     """The pairs' questions, each pair once, checked."""
     if not pairs:
         raise InputError("joint", "name at least one pair of questions")
-    known = questionnaire.listed_order
     checked: list[tuple[ChoiceQuestion, ChoiceQuestion]] = []
     for a, b in dict.fromkeys(tuple(pair) for pair in pairs):
-        for name in (a, b):
-            if name not in known:
-                raise InputError("joint", f"{name!r} is not a question of {questionnaire.id!r}")
+        first, second = choice_questions(questionnaire, [a, b], "joint")
         if a == b:
             raise InputError("joint", f"{a!r} is paired with itself")
-        first, second = questionnaire.question(a), questionnaire.question(b)
-        for question in (first, second):
-            if not isinstance(question, ChoiceQuestion):
-                raise InputError(
-                    "joint",
-                    f"{question.id!r} is a {question.kind} question; joints are read for "
-                    "single-choice and ordinal questions (use simulated respondents for the rest)",
-                )
-        checked.append((first, second))  # type: ignore[arg-type]
+        checked.append((first, second))
     return checked
 
 

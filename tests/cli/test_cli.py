@@ -139,6 +139,12 @@ def test_joint_of_pairs_and_of_a_block(tiny_model_dir, tmp_path):
     assert pl.read_parquet(tmp_path / "b.parquet")["first"].n_unique() == 2  # 3 pairs of 3
     wrong = run_cli("joint", *common, "--pairs", "voted16", "--out", str(tmp_path / "w.parquet"))
     assert wrong.returncode == 2 and "'voted16' is not A:B" in wrong.stderr
+    chained = run_cli(
+        "joint", *common, "--chain", "voted16,natfare,natsoc", "--out", str(tmp_path / "c.parquet")
+    )
+    assert chained.returncode == 0, chained.stderr
+    assert "P(voted16, natfare, natsoc), asked in this order" in chained.stdout
+    assert pl.read_parquet(tmp_path / "c.parquet").height == 8 * 4 * 3 * 3
 
 
 def test_order_experiment(tiny_model_dir, tmp_path):

@@ -45,7 +45,7 @@ def test_an_arm_reads_each_question_summed_over_the_paths_before_it(
         after, left_on=["persona_id", "option_code"], right_on=["persona_id", "second_code"]
     )
     assert merged.height == 2 * 3
-    assert np.allclose(merged["prob"], merged["prob_right"], atol=1e-9)
+    assert np.allclose(merged["prob"], merged["prob_right"], atol=1e-6)
     plain = simulate(gss.select(["natfare"]), two_personas, tiny_engine, progress=False).responses
     early = early_or_late.responses.filter(
         pl.col("arm") == "early", pl.col("question_id") == "natfare"

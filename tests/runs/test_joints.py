@@ -13,9 +13,11 @@ import pytest
 from scipy import stats
 
 from survey_sim import (
+    ChainResult,
     InputError,
     JointResult,
     Population,
+    chain,
     joint,
     load_questionnaire,
     simulate,
@@ -165,3 +167,64 @@ def test_kinds_without_an_exact_distribution_are_refused(two_personas, tiny_engi
     kinds = load_questionnaire(Path(__file__).parents[2] / "questionnaires/question_kinds.yaml")
     with pytest.raises(InputError, match="'mip' is a free_text question"):
         joint(kinds, two_personas, tiny_engine, [("polint", "mip")], progress=False)
+
+
+def test_a_chain_is_the_product_of_plainly_computed_conditionals(
+    gss, two_personas, tiny_engine, exact_joint, tmp_path
+):
+    chain_ids = [*PAIR, "natheal"]
+    result = chain(gss, two_personas, tiny_engine, chain_ids, progress=False, cache=False)
+    frame = result.joints
+    assert frame.height == 2 * 27
+    sums = frame.group_by("persona_id").agg(pl.col("prob").sum())["prob"].to_list()
+    assert sums == pytest.approx([1.0, 1.0], abs=1e-9)
+    # Summing out the third question gives the pair's joint asked in the same order.
+    pair = (
+        frame.with_columns(pl.col("codes").list.slice(0, 2))
+        .group_by("persona_id", "codes")
+        .agg(pl.col("prob").sum())
+        .with_columns(
+            first_code=pl.col("codes").list.get(0), second_code=pl.col("codes").list.get(1)
+        )
+        .join(
+            exact_joint.joints.filter(pl.col("asked") == "first, second"),
+            on=["persona_id", "first_code", "second_code"],
+        )
+    )
+    assert pair.height == 2 * 9
+    assert (pair["prob"] - pair["prob_right"]).abs().max() < 1e-6  # other batches: float noise
+    # One path by plain forward passes, each question after the answers before it.
+    persona = next(iter(two_personas))
+    questions = [gss.question(q) for q in chain_ids]
+    codes = [q.options[i].code for q, i in zip(questions, (2, 0, 1), strict=True)]
+    prompt_format = SimulationSettings().prompt_format()
+    expected, earlier = 1.0, []
+    for question, code in zip(questions, codes, strict=True):
+        cell = interview_cell(
+            persona,
+            question,
+            None,
+            earlier,
+            prompt_format=prompt_format,
+            chat=tiny_engine,
+            instructions=gss.instructions,
+        )
+        expected *= plain_distribution(tiny_engine, cell)[code]
+        labels = answer_texts(question, prompt_format.answer)
+        earlier.append((question, labels[[o.code for o in question.options].index(code)]))
+    (prob,) = frame.filter(pl.col("persona_id") == persona.id, pl.col("codes") == codes)["prob"]
+    assert prob == pytest.approx(expected, abs=1e-5)
+    assert result.table().columns == [*chain_ids, "prob"]
+    result.write_parquet(tmp_path / "c.parquet")
+    assert ChainResult.read_parquet(tmp_path / "c.parquet").joints.equals(frame)
+
+
+def test_a_chain_too_large_to_enumerate_is_refused_before_model_work(
+    gss, two_personas, tiny_engine
+):
+    before = tiny_engine.stats.requests
+    with pytest.raises(InputError, match=r"has 2,187 cells, over the limit of 1,000"):
+        chain(gss, two_personas, tiny_engine, list(gss.listed_order[:7]), progress=False)
+    with pytest.raises(InputError, match="two or more different questions"):
+        chain(gss, two_personas, tiny_engine, ["natfare", "natfare"], progress=False)
+    assert tiny_engine.stats.requests == before
