@@ -35,13 +35,22 @@ ORDINAL_ONLY = frozenset({"tau_b", "polychoric"})
 """Measures that need both questions on an ordinal scale."""
 
 
-def cramers_v(table: Any, xp: ModuleType = np) -> Any:
-    """Cramér's V of ``table`` (last two axes)."""
+def phi_squared(table: Any) -> Any:
+    """φ² = Σ (p_ij − r_i c_j)² / (r_i c_j) of ``table`` (last two axes)."""
     rows = table.sum(axis=-1)
     columns = table.sum(axis=-2)
     expected = rows[..., :, None] * columns[..., None, :]
-    phi_squared = ((table - expected) ** 2 / expected).sum(axis=(-2, -1))
-    return xp.sqrt(phi_squared / (min(table.shape[-2], table.shape[-1]) - 1))
+    return ((table - expected) ** 2 / expected).sum(axis=(-2, -1))
+
+
+def cramers_v_of(phi: Any, shape: tuple[int, ...], xp: ModuleType = np) -> Any:
+    """Cramér's V from φ² of a table of ``shape`` (last two axes)."""
+    return xp.sqrt(phi / (min(shape[-2], shape[-1]) - 1))
+
+
+def cramers_v(table: Any, xp: ModuleType = np) -> Any:
+    """Cramér's V of ``table`` (last two axes)."""
+    return cramers_v_of(phi_squared(table), table.shape, xp)
 
 
 def tau_b(table: Any, xp: ModuleType = np) -> Any:

@@ -45,6 +45,7 @@ from survey_sim.engines.registry import load_local_model
 from survey_sim.population import Persona
 from survey_sim.questionnaire import Questionnaire
 from survey_sim.runs.individuals import choice_question
+from survey_sim.runs.joints import ASKED_ORDERS, JOINT_SCHEMA, JointResult
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.testing import TINY_LAYERS, train_tokenizer
 from survey_sim.tune._examples import Example, conditional_examples, population_examples
@@ -264,6 +265,47 @@ class PlantedSurvey:
         eta = item.linear_predictor(cell) + item.loading * self._nodes
         probs: np.ndarray = weights @ item.probabilities(eta) / weights.sum()
         return probs
+
+    def joints(self, pairs: Sequence[tuple[str, str]]) -> JointResult:
+        """The process's exact joint of each pair, per cell (the cells as personas weighted
+        by their shares), as :func:`~survey_sim.runs.joints.joint` gives a model's: both
+        asking orders (equal here: the process's answers do not depend on the order) and
+        their average. Items share association through the cell's attributes and, where
+        both load on it, the latent trait."""
+        rows = []
+        for key, share in self.shares.items():
+            cell = self.cell_of(key)
+            persona = ", ".join(f"{name}={value}" for name, value in cell.items())
+            for a, b in pairs:
+                first = self.distribution(a, cell)
+                table = np.array(
+                    [p * self.distribution(b, cell, given={a: i}) for i, p in enumerate(first)]
+                )
+                second = table.sum(axis=0)
+                for (i, j), prob in np.ndenumerate(table):
+                    factors = {
+                        ASKED_ORDERS[0]: (first[i], prob / first[i]),
+                        ASKED_ORDERS[1]: (second[j], prob / second[j]),
+                        ASKED_ORDERS[2]: (None, None),
+                    }
+                    rows += [
+                        {
+                            "persona_id": persona,
+                            "weight": share,
+                            "first": a,
+                            "second": b,
+                            "asked": asked,
+                            "first_code": str(i + 1),
+                            "second_code": str(j + 1),
+                            "prob": float(prob),
+                            "first_prob": factor,
+                            "conditional_prob": conditional,
+                            "model": "planted process",
+                            "format": "none",
+                        }
+                        for asked, (factor, conditional) in factors.items()
+                    ]
+        return JointResult(pl.DataFrame(rows, schema=JOINT_SCHEMA))
 
     def population_distribution(self, item_id: str, **fixed: str) -> np.ndarray:
         """P(each option) over the cells matching ``fixed`` attributes, by their shares."""

@@ -13,6 +13,12 @@ personas, so a constant), and ``difference`` = simulated − people: where its i
 excludes zero, the simulated association is credibly different from people's. Pairs are
 fitted side by side, each from its own respondents (pairs that share a question are not
 independent; the model does not pool them).
+
+Cramér's V is at least 0, so near independence its posterior, like a sample's V, sits above
+the true value (about 0.04 for independent 5 × 5 items and 3,000 respondents): there a
+``difference`` below zero is not evidence. ``auto`` reads tau-b, which has no such floor,
+wherever both questions are ordinal. :func:`~survey_sim.evaluate.joints.compare_joints`
+bias-corrects V.
 """
 
 from __future__ import annotations
