@@ -120,3 +120,4 @@ def test_planted_benchmark_runs(tmp_path):
     text = (out / "planted.md").read_text()
     assert "Planted quantities" in text and "Calibration alpha" in text
     assert "perfect simulator (model-free" in text and "model+regression − regression" in text
+    assert "Exact joints: the latent trait between items" in text
