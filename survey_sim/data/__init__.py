@@ -8,15 +8,18 @@ from survey_sim.data.bundled import (
     ces_2011,
     gss_spending_2018,
 )
+from survey_sim.data.export import Exported, export_microdata
 from survey_sim.data.mapping import DataMapping
 from survey_sim.data.responses import HumanResponses
 
 __all__ = [
     "HUMAN_DATASETS",
     "DataMapping",
+    "Exported",
     "HumanResponses",
     "bundled_file",
     "cces_2016",
     "ces_2011",
+    "export_microdata",
     "gss_spending_2018",
 ]

@@ -192,7 +192,7 @@ def run_manifest(
         questionnaire=QuestionnaireRecord(
             id=questionnaire.id,
             questions=len(questionnaire),
-            sha256=_sha256(questionnaire.model_dump_json()),
+            sha256=questionnaire_sha256(questionnaire),
         ),
         population=PopulationRecord(
             id=population.id,
@@ -217,6 +217,11 @@ def _versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def questionnaire_sha256(questionnaire: Questionnaire) -> str:
+    """The content hash a manifest records for a questionnaire."""
+    return _sha256(questionnaire.model_dump_json())
 
 
 def _sha256(text: str) -> str:

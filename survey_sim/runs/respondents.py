@@ -41,6 +41,7 @@ from survey_sim.asking.formats import ChatRenderer, PromptContext, PromptFormat
 from survey_sim.asking.kinds import MAX_EXACT_VALUES, ask
 from survey_sim.asking.orders import displays
 from survey_sim.asking.schemas import answer_texts
+from survey_sim.data.export import Exported, export_microdata
 from survey_sim.engines.base import Engine, SampleResult, ScoreResult
 from survey_sim.errors import InputError
 from survey_sim.flow import answer_pipes, check_population, interview_order, personalised
@@ -53,7 +54,13 @@ from survey_sim.questionnaire import (
     Questionnaire,
 )
 from survey_sim.runs.individuals import as_read
-from survey_sim.runs.manifest import RespondentsRecord, RunManifest, StoreRecord, run_manifest
+from survey_sim.runs.manifest import (
+    RespondentsRecord,
+    RunManifest,
+    StoreRecord,
+    questionnaire_sha256,
+    run_manifest,
+)
 from survey_sim.runs.plan import Cell, Plan
 from survey_sim.runs.results import ResultFiles, beside, read_checked, read_results, write_results
 from survey_sim.runs.run import execute, open_store
@@ -641,6 +648,37 @@ class RespondentsResult:
             beside(files.responses, "marginals"): self.marginals,
         }
         return write_results(files, self.microdata, companions, self.manifest)
+
+    def export(
+        self, path: str | Path, questionnaire: Questionnaire, to: str | None = None
+    ) -> Exported:
+        """Write the sample for SPSS (``.sav``), Stata (``.dta``), CSV or Parquet (``to``,
+        default: from the suffix): one row per respondent with the persona's attributes and
+        a column per question, labelled from ``questionnaire``
+        (:func:`~survey_sim.data.export.export_microdata`).
+
+        Raises:
+            InputError: ``questionnaire`` is not the one the sample answered (its content
+                differs from the manifest's record), or the format cannot hold a name.
+        """
+        record = None if self.manifest is None else self.manifest.questionnaire
+        if record is not None and record.sha256 != questionnaire_sha256(questionnaire):
+            raise InputError(
+                "export",
+                f"the sample answered questionnaire {record.id!r} as it was then; "
+                f"{questionnaire.id!r} here differs from it (edited since?): export with the "
+                "questionnaire file the sample was drawn from",
+            )
+        wide = self.wide
+        table = [] if self.manifest is None else self.manifest.population.table
+        if table:
+            attributes = pl.DataFrame(table).drop("weight", "description", strict=False)
+            attributes = attributes.rename({"id": "persona_id"}, strict=False)
+            wide = wide.join(
+                attributes.cast(pl.String), on="persona_id", how="left", maintain_order="left"
+            ).select("respondent_id", "persona_id", *attributes.columns[1:], *wide.columns[2:])
+        label = "" if self.manifest is None else f"survey-sim: {self.manifest.model.model_id}"
+        return export_microdata(wide, questionnaire, Path(path), to, file_label=label)
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> RespondentsResult:

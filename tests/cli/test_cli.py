@@ -147,6 +147,35 @@ def test_joint_of_pairs_and_of_a_block(tiny_model_dir, tmp_path):
     assert pl.read_parquet(tmp_path / "c.parquet").height == 8 * 4 * 3 * 3
 
 
+def test_export_a_sample_for_spss(tiny_model_dir, tmp_path):
+    questionnaire = str(bundled_file("questionnaires", "anes_2016_vote_flow.yaml"))
+    personas = str(bundled_file("personas", "us_adults_demo.yaml"))
+    sample = tmp_path / "sample.parquet"
+    drawn = run_cli(
+        "respondents",
+        questionnaire,
+        "--personas",
+        personas,
+        "--model",
+        str(tiny_model_dir),
+        "--n",
+        "20",
+        "--quiet",
+        "--out",
+        str(sample),
+    )
+    assert drawn.returncode == 0, drawn.stderr
+    exported = run_cli(
+        "export", str(sample), "--questionnaire", questionnaire, "--out", str(tmp_path / "s.sav")
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "s.sav").stat().st_size > 1000
+    wrong = run_cli(
+        "export", str(sample), "--questionnaire", questionnaire, "--out", str(tmp_path / "s.xls")
+    )
+    assert wrong.returncode == 2 and "or give --to" in wrong.stderr
+
+
 def test_order_experiment(tiny_model_dir, tmp_path):
     common = [
         str(bundled_file("questionnaires", "gss_spending_2018.yaml")),

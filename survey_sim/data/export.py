@@ -1,0 +1,185 @@
+"""Microdata out, in the formats researchers analyse with: SPSS ``.sav`` and Stata ``.dta``
+(pyreadstat) with variable labels, value labels and missing-value declarations from the
+questionnaire, and CSV / Parquet with a codebook beside them.
+
+The table is one row per respondent and one column per question (the wide form of simulated
+respondents). Codes are never rewritten: a question whose codes are all whole numbers becomes
+a numeric variable labelled with its options' texts; one with text codes stays a text
+variable (SPSS and Stata label numbers only), and :class:`Exported` lists it. A question not
+asked is missing (system missing); in ``.sav`` files the codes of non-substantive options
+(don't know, refused) are declared user-missing, as survey data files declare them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from survey_sim._io import write_atomic, write_parquet_atomic
+from survey_sim.errors import InputError
+from survey_sim.questionnaire import OptionsQuestion, Question, Questionnaire
+
+EXPORT_FORMATS = ("sav", "dta", "csv", "parquet")
+NAME_LIMITS = {"sav": 64, "dta": 32}
+"""Longest variable name each format allows."""
+LABEL_LIMITS = {"sav": 256, "dta": 80}
+"""Longest variable label each format keeps."""
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote and what it could not carry over.
+
+    Attributes:
+        paths: The files written (the data, and for CSV/Parquet the codebook).
+        text_coded: Questions kept as text variables (their codes are not whole numbers,
+            and the format labels numbers only), with no value labels.
+        cut_labels: Questions whose text was cut to the format's variable-label limit.
+    """
+
+    paths: list[Path]
+    text_coded: list[str] = field(default_factory=list)
+    cut_labels: list[str] = field(default_factory=list)
+
+
+def codebook(questionnaire: Questionnaire, questions: list[str]) -> pl.DataFrame:
+    """One row per question × option of ``questions`` (``question_id``, ``question_text``,
+    ``kind``, ``code``, ``label``, ``substantive``); a question without options has one row
+    with null code."""
+    rows: list[dict[str, Any]] = []
+    for question_id in questions:
+        question = questionnaire.question(question_id)
+        base = {"question_id": question.id, "question_text": question.text, "kind": question.kind}
+        if isinstance(question, OptionsQuestion):
+            rows += [
+                {**base, "code": o.code, "label": o.text, "substantive": o.substantive}
+                for o in question.options
+            ]
+        else:
+            rows.append({**base, "code": None, "label": None, "substantive": None})
+    return pl.DataFrame(
+        rows,
+        schema={
+            "question_id": pl.String,
+            "question_text": pl.String,
+            "kind": pl.String,
+            "code": pl.String,
+            "label": pl.String,
+            "substantive": pl.Boolean,
+        },
+    )
+
+
+def export_microdata(
+    wide: pl.DataFrame,
+    questionnaire: Questionnaire,
+    path: Path,
+    to: str | None = None,
+    *,
+    file_label: str = "",
+) -> Exported:
+    """Write ``wide`` (one row per respondent; ``respondent_id``, ``persona_id``, then a
+    column per question holding its code) in format ``to`` (default: from ``path``'s
+    suffix), as the module docstring says.
+
+    Raises:
+        InputError: an unknown format, a column name the format does not allow (named, with
+            the limit), or pyreadstat missing; before anything is written.
+    """
+    to = to or path.suffix.lstrip(".").lower()
+    if to not in EXPORT_FORMATS:
+        raise InputError(path, f"unknown export format {to!r}: use {', '.join(EXPORT_FORMATS)}")
+    questions = [c for c in wide.columns if c in questionnaire.listed_order]
+    if to in ("csv", "parquet"):
+        book = codebook(questionnaire, questions)
+        book_path = path.with_name(f"{path.stem}.codebook.csv")
+        if to == "csv":
+            written = write_atomic(path, lambda temporary: wide.write_csv(temporary))
+        else:
+            written = write_parquet_atomic(wide, path)
+        return Exported([written, write_atomic(book_path, book.write_csv)])
+    limit = NAME_LIMITS[to]
+    for column in wide.columns:
+        if len(column) > limit or not _NAME.match(column):
+            raise InputError(
+                path,
+                f"column {column!r} cannot be a {to} variable name (a letter, then letters, "
+                f"digits or _, at most {limit} characters): rename the question id",
+            )
+    try:
+        import pyreadstat
+    except ImportError as error:
+        raise InputError(
+            path, "writing SPSS/Stata files needs pyreadstat: pip install 'survey-sim[data]'"
+        ) from error
+    columns: dict[str, pl.Series] = {}
+    labels: dict[str, str | None] = {"respondent_id": "respondent", "persona_id": "persona"}
+    value_labels: dict[str, dict[int | float, str]] = {}
+    missing: dict[str, list[Any]] = {}
+    text_coded: list[str] = []
+    cut: list[str] = []
+    for column in wide.columns:
+        series = wide[column]
+        if column not in questions:
+            columns[column] = series
+            continue
+        question = questionnaire.question(column)
+        label = _label(question)
+        if len(label) > LABEL_LIMITS[to]:
+            label = label[: LABEL_LIMITS[to] - 1] + "…"
+            cut.append(column)
+        labels[column] = label
+        numbers = _whole_numbers(series, question)
+        if numbers is None:
+            columns[column] = series
+            if isinstance(question, OptionsQuestion):
+                text_coded.append(column)
+            continue
+        columns[column] = numbers
+        if isinstance(question, OptionsQuestion):
+            value_labels[column] = {int(o.code): o.text for o in question.options}
+            off = [int(o.code) for o in question.options if not o.substantive]
+            if off:
+                missing[column] = off
+    frame = pl.DataFrame(columns).to_pandas()
+    ordered = [labels.get(column) for column in frame.columns]
+
+    def write(temporary: str) -> None:
+        if to == "sav":
+            pyreadstat.write_sav(
+                frame,
+                temporary,
+                file_label=file_label,
+                column_labels=ordered,
+                variable_value_labels=value_labels,
+                missing_ranges=missing,
+            )
+        else:
+            pyreadstat.write_dta(
+                frame,
+                temporary,
+                file_label=file_label[:80],
+                column_labels=ordered,
+                variable_value_labels=value_labels,
+            )
+
+    return Exported([write_atomic(path, write)], text_coded, cut)
+
+
+def _label(question: Question) -> str:
+    return " ".join(question.text.split())
+
+
+def _whole_numbers(series: pl.Series, question: Question) -> pl.Series | None:
+    """An options question's column as whole numbers when every code it has is one
+    (``None`` otherwise, and for other kinds: their answers are values or text)."""
+    if not isinstance(question, OptionsQuestion) or question.kind == "multi_select":
+        return None
+    if not all(re.fullmatch(r"-?\d+", o.code) for o in question.options):
+        return None
+    return series.cast(pl.Int64, strict=True)
