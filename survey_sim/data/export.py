@@ -1,6 +1,7 @@
 """Microdata out, in the formats researchers analyse with: SPSS ``.sav`` and Stata ``.dta``
-(pyreadstat) with variable labels, value labels and missing-value declarations from the
-questionnaire, and CSV / Parquet with a codebook beside them.
+(pyreadstat) with variable labels, value labels and missing-value declarations (and, in
+``.sav``, measurement levels: ordinal or nominal) from the questionnaire, and CSV / Parquet
+with a codebook beside them.
 
 The table is one row per respondent and one column per question (the wide form of simulated
 respondents). Codes are never rewritten: a question whose codes are all whole numbers becomes
@@ -121,6 +122,7 @@ def export_microdata(
     labels: dict[str, str | None] = {"respondent_id": "respondent", "persona_id": "persona"}
     value_labels: dict[str, dict[int | float, str]] = {}
     missing: dict[str, list[Any]] = {}
+    measures: dict[str, str] = {}
     text_coded: list[str] = []
     cut: list[str] = []
     for column in wide.columns:
@@ -142,6 +144,7 @@ def export_microdata(
             continue
         columns[column] = numbers
         if isinstance(question, OptionsQuestion):
+            measures[column] = "ordinal" if question.kind == "ordinal" else "nominal"
             value_labels[column] = {int(o.code): o.text for o in question.options}
             off = [int(o.code) for o in question.options if not o.substantive]
             if off:
@@ -158,6 +161,7 @@ def export_microdata(
                 column_labels=ordered,
                 variable_value_labels=value_labels,
                 missing_ranges=missing,
+                variable_measure=measures,
             )
         else:
             pyreadstat.write_dta(

@@ -176,6 +176,32 @@ def test_export_a_sample_for_spss(tiny_model_dir, tmp_path):
     assert wrong.returncode == 2 and "or give --to" in wrong.stderr
 
 
+def test_import_an_spss_file_then_check_it(tmp_path):
+    import pandas as pd
+    import pyreadstat
+
+    data = tmp_path / "survey.sav"
+    pyreadstat.write_sav(
+        pd.DataFrame({"id": [1, 2, 3], "q1": [1, 2, 9], "age": [30, 40, 50]}),
+        str(data),
+        column_labels={"q1": "Do you read a newspaper?"},
+        variable_value_labels={"q1": {1: "Yes", 2: "No", 9: "No answer"}},
+        missing_ranges={"q1": [9]},
+    )
+    out = tmp_path / "survey.yaml"
+    imported = run_cli("import", str(data), "--out", str(out))
+    assert imported.returncode == 0, imported.stderr
+    assert "1 questions from survey.sav" in imported.stdout
+    assert "codes 9 declared missing" in imported.stdout
+    mapping = tmp_path / "survey.mapping.yaml"
+    checked = run_cli(
+        "check", "--human", str(data), "--mapping", str(mapping), "--questionnaire", str(out)
+    )
+    assert checked.returncode == 0, checked.stderr
+    again = run_cli("import", str(data), "--out", str(tmp_path / "survey.txt"))
+    assert again.returncode == 2 and "name a .yaml file" in again.stderr
+
+
 def test_order_experiment(tiny_model_dir, tmp_path):
     common = [
         str(bundled_file("questionnaires", "gss_spending_2018.yaml")),

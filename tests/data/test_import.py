@@ -1,0 +1,133 @@
+"""Questionnaires in: an SPSS file written by pyreadstat (labels, measurement levels, declared
+missing values, a weight, an id, demographics, an unlabelled number, a partly labelled scale,
+a name ids cannot hold) becomes a questionnaire and mapping that load, read the file, and
+give the same shares as a plain count; everything left out or guessed is noted."""
+
+from __future__ import annotations
+
+import pandas as pd
+import polars as pl
+import pyreadstat
+import pytest
+
+from survey_sim import HumanResponses, InputError, load_questionnaire
+from survey_sim.data.importers import import_data_file
+
+
+@pytest.fixture
+def spss_file(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "respid": [101, 102, 103, 104, 105, 106],
+            "wtfinal": [1.0, 2.0, 1.0, 0.5, 1.5, 1.0],
+            "sex": [1, 2, 2, 1, 2, 1],
+            "q1": [1, 2, 2, 3, 8, 1],
+            "q2@b": [1, 2, 9, 1, 2, 2],
+            "scale": [0, 5, 10, 7, 0, 3],
+            "hours": [1.5, 2.0, 3.0, 0.5, 1.0, 2.5],
+        }
+    )
+    path = tmp_path / "survey.sav"
+    pyreadstat.write_sav(
+        frame,
+        str(path),
+        column_labels={
+            "q1": "How interested are you in politics?",
+            "q2@b": "Did you vote?",
+            "scale": "Trust in parliament, 0 to 10",
+            "hours": "Hours of TV a day",
+        },
+        variable_value_labels={
+            "sex": {1: "man", 2: "woman"},
+            "q1": {1: "Very", 2: "Somewhat", 3: "Not at all", 8: "Don't know"},
+            "q2@b": {1: "Yes", 2: "No", 9: "Refused"},
+            "scale": {0: "No trust at all", 10: "Complete trust"},
+        },
+        missing_ranges={"q1": [8]},
+        variable_measure={"q1": "ordinal", "q2@b": "nominal", "scale": "scale"},
+    )
+    return path
+
+
+def test_an_spss_file_becomes_a_questionnaire_and_mapping(spss_file, tmp_path):
+    imported = import_data_file(spss_file)
+    questionnaire_path, mapping_path = imported.write(tmp_path / "q.yaml", tmp_path / "m.yaml")
+    questionnaire = load_questionnaire(questionnaire_path)
+    assert questionnaire.listed_order == ("q1", "q2_b", "scale")
+    q1 = questionnaire.question("q1")
+    assert q1.kind == "ordinal" and [o.code for o in q1.options] == ["1", "2", "3"]
+    q2 = questionnaire.question("q2_b")
+    assert q2.kind == "single_choice" and q2.options[-1].substantive is False
+    scale = questionnaire.question("scale")
+    assert [o.text for o in scale.options] == ["No trust at all", "3", "5", "7", "Complete trust"]
+    assert imported.mapping["respondent"] == "respid"
+    assert imported.mapping["weight"] == "wtfinal"
+    assert imported.mapping["attributes"] == {"sex": "sex"}
+    notes = "\n".join(imported.notes)
+    for expected in (
+        "hours: left out",
+        "codes 8 declared missing",
+        "q2@b: question id 'q2_b'",
+        "9 'Refused' kept as a non-substantive option",
+        "codes 3, 5, 7 have no value label",
+        "scale: kind single_choice",
+    ):
+        assert expected in notes
+    people = HumanResponses.from_file(spss_file, mapping_path, questionnaire)
+    shares = dict(
+        people.distribution()
+        .filter(pl.col("question_id") == "q1")
+        .select("option_code", "prob")
+        .iter_rows()
+    )
+    weights = {"1": 1.0 + 1.0, "2": 2.0 + 1.0, "3": 0.5}  # the Don't know (8) left out
+    total = sum(weights.values())
+    assert shares == pytest.approx({code: w / total for code, w in weights.items()})
+    assert people.frame.filter(pl.col("question_id") == "q1")["sex"].to_list()[0] == "man"
+
+
+def test_a_file_without_labels_or_of_another_kind_is_refused(tmp_path):
+    plain = tmp_path / "plain.sav"
+    pyreadstat.write_sav(pd.DataFrame({"x": [1.0, 2.0]}), str(plain))
+    with pytest.raises(InputError, match="no variable with value labels"):
+        import_data_file(plain)
+    with pytest.raises(InputError, match="reads SPSS"):
+        import_data_file(tmp_path / "data.csv")
+
+
+def test_an_exported_sample_imports_back_to_its_questions(tmp_path):
+    from survey_sim.data.export import export_microdata
+
+    source = tmp_path / "asked.yaml"
+    source.write_text(
+        "id: asked\ntitle: Asked\nquestions:\n"
+        "  - id: trust\n    kind: ordinal\n    text: How much do you trust the news?\n"
+        "    options:\n      - {code: 1, text: A lot}\n      - {code: 2, text: Some}\n"
+        "      - {code: 9, text: Don't know, substantive: false}\n"
+        "  - id: voted\n    kind: single_choice\n    text: Did you vote?\n"
+        "    options:\n      - {code: 1, text: 'Yes'}\n      - {code: 2, text: 'No'}\n"
+    )
+    asked = load_questionnaire(source)
+    wide = pl.DataFrame(
+        {
+            "respondent_id": ["r1", "r2"],
+            "persona_id": ["a", "b"],
+            "trust": ["1", "9"],
+            "voted": ["2", "1"],
+        }
+    )
+    export_microdata(wide, asked, tmp_path / "sample.sav")
+    stata = tmp_path / "sample.dta"
+    export_microdata(wide, asked, stata)
+    imported = import_data_file(tmp_path / "sample.sav", survey_id="asked")
+    imported.write(tmp_path / "back.yaml", tmp_path / "back.mapping.yaml")
+    back = load_questionnaire(tmp_path / "back.yaml")
+    for question in ("trust", "voted"):
+        original, again = asked.question(question), back.question(question)
+        assert (again.kind, again.text) == (original.kind, original.text)
+        substantive = [(o.code, o.text) for o in original.options if o.substantive]
+        assert [(o.code, o.text) for o in again.options] == substantive
+    assert imported.mapping["questions"]["trust"] == {"column": "trust", "missing": ["9"]}
+    from_stata = import_data_file(stata)
+    assert [q["kind"] for q in from_stata.questionnaire["questions"]] == ["single_choice"] * 2
+    assert any("trust: kind single_choice" in note for note in from_stata.notes)
