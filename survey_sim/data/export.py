@@ -116,7 +116,7 @@ def export_microdata(
         import pyreadstat
     except ImportError as error:
         raise InputError(
-            path, "writing SPSS/Stata files needs pyreadstat: pip install 'survey-sim[data]'"
+            path, "writing SPSS/Stata files needs pyreadstat: pip install 'survey-sim[analysis]'"
         ) from error
     columns: dict[str, pl.Series] = {}
     labels: dict[str, str | None] = {"respondent_id": "respondent", "persona_id": "persona"}

@@ -65,15 +65,37 @@ class ImportedSurvey:
     notes: list[str] = field(default_factory=list)
 
     def write(self, questionnaire_path: Path, mapping_path: Path) -> list[Path]:
-        """Write both files (YAML) as one set: both or neither."""
+        """Write both files (YAML) as one set: both or neither (the questionnaire alone for
+        a form, which holds no answers to map)."""
 
         def writer(data: dict[str, Any]) -> Callable[[str], object]:
             text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
             return lambda temporary: Path(temporary).write_text(text)
 
-        return write_set(
-            {questionnaire_path: writer(self.questionnaire), mapping_path: writer(self.mapping)}
+        writers = {questionnaire_path: writer(self.questionnaire)}
+        if self.mapping:
+            writers[mapping_path] = writer(self.mapping)
+        return write_set(writers)
+
+
+IMPORT_SUFFIXES = (".sav", ".dta", ".xlsx")
+
+
+def import_file(path: Path, survey_id: str | None = None) -> ImportedSurvey:
+    """A questionnaire (and, from a data file, a mapping) from an SPSS or Stata data file
+    (:func:`import_data_file`) or an XLSForm (:func:`import_xlsform`), by suffix.
+
+    Raises:
+        InputError: another suffix, or what the importer raises.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in IMPORT_SUFFIXES:
+        raise InputError(
+            path, f"import reads {', '.join(IMPORT_SUFFIXES)} files (SPSS, Stata, XLSForm)"
         )
+    if suffix == ".xlsx":
+        return import_xlsform(path, survey_id)
+    return import_data_file(path, survey_id)
 
 
 def import_data_file(path: Path, survey_id: str | None = None) -> ImportedSurvey:
@@ -93,7 +115,7 @@ def import_data_file(path: Path, survey_id: str | None = None) -> ImportedSurvey
         import pyreadstat
     except ImportError as error:
         raise InputError(
-            path, "reading SPSS/Stata files needs pyreadstat: pip install 'survey-sim[data]'"
+            path, "reading SPSS/Stata files needs pyreadstat: pip install 'survey-sim[analysis]'"
         ) from error
     try:
         if suffix == ".sav":  # user_missing: the declared missing values are reported
@@ -214,3 +236,207 @@ def _order(code: str) -> tuple[int, float, str]:
         return (0, float(code), code)
     except ValueError:
         return (1, 0.0, code)
+
+
+XLSFORM_SKIPPED = frozenset(
+    {
+        "note", "calculate", "start", "end", "today", "deviceid", "subscriberid", "simserial",
+        "phonenumber", "username", "audit", "hidden", "image", "audio", "video", "file",
+        "geopoint", "geotrace", "geoshape", "barcode", "acknowledge", "date", "time",
+        "datetime", "range",
+    }
+)  # fmt: skip
+"""XLSForm types that ask nothing survey-sim can simulate (left out, each noted)."""
+_COMPARISON = re.compile(r"\$\{(\w+)\}\s*(!=|<=|>=|=|<|>)\s*('[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?)")
+_SELECTED = re.compile(r"selected\(\s*\$\{(\w+)\}\s*,\s*('[^']*'|\"[^\"]*\")\s*\)")
+_RANGE = re.compile(r"^\.\s*>=?\s*(-?\d+(?:\.\d+)?)\s+and\s+\.\s*<=?\s*(-?\d+(?:\.\d+)?)$")
+
+
+def import_xlsform(path: Path, survey_id: str | None = None) -> ImportedSurvey:
+    """A questionnaire from an XLSForm (``.xlsx``: ``survey``, ``choices`` and optional
+    ``settings`` sheets, as ODK, KoboToolbox and SurveyCTO use):
+
+    * ``select_one LIST`` → single-choice (say ``kind: ordinal`` where the choices form a
+      scale), ``select_multiple LIST`` → multi-select, ``text`` → free text, ``integer`` /
+      ``decimal`` → numeric with the range of a ``. >= A and . <= B`` constraint (without
+      one: left out, noted);
+    * ``begin group`` ... ``end group`` → a block (nested groups: the outermost), and the
+      questions between groups blocks of their own (``part1``, ...), in the form's order;
+    * ``relevant`` → ``ask_if`` where it translates (comparisons of earlier answers,
+      ``selected()`` on single-choice questions, ``and`` / ``or`` / ``not``), else left out
+      and noted; every other type (notes, calculations, metadata, media) is left out, noted.
+
+    The form holds no answers: the result has no mapping.
+
+    Raises:
+        InputError: not readable as an XLSForm (no survey sheet, no type/name columns).
+    """
+    try:
+        import openpyxl  # type: ignore[import-untyped]
+    except ImportError as error:
+        raise InputError(
+            path, "reading XLSForms needs openpyxl: pip install 'survey-sim[analysis]'"
+        ) from error
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as error:  # openpyxl raises many kinds for a file that is not .xlsx
+        raise InputError(path, f"cannot read as an Excel workbook: {error}") from error
+    sheets = {name.lower(): book[name] for name in book.sheetnames}
+    if "survey" not in sheets:
+        raise InputError(path, "no 'survey' sheet: not an XLSForm")
+    survey = _sheet_rows(sheets["survey"])
+    if not survey or not {"type", "name"} <= set(survey[0]):
+        raise InputError(path, "the survey sheet needs 'type' and 'name' columns")
+    choices: dict[str, list[dict[str, str]]] = {}
+    for row in _sheet_rows(sheets["choices"]) if "choices" in sheets else []:
+        listed = row.get("list_name") or row.get("list name")
+        if listed and row.get("name"):
+            choices.setdefault(listed, []).append(
+                {"code": row["name"], "text": _label(row) or row["name"]}
+            )
+    settings = _sheet_rows(sheets["settings"]) if "settings" in sheets else []
+    form = settings[0] if settings else {}
+    survey_id = survey_id or _ID.sub("_", form.get("form_id") or path.stem)
+    notes: list[str] = []
+    questions: list[dict[str, Any]] = []
+    kinds: dict[str, str] = {}
+    blocks: list[dict[str, Any]] = []
+    groups: list[str] = []
+    for number, row in enumerate(survey, start=2):
+        kind, _, listed = (row.get("type") or "").strip().partition(" ")
+        name = row.get("name") or ""
+        where = f"survey row {number} ({name or kind})"
+        structure = listed.strip() in ("group", "repeat")
+        if kind in ("begin_group", "begin_repeat") or (kind == "begin" and structure):
+            group = name or f"group{number}"
+            if "repeat" in (kind, listed.strip()) or kind == "begin_repeat":
+                notes.append(f"{where}: a repeat; its questions are asked once")
+            if groups:
+                notes.append(f"{where}: a group inside {groups[0]!r}: its questions join it")
+            else:
+                blocks.append({"id": _ID.sub("_", group), "questions": [], "group": True})
+            groups.append(group)
+            continue
+        if kind in ("end_group", "end_repeat") or (kind == "end" and structure):
+            if groups:
+                groups.pop()
+            continue
+        if not kind or kind in XLSFORM_SKIPPED:
+            if kind:
+                notes.append(f"{where}: type {kind} left out (it asks nothing to simulate)")
+            continue
+        question: dict[str, Any] = {"id": _ID.sub("_", name), "text": _label(row) or name}
+        if kind == "select_one" or kind == "select_multiple":
+            listed = listed.strip()
+            if len(choices.get(listed, [])) < 2:
+                notes.append(
+                    f"{where}: choice list {listed!r} has fewer than two choices; left out"
+                )
+                continue
+            question["kind"] = "single_choice" if kind == "select_one" else "multi_select"
+            question["options"] = choices[listed]
+        elif kind == "text":
+            question["kind"] = "free_text"
+        elif kind in ("integer", "decimal"):
+            bounds = _RANGE.match((row.get("constraint") or "").strip())
+            if not bounds:
+                notes.append(
+                    f"{where}: a number without a '. >= A and . <= B' constraint; left out "
+                    "(numeric questions need a range)"
+                )
+                continue
+            question.update(
+                kind="numeric",
+                minimum=float(bounds.group(1)),
+                maximum=float(bounds.group(2)),
+                integer=kind == "integer",
+            )
+        else:
+            notes.append(f"{where}: type {kind!r} is not carried over")
+            continue
+        relevant = (row.get("relevant") or "").strip()
+        if relevant:
+            condition = _xlsform_condition(relevant, kinds)
+            if condition is None:
+                notes.append(f"{where}: relevant {relevant!r} does not translate; left out")
+            else:
+                question["ask_if"] = condition
+        questions.append(question)
+        kinds[name] = question["kind"]
+        if not groups and (not blocks or blocks[-1].get("group")):
+            blocks.append({"id": f"part{len(blocks) + 1}", "questions": []})
+        blocks[-1]["questions"].append(question["id"])
+    if not questions:
+        raise InputError(path, "no question survey-sim can ask in the survey sheet")
+    questionnaire: dict[str, Any] = {
+        "id": survey_id,
+        "title": form.get("form_title") or survey_id,
+        "source": path.name,
+        "questions": questions,
+    }
+    if any(block.get("group") for block in blocks):
+        questionnaire["blocks"] = [
+            {"id": block["id"], "questions": block["questions"]}
+            for block in blocks
+            if block["questions"]
+        ]
+    return ImportedSurvey(questionnaire, {}, notes)
+
+
+def _sheet_rows(sheet: Any) -> list[dict[str, str]]:
+    """A sheet's rows as dicts keyed by its lower-cased header (blank rows dropped)."""
+    rows = sheet.iter_rows(values_only=True)
+    header = [str(cell).strip().lower() if cell is not None else "" for cell in next(rows, ())]
+    return [
+        {
+            key: str(value).strip()
+            for key, value in zip(header, row, strict=False)
+            if key and value is not None
+        }
+        for row in rows
+        if any(value is not None for value in row)
+    ]
+
+
+def _label(row: dict[str, str]) -> str:
+    """A row's label: ``label``, else the first ``label::LANGUAGE`` column."""
+    if row.get("label"):
+        return " ".join(row["label"].split())
+    for key, value in row.items():
+        if key.startswith("label::") and value:
+            return " ".join(value.split())
+    return ""
+
+
+def _xlsform_condition(relevant: str, kinds: dict[str, str]) -> str | None:
+    """An XLSForm ``relevant`` expression as an ``ask_if`` condition, or ``None`` where it
+    does not translate (other functions, multi-select tests, later questions)."""
+    from survey_sim._conditions import ConditionError, parse_condition
+
+    def compared(match: re.Match[str]) -> str:
+        name, operator, value = match.group(1), match.group(2), match.group(3)
+        if kinds.get(name) not in ("single_choice", "numeric"):
+            raise ValueError(name)
+        operator = "==" if operator == "=" else operator
+        if kinds[name] == "single_choice":
+            value = '"' + value.strip("'\"") + '"'
+        return f"{name} {operator} {value}"
+
+    def selected(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if kinds.get(name) != "single_choice":
+            raise ValueError(name)
+        return f'{name} == "{match.group(2).strip(chr(39) + chr(34))}"'
+
+    try:
+        text = _SELECTED.sub(selected, _COMPARISON.sub(compared, relevant))
+    except ValueError:
+        return None
+    text = re.sub(r"\bnot\s*\(", "not (", text)
+    if "${" in text or re.search(r"[A-Za-z_-]+\(", text.replace("not (", "")):
+        return None
+    try:
+        parse_condition(text)
+    except ConditionError:
+        return None
+    return text

@@ -131,3 +131,68 @@ def test_an_exported_sample_imports_back_to_its_questions(tmp_path):
     from_stata = import_data_file(stata)
     assert [q["kind"] for q in from_stata.questionnaire["questions"]] == ["single_choice"] * 2
     assert any("trust: kind single_choice" in note for note in from_stata.notes)
+
+
+def write_xlsform(path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    survey = book.active
+    survey.title = "survey"
+    for row in [
+        ("type", "name", "label::English (en)", "relevant", "constraint"),
+        ("start", "start", None, None, None),
+        ("select_one yn", "voted", "Did you vote?", None, None),
+        ("select_one cand", "vote", "Who did you vote for?", "${voted} = 'yes'", None),
+        ("begin group", "spending", "Spending", None, None),
+        ("select_one spend", "natfare", "Welfare", "not(${voted} = 'no')", None),
+        ("select_multiple media", "media", "Which media do you use?", None, None),
+        ("end group", None, None, None, None),
+        ("integer", "age", "How old are you?", None, ". >= 18 and . <= 99"),
+        ("integer", "kids", "How many children do you have?", None, None),
+        ("text", "why", "Why?", "selected(${media}, 'tv')", None),
+        ("note", "thanks", "Thank you", None, None),
+    ]:
+        survey.append(row)
+    choices = book.create_sheet("choices")
+    choices.append(("list_name", "name", "label::English (en)"))
+    for row in [
+        ("yn", "yes", "Yes"), ("yn", "no", "No"),
+        ("cand", "clinton", "Hillary Clinton"), ("cand", "trump", "Donald Trump"),
+        ("spend", "1", "Too little"), ("spend", "2", "About right"), ("spend", "3", "Too much"),
+        ("media", "tv", "Television"), ("media", "paper", "Newspapers"),
+    ]:  # fmt: skip
+        choices.append(row)
+    settings = book.create_sheet("settings")
+    settings.append(("form_id", "form_title"))
+    settings.append(("vote_form", "A vote form"))
+    book.save(path)
+
+
+def test_an_xlsform_becomes_a_questionnaire_with_blocks_and_conditions(tmp_path):
+    from survey_sim.data.importers import import_file
+
+    form = tmp_path / "form.xlsx"
+    write_xlsform(form)
+    imported = import_file(form)
+    assert imported.mapping == {}
+    (written,) = imported.write(tmp_path / "form.yaml", tmp_path / "unused.yaml")
+    questionnaire = load_questionnaire(written)
+    assert questionnaire.id == "vote_form" and questionnaire.title == "A vote form"
+    assert questionnaire.listed_order == ("voted", "vote", "natfare", "media", "age", "why")
+    assert questionnaire.question("vote").ask_if == 'voted == "yes"'
+    assert questionnaire.question("natfare").ask_if == 'not (voted == "no")'
+    assert questionnaire.question("media").kind == "multi_select"
+    age = questionnaire.question("age")
+    assert (age.kind, age.minimum, age.maximum) == ("numeric", 18, 99)
+    assert questionnaire.question("why").ask_if is None
+    assert [(b.id, b.questions) for b in questionnaire.blocks] == [
+        ("part1", ("voted", "vote")),
+        ("spending", ("natfare", "media")),
+        ("part3", ("age", "why")),
+    ]
+    notes = "\n".join(imported.notes)
+    for expected in ("type start left out", "(kids): a number without", "(thanks): type note"):
+        assert expected in notes
+    assert "relevant \"selected(${media}, 'tv')\" does not translate" in notes
+    assert not (tmp_path / "unused.yaml").exists()
