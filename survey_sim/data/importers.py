@@ -78,12 +78,13 @@ class ImportedSurvey:
         return write_set(writers)
 
 
-IMPORT_SUFFIXES = (".sav", ".dta", ".xlsx")
+IMPORT_SUFFIXES = (".sav", ".dta", ".xlsx", ".json")
 
 
 def import_file(path: Path, survey_id: str | None = None) -> ImportedSurvey:
     """A questionnaire (and, from a data file, a mapping) from an SPSS or Stata data file
-    (:func:`import_data_file`) or an XLSForm (:func:`import_xlsform`), by suffix.
+    (:func:`import_data_file`), an XLSForm (:func:`import_xlsform`) or a SurveyJS survey
+    (:func:`import_surveyjs`), by suffix.
 
     Raises:
         InputError: another suffix, or what the importer raises.
@@ -91,10 +92,13 @@ def import_file(path: Path, survey_id: str | None = None) -> ImportedSurvey:
     suffix = path.suffix.lower()
     if suffix not in IMPORT_SUFFIXES:
         raise InputError(
-            path, f"import reads {', '.join(IMPORT_SUFFIXES)} files (SPSS, Stata, XLSForm)"
+            path,
+            f"import reads {', '.join(IMPORT_SUFFIXES)} files (SPSS, Stata, XLSForm, SurveyJS)",
         )
     if suffix == ".xlsx":
         return import_xlsform(path, survey_id)
+    if suffix == ".json":
+        return import_surveyjs(path, survey_id)
     return import_data_file(path, survey_id)
 
 
@@ -356,7 +360,7 @@ def import_xlsform(path: Path, survey_id: str | None = None) -> ImportedSurvey:
             continue
         relevant = (row.get("relevant") or "").strip()
         if relevant:
-            condition = _xlsform_condition(relevant, kinds)
+            condition = _translated_condition(relevant, kinds)
             if condition is None:
                 notes.append(f"{where}: relevant {relevant!r} does not translate; left out")
             else:
@@ -408,9 +412,10 @@ def _label(row: dict[str, str]) -> str:
     return ""
 
 
-def _xlsform_condition(relevant: str, kinds: dict[str, str]) -> str | None:
-    """An XLSForm ``relevant`` expression as an ``ask_if`` condition, or ``None`` where it
-    does not translate (other functions, multi-select tests, later questions)."""
+def _translated_condition(relevant: str, kinds: dict[str, str]) -> str | None:
+    """An XLSForm ``relevant`` expression (references ``${q}``) as an ``ask_if`` condition,
+    or ``None`` where it does not translate (other functions, multi-select tests, questions
+    not asked before)."""
     from survey_sim._conditions import ConditionError, parse_condition
 
     def compared(match: re.Match[str]) -> str:
@@ -440,3 +445,166 @@ def _xlsform_condition(relevant: str, kinds: dict[str, str]) -> str | None:
     except ConditionError:
         return None
     return text
+
+
+SURVEYJS_SKIPPED = frozenset(
+    {"html", "expression", "image", "signaturepad", "file", "paneldynamic"}
+)
+"""SurveyJS element types that ask nothing survey-sim can simulate (left out, noted)."""
+
+
+def import_surveyjs(path: Path, survey_id: str | None = None) -> ImportedSurvey:
+    """A questionnaire from a SurveyJS survey (JSON):
+
+    * ``radiogroup`` / ``dropdown`` → single-choice, ``checkbox`` / ``tagbox`` →
+      multi-select, ``rating`` → ordinal (``rateValues``, else ``rateMin`` to ``rateMax``),
+      ``boolean`` → single-choice with codes ``true`` / ``false``, ``comment`` and ``text``
+      → free text (``inputType: number`` with ``min`` and ``max`` → numeric);
+    * ``matrix`` → one ordinal question per row (the grid kind is not built yet), noted;
+    * pages → blocks (panels join their page's block);
+    * ``visibleIf`` → ``ask_if`` where it translates (``{q} = 'a'``, ``<>``, comparisons,
+      ``notempty`` / ``empty``, ``and`` / ``or`` / ``not``), else left out, noted; ranking,
+      HTML, expressions and other elements are left out, noted.
+
+    Raises:
+        InputError: not JSON, or not a survey (no pages or elements).
+    """
+    import json
+
+    try:
+        survey = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(path, f"cannot read as JSON: {error}") from error
+    pages = survey.get("pages") if isinstance(survey, dict) else None
+    if pages is None and isinstance(survey, dict) and "elements" in survey:
+        pages = [{"name": "page1", "elements": survey["elements"]}]
+    if not isinstance(pages, list) or not pages:
+        raise InputError(path, "no 'pages' or 'elements': not a SurveyJS survey")
+    survey_id = survey_id or _ID.sub("_", path.stem)
+    notes: list[str] = []
+    questions: list[dict[str, Any]] = []
+    kinds: dict[str, str] = {}
+    blocks: list[dict[str, Any]] = []
+
+    def add(element: dict[str, Any], block: list[str]) -> None:
+        kind, name = element.get("type", ""), str(element.get("name", ""))
+        where = f"element {name or kind!r}"
+        if kind == "panel":
+            for inner in element.get("elements", []):
+                add(inner, block)
+            return
+        text = " ".join(str(element.get("title") or name).split())
+        made: list[dict[str, Any]] = []
+        if kind in ("radiogroup", "dropdown", "checkbox", "tagbox"):
+            options = _surveyjs_choices(element.get("choices", []))
+            question_kind = (
+                "single_choice" if kind in ("radiogroup", "dropdown") else "multi_select"
+            )
+            made.append({"id": name, "kind": question_kind, "text": text, "options": options})
+        elif kind == "rating":
+            values = element.get("rateValues") or list(
+                range(int(element.get("rateMin", 1)), int(element.get("rateMax", 5)) + 1)
+            )
+            made.append(
+                {"id": name, "kind": "ordinal", "text": text, "options": _surveyjs_choices(values)}
+            )
+        elif kind == "boolean":
+            options = [
+                {"code": "true", "text": str(element.get("labelTrue", "Yes"))},
+                {"code": "false", "text": str(element.get("labelFalse", "No"))},
+            ]
+            made.append({"id": name, "kind": "single_choice", "text": text, "options": options})
+        elif kind == "text" and element.get("inputType") == "number":
+            if "min" not in element or "max" not in element:
+                notes.append(f"{where}: a number without min and max; left out")
+                return
+            made.append(
+                {
+                    "id": name,
+                    "kind": "numeric",
+                    "text": text,
+                    "minimum": float(element["min"]),
+                    "maximum": float(element["max"]),
+                }
+            )
+        elif kind in ("text", "comment"):
+            made.append({"id": name, "kind": "free_text", "text": text})
+        elif kind == "matrix":
+            columns = _surveyjs_choices(element.get("columns", []))
+            for row in _surveyjs_choices(element.get("rows", [])):
+                made.append(
+                    {
+                        "id": f"{name}_{row['code']}",
+                        "kind": "ordinal",
+                        "text": f"{text}: {row['text']}",
+                        "options": columns,
+                    }
+                )
+            notes.append(
+                f"{where}: a matrix, asked as one ordinal question per row ({len(made)}); "
+                "check that its columns form a scale"
+            )
+        else:
+            reason = "asks nothing to simulate" if kind in SURVEYJS_SKIPPED else "not carried over"
+            notes.append(f"{where}: type {kind} left out ({reason})")
+            return
+        visible = str(element.get("visibleIf") or "").strip()
+        condition = None
+        if visible:
+            condition = _translated_condition(_surveyjs_expression(visible), kinds)
+            if condition is None:
+                notes.append(f"{where}: visibleIf {visible!r} does not translate; left out")
+        for question in made:
+            question["id"] = _ID.sub("_", question["id"])
+            if condition is not None:
+                question["ask_if"] = condition
+            if question.get("options") is not None and len(question["options"]) < 2:
+                notes.append(f"{where}: fewer than two choices; left out")
+                continue
+            questions.append(question)
+            kinds[question["id"]] = question["kind"]
+            block.append(question["id"])
+
+    for number, page in enumerate(pages, start=1):
+        block: list[str] = []
+        for element in page.get("elements", []):
+            add(element, block)
+        if block:
+            blocks.append(
+                {"id": _ID.sub("_", str(page.get("name") or f"page{number}")), "questions": block}
+            )
+    if not questions:
+        raise InputError(path, "no element survey-sim can ask")
+    questionnaire: dict[str, Any] = {
+        "id": survey_id,
+        "title": str(survey.get("title") or survey_id),
+        "source": path.name,
+        "questions": questions,
+    }
+    if len(blocks) > 1:
+        questionnaire["blocks"] = blocks
+    return ImportedSurvey(questionnaire, {}, notes)
+
+
+def _surveyjs_choices(choices: list[Any]) -> list[dict[str, str]]:
+    """SurveyJS choices (plain values, or ``{value, text}``) as options."""
+    options = []
+    for choice in choices:
+        if isinstance(choice, dict):
+            value = choice.get("value")
+            text = choice.get("text", value)
+        else:
+            value = text = choice
+        if isinstance(text, dict):  # localised texts: the default language
+            text = text.get("default", next(iter(text.values()), value))
+        options.append({"code": code_text(value), "text": " ".join(str(text).split())})
+    return options
+
+
+def _surveyjs_expression(expression: str) -> str:
+    """A SurveyJS expression in XLSForm's reference syntax, with its other operators
+    spelled as the condition language spells them."""
+    text = re.sub(r"\{(\w+)\}", r"${\1}", expression)
+    text = re.sub(r"\$\{(\w+)\}\s+notempty\b", r"\1 is answered", text)
+    text = re.sub(r"\$\{(\w+)\}\s+empty\b", r"\1 is skipped", text)
+    return text.replace("<>", "!=").replace("!(", "not (")

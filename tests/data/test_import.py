@@ -196,3 +196,106 @@ def test_an_xlsform_becomes_a_questionnaire_with_blocks_and_conditions(tmp_path)
         assert expected in notes
     assert "relevant \"selected(${media}, 'tv')\" does not translate" in notes
     assert not (tmp_path / "unused.yaml").exists()
+
+
+SURVEYJS = {
+    "title": "Media and politics",
+    "pages": [
+        {
+            "name": "politics",
+            "elements": [
+                {
+                    "type": "radiogroup",
+                    "name": "voted",
+                    "title": "Did you vote?",
+                    "choices": [{"value": "yes", "text": "Yes"}, {"value": "no", "text": "No"}],
+                },
+                {
+                    "type": "rating",
+                    "name": "interest",
+                    "title": "How interested are you in politics?",
+                    "rateMin": 1,
+                    "rateMax": 5,
+                    "visibleIf": "{voted} = 'yes'",
+                },
+                {"type": "boolean", "name": "member", "title": "Are you a party member?"},
+            ],
+        },
+        {
+            "name": "media",
+            "elements": [
+                {
+                    "type": "panel",
+                    "name": "box",
+                    "elements": [
+                        {
+                            "type": "checkbox",
+                            "name": "media",
+                            "title": "Which media do you use?",
+                            "choices": ["TV", "Radio", "Papers"],
+                        }
+                    ],
+                },
+                {
+                    "type": "matrix",
+                    "name": "trust",
+                    "title": "How much do you trust",
+                    "columns": [
+                        {"value": 1, "text": "A lot"},
+                        {"value": 2, "text": "Some"},
+                        {"value": 3, "text": "None"},
+                    ],
+                    "rows": [
+                        {"value": "tv", "text": "television"},
+                        {"value": "web", "text": "the web"},
+                    ],
+                    "visibleIf": "{media} contains 'TV'",
+                },
+                {
+                    "type": "text",
+                    "name": "age",
+                    "title": "Age?",
+                    "inputType": "number",
+                    "min": 18,
+                    "max": 99,
+                },
+                {
+                    "type": "comment",
+                    "name": "why",
+                    "title": "Why?",
+                    "visibleIf": "{interest} notempty",
+                },
+                {"type": "html", "name": "bye", "html": "<p>Thanks</p>"},
+            ],
+        },
+    ],
+}
+
+
+def test_a_surveyjs_survey_becomes_a_questionnaire(tmp_path):
+    import json
+
+    from survey_sim.data.importers import import_file
+
+    source = tmp_path / "survey.json"
+    source.write_text(json.dumps(SURVEYJS))
+    imported = import_file(source)
+    (written,) = imported.write(tmp_path / "survey.yaml", tmp_path / "unused.yaml")
+    questionnaire = load_questionnaire(written)
+    assert questionnaire.listed_order == (
+        "voted", "interest", "member", "media", "trust_tv", "trust_web", "age", "why"
+    )  # fmt: skip
+    assert questionnaire.question("interest").kind == "ordinal"
+    assert questionnaire.question("interest").ask_if == 'voted == "yes"'
+    assert [o.code for o in questionnaire.question("member").options] == ["true", "false"]
+    assert questionnaire.question("trust_web").text == "How much do you trust: the web"
+    assert questionnaire.question("trust_tv").ask_if is None
+    assert questionnaire.question("why").ask_if == "interest is answered"
+    assert [b.id for b in questionnaire.blocks] == ["politics", "media"]
+    notes = "\n".join(imported.notes)
+    assert "a matrix, asked as one ordinal question per row (2)" in notes
+    assert "visibleIf \"{media} contains 'TV'\" does not translate" in notes
+    assert "type html left out" in notes
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(InputError, match="cannot read as JSON"):
+        import_file(tmp_path / "broken.json")
