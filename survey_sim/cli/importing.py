@@ -15,7 +15,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Register the command with the ``survey-sim`` parser."""
     parser = commands.add_parser(
         "import",
-        help="write a questionnaire (and mapping) from an SPSS, Stata, XLSForm or SurveyJS file",
+        help="write a questionnaire (and mapping) from SPSS, Stata, XLSForm, SurveyJS or Qualtrics",
         description="From an SPSS (.sav) or Stata (.dta) data file: read its variable labels, "
         "value labels, declared missing values and measurement levels, and write a "
         "questionnaire (--out) and a mapping from its columns (--mapping), so that its "
@@ -23,12 +23,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "questions, demographics attributes, and a weight and an id column are found by "
         "name. From an XLSForm (.xlsx, ODK / KoboToolbox / SurveyCTO): write the "
         "questionnaire, with groups as blocks and relevant as ask_if where it translates. "
-        "From a SurveyJS survey (.json): the same, with pages as blocks and visibleIf as "
-        "ask_if. "
+        "From a SurveyJS survey (.json) or a Qualtrics export (.qsf): the same, with "
+        "pages or blocks as blocks and visibleIf or display logic as ask_if. "
         "Everything left out, renamed or guessed is printed.",
     )
     parser.add_argument(
-        "file", type=Path, help="SPSS (.sav), Stata (.dta), XLSForm (.xlsx) or SurveyJS (.json)"
+        "file",
+        type=Path,
+        help="SPSS (.sav), Stata (.dta), XLSForm (.xlsx), SurveyJS (.json) or Qualtrics (.qsf)",
     )
     parser.add_argument("--out", type=Path, required=True, help="questionnaire YAML to write")
     parser.add_argument(

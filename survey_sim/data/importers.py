@@ -78,13 +78,13 @@ class ImportedSurvey:
         return write_set(writers)
 
 
-IMPORT_SUFFIXES = (".sav", ".dta", ".xlsx", ".json")
+IMPORT_SUFFIXES = (".sav", ".dta", ".xlsx", ".json", ".qsf")
 
 
 def import_file(path: Path, survey_id: str | None = None) -> ImportedSurvey:
     """A questionnaire (and, from a data file, a mapping) from an SPSS or Stata data file
-    (:func:`import_data_file`), an XLSForm (:func:`import_xlsform`) or a SurveyJS survey
-    (:func:`import_surveyjs`), by suffix.
+    (:func:`import_data_file`), an XLSForm (:func:`import_xlsform`), a SurveyJS survey
+    (:func:`import_surveyjs`) or a Qualtrics export (:func:`import_qualtrics`), by suffix.
 
     Raises:
         InputError: another suffix, or what the importer raises.
@@ -93,12 +93,15 @@ def import_file(path: Path, survey_id: str | None = None) -> ImportedSurvey:
     if suffix not in IMPORT_SUFFIXES:
         raise InputError(
             path,
-            f"import reads {', '.join(IMPORT_SUFFIXES)} files (SPSS, Stata, XLSForm, SurveyJS)",
+            f"import reads {', '.join(IMPORT_SUFFIXES)} files (SPSS, Stata, XLSForm, SurveyJS, "
+            "Qualtrics)",
         )
     if suffix == ".xlsx":
         return import_xlsform(path, survey_id)
     if suffix == ".json":
         return import_surveyjs(path, survey_id)
+    if suffix == ".qsf":
+        return import_qualtrics(path, survey_id)
     return import_data_file(path, survey_id)
 
 
@@ -608,3 +611,179 @@ def _surveyjs_expression(expression: str) -> str:
     text = re.sub(r"\$\{(\w+)\}\s+notempty\b", r"\1 is answered", text)
     text = re.sub(r"\$\{(\w+)\}\s+empty\b", r"\1 is skipped", text)
     return text.replace("<>", "!=").replace("!(", "not (")
+
+
+def import_qualtrics(path: Path, survey_id: str | None = None) -> ImportedSurvey:
+    """A questionnaire from a Qualtrics survey export (``.qsf``, JSON):
+
+    * multiple choice (``MC``): single answer → single-choice, multiple answer →
+      multi-select; codes are the recode values where set, else the choice numbers;
+    * ``Matrix`` (Likert) → one ordinal question per statement, noted; text entry (``TE``)
+      → free text; rank order, sliders, descriptive text and the rest → left out, noted;
+    * blocks → blocks, in the survey's block order (the survey flow's randomisers and
+      branches are not read: noted);
+    * display logic → ``ask_if`` where it is "choice selected / not selected" on earlier
+      single-choice questions joined by and / or; else left out, noted.
+
+    Ids are the questions' export tags (``DataExportTag``); HTML in texts is removed.
+
+    Raises:
+        InputError: not JSON, or no questions (``SQ`` elements).
+    """
+    import json
+
+    try:
+        export = json.loads(path.read_text(encoding="utf-8"))
+        elements = export["SurveyElements"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise InputError(path, f"cannot read as a Qualtrics survey (.qsf): {error}") from error
+    entry = export.get("SurveyEntry", {})
+    survey_id = survey_id or _ID.sub("_", str(entry.get("SurveyID") or path.stem))
+    notes: list[str] = ["the survey flow (randomisers, branches) is not read: blocks in order"]
+    payloads = {e["PrimaryAttribute"]: e["Payload"] for e in elements if e.get("Element") == "SQ"}
+    if not payloads:
+        raise InputError(path, "no questions (SQ elements) in the export")
+    block_payload: Any = next((e["Payload"] for e in elements if e.get("Element") == "BL"), {})
+    listed = block_payload.values() if isinstance(block_payload, dict) else block_payload
+    order: list[tuple[str, list[str]]] = []
+    for entry_block in listed:
+        ids = [
+            item["QuestionID"]
+            for item in entry_block.get("BlockElements", [])
+            if item.get("Type") == "Question" and item.get("QuestionID") in payloads
+        ]
+        if ids:
+            order.append((str(entry_block.get("Description") or entry_block.get("ID")), ids))
+    if not order:
+        order = [("block1", list(payloads))]
+    questions: list[dict[str, Any]] = []
+    kinds: dict[str, str] = {}
+    codes_of: dict[str, dict[str, str]] = {}
+    tags: dict[str, str] = {}
+    blocks: list[dict[str, Any]] = []
+    for description, ids in order:
+        block: list[str] = []
+        for qid in ids:
+            payload = payloads[qid]
+            tag = _ID.sub("_", str(payload.get("DataExportTag") or qid))
+            tags[qid] = tag
+            text = _plain(str(payload.get("QuestionText", tag)))
+            kind, selector = payload.get("QuestionType"), payload.get("Selector")
+            where = f"question {tag}"
+            made: list[dict[str, Any]] = []
+            if kind == "MC":
+                options, codes = _qualtrics_choices(payload, "Choices", "ChoiceOrder")
+                codes_of[qid] = codes
+                single = selector in ("SAVR", "SAHR", "SACOL", "DL", "SB")
+                made.append(
+                    {
+                        "id": tag,
+                        "kind": "single_choice" if single else "multi_select",
+                        "text": text,
+                        "options": options,
+                    }
+                )
+            elif kind == "Matrix":
+                columns, _ = _qualtrics_choices(payload, "Answers", "AnswerOrder")
+                rows, row_codes = _qualtrics_choices(payload, "Choices", "ChoiceOrder")
+                made += [
+                    {
+                        "id": f"{tag}_{code}",
+                        "kind": "ordinal",
+                        "text": f"{text}: {row['text']}",
+                        "options": columns,
+                    }
+                    for row, code in zip(rows, row_codes.values(), strict=True)
+                ]
+                notes.append(
+                    f"{where}: a matrix, asked as one ordinal question per statement "
+                    f"({len(made)}); check that its answers form a scale"
+                )
+            elif kind == "TE":
+                made.append({"id": tag, "kind": "free_text", "text": text})
+            else:
+                notes.append(f"{where}: type {kind} ({selector}) left out (not carried over)")
+                continue
+            logic = payload.get("DisplayLogic")
+            condition = None
+            if logic:
+                condition = _qualtrics_condition(logic, kinds, codes_of, tags)
+                if condition is None:
+                    notes.append(f"{where}: display logic does not translate; left out")
+            for question in made:
+                if question.get("options") is not None and len(question["options"]) < 2:
+                    notes.append(f"{where}: fewer than two choices; left out")
+                    continue
+                if condition is not None:
+                    question["ask_if"] = condition
+                questions.append(question)
+                kinds[qid] = question["kind"]
+                block.append(question["id"])
+        if block:
+            block_id = _ID.sub("_", description) or f"block{len(blocks) + 1}"
+            blocks.append({"id": block_id, "questions": block})
+    questionnaire: dict[str, Any] = {
+        "id": survey_id,
+        "title": str(entry.get("SurveyName") or survey_id),
+        "source": path.name,
+        "questions": questions,
+    }
+    if len(blocks) > 1:
+        questionnaire["blocks"] = blocks
+    return ImportedSurvey(questionnaire, {}, notes)
+
+
+def _plain(html: str) -> str:
+    """Text without HTML tags and entities, on one line."""
+    import html as entities
+
+    return " ".join(entities.unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def _qualtrics_choices(
+    payload: dict[str, Any], key: str, order_key: str
+) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """A payload's choices (or answers) in their order as options, and each choice
+    number's code (its recode value where set)."""
+    choices = payload.get(key) or {}
+    order = [str(n) for n in payload.get(order_key) or list(choices)]
+    recodes = {str(k): str(v) for k, v in (payload.get("RecodeValues") or {}).items()}
+    codes = {number: recodes.get(number, number) for number in order if number in choices}
+    options = [
+        {"code": codes[number], "text": _plain(str(choices[number].get("Display", number)))}
+        for number in codes
+    ]
+    return options, codes
+
+
+def _qualtrics_condition(
+    logic: dict[str, Any],
+    kinds: dict[str, str],
+    codes_of: dict[str, dict[str, str]],
+    tags: dict[str, str],
+) -> str | None:
+    """Display logic as an ``ask_if`` condition: "selected" / "not selected" tests of
+    earlier single-choice questions, joined by and / or (``None`` for anything else)."""
+    parts: list[str] = []
+    for key in sorted((k for k in logic if k.isdigit()), key=int):
+        group = logic[key]
+        tests = [group[k] for k in sorted((k for k in group if k.isdigit()), key=int)]
+        for index, test in enumerate(tests):
+            qid = test.get("QuestionID")
+            locator = str(test.get("ChoiceLocator"))
+            match = re.match(r"q://(\w+)/SelectableChoice/(\w+)$", locator)
+            if (
+                test.get("LogicType") != "Question"
+                or kinds.get(qid) != "single_choice"
+                or match is None
+                or test.get("Operator") not in ("Selected", "NotSelected")
+            ):
+                return None
+            code = codes_of[qid].get(match.group(2))
+            if code is None:
+                return None
+            operator = "==" if test["Operator"] == "Selected" else "!="
+            conjunction = str(test.get("Conjuction", "And")).lower()  # Qualtrics' spelling
+            joined = "" if not parts and index == 0 else f" {conjunction} "
+            parts.append(f'{joined}{tags[qid]} {operator} "{code}"')
+    return "".join(parts) or None

@@ -299,3 +299,154 @@ def test_a_surveyjs_survey_becomes_a_questionnaire(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(InputError, match="cannot read as JSON"):
         import_file(tmp_path / "broken.json")
+
+
+def qualtrics_question(qid, tag, text, kind, selector, **payload):
+    return {
+        "SurveyID": "SV_1",
+        "Element": "SQ",
+        "PrimaryAttribute": qid,
+        "Payload": {
+            "QuestionID": qid,
+            "DataExportTag": tag,
+            "QuestionText": text,
+            "QuestionType": kind,
+            "Selector": selector,
+            **payload,
+        },
+    }
+
+
+QSF = {
+    "SurveyEntry": {"SurveyID": "SV_1", "SurveyName": "Spending study"},
+    "SurveyElements": [
+        {
+            "Element": "BL",
+            "PrimaryAttribute": "Survey Blocks",
+            "Payload": [
+                {
+                    "Type": "Default",
+                    "Description": "Screener",
+                    "ID": "BL_1",
+                    "BlockElements": [
+                        {"Type": "Question", "QuestionID": "QID1"},
+                        {"Type": "Question", "QuestionID": "QID2"},
+                    ],
+                },
+                {
+                    "Type": "Standard",
+                    "Description": "Main items",
+                    "ID": "BL_2",
+                    "BlockElements": [
+                        {"Type": "Question", "QuestionID": "QID3"},
+                        {"Type": "Question", "QuestionID": "QID4"},
+                        {"Type": "Question", "QuestionID": "QID5"},
+                        {"Type": "Question", "QuestionID": "QID6"},
+                    ],
+                },
+            ],
+        },
+        qualtrics_question(
+            "QID1",
+            "voted",
+            "<p>Did you <b>vote</b> in 2016?</p>",
+            "MC",
+            "SAVR",
+            Choices={"1": {"Display": "Yes"}, "2": {"Display": "No"}},
+            ChoiceOrder=[1, 2],
+            RecodeValues={"1": "1", "2": "0"},
+        ),
+        qualtrics_question(
+            "QID2",
+            "media",
+            "Which media do you use?",
+            "MC",
+            "MAVR",
+            Choices={"1": {"Display": "TV"}, "2": {"Display": "Papers"}},
+            ChoiceOrder=[1, 2],
+        ),
+        qualtrics_question(
+            "QID3",
+            "spend",
+            "Are we spending too much or too little on",
+            "Matrix",
+            "Likert",
+            Choices={"1": {"Display": "welfare"}, "2": {"Display": "defence"}},
+            ChoiceOrder=[1, 2],
+            Answers={
+                "1": {"Display": "Too little"},
+                "2": {"Display": "About right"},
+                "3": {"Display": "Too much"},
+            },
+            AnswerOrder=[1, 2, 3],
+        ),
+        qualtrics_question(
+            "QID4",
+            "why",
+            "Why did you vote?",
+            "TE",
+            "SL",
+            DisplayLogic={
+                "0": {
+                    "0": {
+                        "LogicType": "Question",
+                        "QuestionID": "QID1",
+                        "ChoiceLocator": "q://QID1/SelectableChoice/1",
+                        "Operator": "Selected",
+                        "Type": "Expression",
+                    },
+                    "Type": "If",
+                },
+                "Type": "BooleanExpression",
+            },
+        ),
+        qualtrics_question("QID5", "rank", "Rank these", "RO", "DND", Choices={}),
+        qualtrics_question(
+            "QID6",
+            "tv_hours",
+            "Hours of TV",
+            "MC",
+            "SAVR",
+            Choices={"1": {"Display": "Few"}, "2": {"Display": "Many"}},
+            DisplayLogic={
+                "0": {
+                    "0": {
+                        "LogicType": "Question",
+                        "QuestionID": "QID2",
+                        "ChoiceLocator": "q://QID2/SelectableChoice/1",
+                        "Operator": "Selected",
+                    },
+                    "Type": "If",
+                },
+                "Type": "BooleanExpression",
+            },
+        ),
+    ],
+}
+
+
+def test_a_qualtrics_export_becomes_a_questionnaire(tmp_path):
+    import json
+
+    from survey_sim.data.importers import import_file
+
+    source = tmp_path / "study.qsf"
+    source.write_text(json.dumps(QSF))
+    imported = import_file(source)
+    (written,) = imported.write(tmp_path / "study.yaml", tmp_path / "unused.yaml")
+    questionnaire = load_questionnaire(written)
+    assert questionnaire.title == "Spending study"
+    assert questionnaire.listed_order == (
+        "voted", "media", "spend_1", "spend_2", "why", "tv_hours"
+    )  # fmt: skip
+    voted = questionnaire.question("voted")
+    assert voted.text == "Did you vote in 2016?"
+    assert [(o.code, o.text) for o in voted.options] == [("1", "Yes"), ("0", "No")]
+    assert questionnaire.question("media").kind == "multi_select"
+    assert questionnaire.question("spend_2").text.endswith(": defence")
+    assert questionnaire.question("why").ask_if == 'voted == "1"'
+    assert questionnaire.question("tv_hours").ask_if is None
+    assert [b.id for b in questionnaire.blocks] == ["Screener", "Main_items"]
+    notes = "\n".join(imported.notes)
+    assert "question rank: type RO (DND) left out" in notes
+    assert "question tv_hours: display logic does not translate" in notes
