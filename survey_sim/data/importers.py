@@ -375,18 +375,33 @@ def import_xlsform(path: Path, survey_id: str | None = None) -> ImportedSurvey:
         blocks[-1]["questions"].append(question["id"])
     if not questions:
         raise InputError(path, "no question survey-sim can ask in the survey sheet")
+    grouped = any(block.get("group") for block in blocks)
+    kept = [
+        {"id": block["id"], "questions": block["questions"]}
+        for block in blocks
+        if grouped and block["questions"]
+    ]
+    return _form(survey_id, form.get("form_title") or survey_id, path, questions, kept, notes)
+
+
+def _form(
+    survey_id: str,
+    title: str,
+    path: Path,
+    questions: list[dict[str, Any]],
+    blocks: list[dict[str, Any]],
+    notes: list[str],
+) -> ImportedSurvey:
+    """An imported form (no answers, so no mapping): its questionnaire, with ``blocks``
+    where there are any."""
     questionnaire: dict[str, Any] = {
         "id": survey_id,
-        "title": form.get("form_title") or survey_id,
+        "title": title,
         "source": path.name,
         "questions": questions,
     }
-    if any(block.get("group") for block in blocks):
-        questionnaire["blocks"] = [
-            {"id": block["id"], "questions": block["questions"]}
-            for block in blocks
-            if block["questions"]
-        ]
+    if blocks:
+        questionnaire["blocks"] = blocks
     return ImportedSurvey(questionnaire, {}, notes)
 
 
@@ -578,15 +593,8 @@ def import_surveyjs(path: Path, survey_id: str | None = None) -> ImportedSurvey:
             )
     if not questions:
         raise InputError(path, "no element survey-sim can ask")
-    questionnaire: dict[str, Any] = {
-        "id": survey_id,
-        "title": str(survey.get("title") or survey_id),
-        "source": path.name,
-        "questions": questions,
-    }
-    if len(blocks) > 1:
-        questionnaire["blocks"] = blocks
-    return ImportedSurvey(questionnaire, {}, notes)
+    title = str(survey.get("title") or survey_id)
+    return _form(survey_id, title, path, questions, blocks if len(blocks) > 1 else [], notes)
 
 
 def _surveyjs_choices(choices: list[Any]) -> list[dict[str, str]]:
@@ -722,15 +730,8 @@ def import_qualtrics(path: Path, survey_id: str | None = None) -> ImportedSurvey
         if block:
             block_id = _ID.sub("_", description) or f"block{len(blocks) + 1}"
             blocks.append({"id": block_id, "questions": block})
-    questionnaire: dict[str, Any] = {
-        "id": survey_id,
-        "title": str(entry.get("SurveyName") or survey_id),
-        "source": path.name,
-        "questions": questions,
-    }
-    if len(blocks) > 1:
-        questionnaire["blocks"] = blocks
-    return ImportedSurvey(questionnaire, {}, notes)
+    title = str(entry.get("SurveyName") or survey_id)
+    return _form(survey_id, title, path, questions, blocks if len(blocks) > 1 else [], notes)
 
 
 def _plain(html: str) -> str:
