@@ -14,13 +14,14 @@ asked is missing (system missing); in ``.sav`` files the codes of non-substantiv
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from survey_sim._io import write_atomic, write_parquet_atomic
+from survey_sim._io import write_set
 from survey_sim.errors import InputError
 from survey_sim.questionnaire import OptionsQuestion, Question, Questionnaire
 
@@ -76,6 +77,24 @@ def codebook(questionnaire: Questionnaire, questions: list[str]) -> pl.DataFrame
     )
 
 
+def codebook_markdown(book: pl.DataFrame, title: str, column_labels: dict[str, str]) -> str:
+    """A codebook (from :func:`codebook`) as Markdown: each question's text and kind, and a
+    table of its codes and labels (non-substantive ones marked)."""
+    lines = [f"# Codebook: {title}", ""]
+    lines += [f"- `{column}`: {label}" for column, label in column_labels.items()]
+    for (question_id,), rows in book.group_by("question_id", maintain_order=True):
+        first = rows.row(0, named=True)
+        lines += ["", f"## `{question_id}` ({first['kind']})", "", first["question_text"]]
+        if first["code"] is not None:
+            lines += ["", "| code | label | |", "|---|---|---|"]
+            lines += [
+                f"| {row['code']} | {row['label']} | "
+                f"{'' if row['substantive'] else 'non-substantive'} |"
+                for row in rows.iter_rows(named=True)
+            ]
+    return "\n".join(lines) + "\n"
+
+
 def export_microdata(
     wide: pl.DataFrame,
     questionnaire: Questionnaire,
@@ -83,10 +102,13 @@ def export_microdata(
     to: str | None = None,
     *,
     file_label: str = "",
+    column_labels: dict[str, str] | None = None,
 ) -> Exported:
     """Write ``wide`` (one row per respondent; ``respondent_id``, ``persona_id``, then a
     column per question holding its code) in format ``to`` (default: from ``path``'s
-    suffix), as the module docstring says.
+    suffix), as the module docstring says, with a Markdown codebook beside it
+    (``*.codebook.md``; CSV and Parquet also ``*.codebook.csv``). ``column_labels`` label
+    columns that are not questions (attributes, weights).
 
     Raises:
         InputError: an unknown format, a column name the format does not allow (named, with
@@ -96,14 +118,16 @@ def export_microdata(
     if to not in EXPORT_FORMATS:
         raise InputError(path, f"unknown export format {to!r}: use {', '.join(EXPORT_FORMATS)}")
     questions = [c for c in wide.columns if c in questionnaire.listed_order]
+    book = codebook(questionnaire, questions)
+    books: dict[Path, Callable[[str], object]] = {
+        path.with_name(f"{path.stem}.codebook.md"): lambda temporary: Path(temporary).write_text(
+            codebook_markdown(book, questionnaire.title or questionnaire.id, column_labels or {})
+        )
+    }
     if to in ("csv", "parquet"):
-        book = codebook(questionnaire, questions)
-        book_path = path.with_name(f"{path.stem}.codebook.csv")
-        if to == "csv":
-            written = write_atomic(path, lambda temporary: wide.write_csv(temporary))
-        else:
-            written = write_parquet_atomic(wide, path)
-        return Exported([written, write_atomic(book_path, book.write_csv)])
+        books[path.with_name(f"{path.stem}.codebook.csv")] = book.write_csv
+        data: Callable[[str], object] = wide.write_csv if to == "csv" else wide.write_parquet
+        return Exported(write_set({path: data, **books}))
     limit = NAME_LIMITS[to]
     for column in wide.columns:
         if len(column) > limit or not _NAME.match(column):
@@ -119,7 +143,11 @@ def export_microdata(
             path, "writing SPSS/Stata files needs pyreadstat: pip install 'survey-sim[analysis]'"
         ) from error
     columns: dict[str, pl.Series] = {}
-    labels: dict[str, str | None] = {"respondent_id": "respondent", "persona_id": "persona"}
+    labels: dict[str, str | None] = {
+        "respondent_id": "respondent",
+        "persona_id": "persona",
+        **(column_labels or {}),
+    }
     value_labels: dict[str, dict[int | float, str]] = {}
     missing: dict[str, list[Any]] = {}
     measures: dict[str, str] = {}
@@ -172,7 +200,7 @@ def export_microdata(
                 variable_value_labels=value_labels,
             )
 
-    return Exported([write_atomic(path, write)], text_coded, cut)
+    return Exported(write_set({path: write, **books}), text_coded, cut)
 
 
 def _label(question: Question) -> str:

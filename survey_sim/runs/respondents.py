@@ -73,6 +73,9 @@ Allocation = Literal["proportional", "multinomial"]
 persona gets ``floor(n · share)``, the rest go one each to the largest remainders, ties to
 the persona listed first) or ``multinomial`` (one draw with the run's seed)."""
 
+WEIGHT_LABEL = "weight: 1 each (respondents are allocated to personas by the personas' weights)"
+"""The exported sample's weight column, and what it means."""
+
 MICRODATA_SCHEMA: dict[str, pl.DataType] = {
     "respondent_id": pl.String(),
     "persona_id": pl.String(),
@@ -653,8 +656,9 @@ class RespondentsResult:
         self, path: str | Path, questionnaire: Questionnaire, to: str | None = None
     ) -> Exported:
         """Write the sample for SPSS (``.sav``), Stata (``.dta``), CSV or Parquet (``to``,
-        default: from the suffix): one row per respondent with the persona's attributes and
-        a column per question, labelled from ``questionnaire``
+        default: from the suffix): one row per respondent with the persona's attributes, a
+        ``weight`` column (1 each: the sample is allocated by the personas' weights, so it
+        is self-weighting) and a column per question, labelled from ``questionnaire``
         (:func:`~survey_sim.data.export.export_microdata`).
 
         Raises:
@@ -677,8 +681,18 @@ class RespondentsResult:
             wide = wide.join(
                 attributes.cast(pl.String), on="persona_id", how="left", maintain_order="left"
             ).select("respondent_id", "persona_id", *attributes.columns[1:], *wide.columns[2:])
+        wide = wide.with_columns(weight=pl.lit(1.0)).select(
+            "respondent_id", "persona_id", "weight", *wide.columns[2:]
+        )
         label = "" if self.manifest is None else f"survey-sim: {self.manifest.model.model_id}"
-        return export_microdata(wide, questionnaire, Path(path), to, file_label=label)
+        return export_microdata(
+            wide,
+            questionnaire,
+            Path(path),
+            to,
+            file_label=label,
+            column_labels={"weight": WEIGHT_LABEL},
+        )
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> RespondentsResult:

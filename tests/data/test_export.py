@@ -18,6 +18,7 @@ from survey_sim import (
     simulate_respondents,
 )
 from survey_sim.data.export import export_microdata
+from survey_sim.runs.respondents import WEIGHT_LABEL
 
 QUESTIONNAIRE = """
 id: exported
@@ -88,7 +89,9 @@ def test_stata_file_carries_labels_and_refuses_names_it_cannot_hold(questionnair
 
 def test_csv_gets_a_codebook(questionnaire, tmp_path):
     exported = export_microdata(WIDE, questionnaire, tmp_path / "s.csv")
-    assert [path.name for path in exported.paths] == ["s.csv", "s.codebook.csv"]
+    assert [path.name for path in exported.paths] == ["s.csv", "s.codebook.md", "s.codebook.csv"]
+    markdown = (tmp_path / "s.codebook.md").read_text()
+    assert "## `trust` (ordinal)" in markdown and "| 9 | Don't know | non-substantive |" in markdown
     book = pl.read_csv(tmp_path / "s.codebook.csv")
     assert book.filter(pl.col("question_id") == "trust")["label"].to_list()[-1] == "Don't know"
     assert pl.read_csv(tmp_path / "s.csv").height == 3
@@ -102,6 +105,9 @@ def test_a_simulated_sample_read_back_through_a_mapping_gives_its_own_shares(tin
     sample.export(tmp_path / "sample.sav", instrument)
     frame, meta = pyreadstat.read_sav(str(tmp_path / "sample.sav"))
     assert "party" in frame.columns  # the personas' attributes come along
+    assert set(frame["weight"]) == {1.0}
+    assert meta.column_names_to_labels["weight"] == WEIGHT_LABEL
+    assert (tmp_path / "sample.codebook.md").is_file()
     assert meta.variable_value_labels["vote16"][2.0] == "Donald Trump"
     mapping = tmp_path / "sample.mapping.yaml"
     questions = ["voted16", "natfare", "natenvir", "natsoc"]

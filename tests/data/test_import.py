@@ -450,3 +450,28 @@ def test_a_qualtrics_export_becomes_a_questionnaire(tmp_path):
     notes = "\n".join(imported.notes)
     assert "question rank: type RO (DND) left out" in notes
     assert "question tv_hours: display logic does not translate" in notes
+
+
+def test_import_simulate_export_round_trip(spss_file, tiny_engine, tmp_path):
+    from survey_sim import simulate_respondents
+
+    imported = import_data_file(spss_file)
+    questionnaire_path, mapping_path = imported.write(tmp_path / "q.yaml", tmp_path / "m.yaml")
+    questionnaire = load_questionnaire(questionnaire_path)
+    people = HumanResponses.from_file(spss_file, mapping_path, questionnaire)
+    population = people.population(["sex"])
+    sample = simulate_respondents(questionnaire, population, tiny_engine, 30, progress=False)
+    sample.export(tmp_path / "simulated.sav", questionnaire)
+    _, original = pyreadstat.read_sav(str(spss_file), user_missing=True)
+    frame, again = pyreadstat.read_sav(str(tmp_path / "simulated.sav"))
+    for name in ("q1", "scale"):  # q2@b became q2_b: ids cannot hold '@'
+        assert name in frame.columns
+        assert again.column_names_to_labels[name] == original.column_names_to_labels[name]
+        kept = {
+            code: label
+            for code, label in original.variable_value_labels[name].items()
+            if code != 8  # declared missing: not an option, so not in the simulated file
+        }
+        assert kept.items() <= again.variable_value_labels[name].items()
+    assert set(frame["q1"].dropna()) <= {1.0, 2.0, 3.0}
+    assert set(frame["sex"]) == {"man", "woman"}
