@@ -3,6 +3,7 @@ of the respondents."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,11 +54,11 @@ class CrossTabs:
         self,
         first: OptionsQuestion,
         second: OptionsQuestion,
-        counts: np.ndarray | None = None,
+        counts: Iterable[np.ndarray] = (),
     ) -> CrossTab:
         """The weighted cross-tab of ``first`` × ``second`` over the respondents who
-        answered both, and under each row of bootstrap ``counts`` (how often each
-        respondent is drawn; :attr:`respondents` columns)."""
+        answered both, and under each row of bootstrap ``counts`` (blocks of rows: how often
+        each respondent is drawn; :attr:`respondents` columns)."""
         indices = [self._option_indices(question) for question in (first, second)]
         both = (indices[0] >= 0) & (indices[1] >= 0)
         shape = (len(first.options), len(second.options))
@@ -65,10 +66,11 @@ class CrossTabs:
         one_hot[np.arange(one_hot.shape[0]), indices[0][both] * shape[1] + indices[1][both]] = 1
         weights = self.weights[both]
         shares = (weights @ one_hot).reshape(shape) / weights.sum()
-        resampled = np.empty((0, *shape))
-        if counts is not None:
-            drawn = counts[:, both] * weights
-            resampled = (drawn @ one_hot).reshape(-1, *shape) / drawn.sum(axis=1)[:, None, None]
+        blocks = [np.empty((0, *shape))]
+        for block in counts:
+            drawn = block[:, both] * weights
+            blocks.append((drawn @ one_hot).reshape(-1, *shape) / drawn.sum(axis=1)[:, None, None])
+        resampled = np.concatenate(blocks)
         n_effective = float(weights.sum() ** 2 / (weights**2).sum())
         return CrossTab(shares, resampled, int(both.sum()), n_effective)
 

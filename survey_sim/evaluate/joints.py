@@ -44,9 +44,9 @@ from survey_sim.evaluate.metrics import (
     paired_differences,
     total_variation_rows,
 )
-from survey_sim.evaluate.paired import bootstrap_weights, interval_of
-from survey_sim.questionnaire import ChoiceQuestion
+from survey_sim.evaluate.paired import bootstrap_weight_chunks, interval_of
 from survey_sim.runs.joints import ASKED_ORDERS, JointResult
+from survey_sim.runs.paths import choice_questions
 
 JOINT_SOURCES = ("model", "personas_only", "model_independence", "human_independence")
 """What is scored against people's cross-tab (besides the noise floor)."""
@@ -168,13 +168,16 @@ def compare_joints(
             "no pair of these joints has answers to both of its questions here (joints of "
             f"{', '.join(sorted(set(chosen['first']) | set(chosen['second'])))})",
         )
-    counts = bootstrap_weights(people.respondents, resamples, seed)
     rng = seeded_rng(seed, "joint noise floor")
     scores: list[dict[str, object]] = []
     associations: list[dict[str, object]] = []
     for first, second in pairs:
-        questions = _choice_questions(human, first, second)
+        first_question, second_question = choice_questions(
+            human.questionnaire, [first, second], human.source
+        )
+        questions = (first_question, second_question)
         weights, tables = joints.tables(*questions, asked)
+        counts = bootstrap_weight_chunks(people.respondents, resamples, seed)  # same each pair
         crosstab = people.of(*questions, counts)
         observed, n, n_effective = crosstab.shares, crosstab.n, crosstab.n_effective
         model = np.einsum("p,pij->ij", weights, tables)
@@ -250,20 +253,6 @@ def compare_joints(
         asked,
         interval,
     )
-
-
-def _choice_questions(
-    human: HumanResponses, first: str, second: str
-) -> tuple[ChoiceQuestion, ChoiceQuestion]:
-    """The pair's questions in the human data's questionnaire (joints are read for
-    single-choice and ordinal questions only)."""
-    questions = (human.questionnaire.question(first), human.questionnaire.question(second))
-    for question in questions:
-        if not isinstance(question, ChoiceQuestion):
-            raise InputError(
-                human.source, f"{question.id!r} is a {question.kind} question in its questionnaire"
-            )
-    return questions  # type: ignore[return-value]
 
 
 def _kept(

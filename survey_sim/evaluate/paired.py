@@ -8,6 +8,8 @@ the same units, which usually makes the difference far more precise than either 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from survey_sim.data.splits import seeded_rng
@@ -36,6 +38,10 @@ def resampled_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return means
 
 
+CHUNK_BYTES = 256 * 2**20
+"""Most memory one block of bootstrap counts may take (:func:`bootstrap_weight_chunks`)."""
+
+
 def bootstrap_weights(units: int, resamples: int, seed: int) -> np.ndarray:
     """How often each of ``units`` is drawn in each of ``resamples`` bootstrap samples.
 
@@ -43,8 +49,17 @@ def bootstrap_weights(units: int, resamples: int, seed: int) -> np.ndarray:
     ``default_rng(seed)`` itself: data drawn with ``default_rng(seed)`` (a split, a
     simulated sample) would otherwise share its random numbers with the resampling, and the
     two would be far from independent (a planted sample's Democrats all got weight 0)."""
+    return np.vstack(list(bootstrap_weight_chunks(units, resamples, seed)))
+
+
+def bootstrap_weight_chunks(units: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """The rows of :func:`bootstrap_weights` in blocks of at most :data:`CHUNK_BYTES` (the
+    same rows: the generator draws them in sequence), so that resampling a large survey
+    many times never holds every count at once."""
     rng = seeded_rng(seed, "bootstrap")
-    return rng.multinomial(units, np.full(units, 1 / units), size=resamples)
+    rows = max(1, CHUNK_BYTES // (8 * max(units, 1)))
+    for start in range(0, resamples, rows):
+        yield rng.multinomial(units, np.full(units, 1 / units), size=min(rows, resamples - start))
 
 
 def interval_of(resampled: np.ndarray, interval: float) -> tuple[float, float]:

@@ -20,7 +20,9 @@ from survey_sim._association import (
 )
 from survey_sim.data.crosstabs import CrossTabs
 from survey_sim.data.responses import HumanResponses
+from survey_sim.evaluate import paired
 from survey_sim.evaluate.joints import compare_joints
+from survey_sim.evaluate.paired import bootstrap_weight_chunks, bootstrap_weights
 from survey_sim.runs.joints import JOINT_SCHEMA, JointResult
 
 QUESTIONNAIRE = """
@@ -153,7 +155,8 @@ def test_weighted_cross_tabs_equal_a_plain_loop(questionnaire):
     weights = list(rng.uniform(0.2, 3, size=300))
     crosstabs = CrossTabs(people(questionnaire, answers, weights))
     counts = rng.integers(0, 3, size=(4, crosstabs.respondents))
-    tab = crosstabs.of(questionnaire.question("trust"), questionnaire.question("often"), counts)
+    blocks = [counts[:1], counts[1:]]  # bootstrap counts arrive in blocks of rows
+    tab = crosstabs.of(questionnaire.question("trust"), questionnaire.question("often"), blocks)
     expected = np.zeros((4, 4))
     resampled = np.zeros((4, 4, 4))
     answered = []
@@ -169,6 +172,14 @@ def test_weighted_cross_tabs_equal_a_plain_loop(questionnaire):
     assert np.allclose(tab.resampled, resampled / resampled.sum(axis=(1, 2), keepdims=True))
     assert tab.n == len(answered)
     assert tab.n_effective == pytest.approx(sum(answered) ** 2 / sum(w * w for w in answered))
+
+
+def test_bootstrap_counts_in_blocks_are_the_same_rows(monkeypatch):
+    whole = bootstrap_weights(50, 30, seed=4)
+    monkeypatch.setattr(paired, "CHUNK_BYTES", 8 * 50 * 7)  # 7 rows a block
+    blocks = list(bootstrap_weight_chunks(50, 30, seed=4))
+    assert [len(block) for block in blocks] == [7, 7, 7, 7, 2]
+    assert (np.vstack(blocks) == whole).all()
 
 
 PLANTED = np.array([[0.25, 0.075, 0.025], [0.0625, 0.25, 0.0625], [0.025, 0.0625, 0.1875]])
@@ -264,7 +275,6 @@ def test_people_answering_independently_are_told_apart_from_the_model(questionna
 
 
 def test_association_model_matches_the_dirichlet_posterior(questionnaire):
-    pytest.importorskip("pymc")
     from survey_sim.analysis import Association
 
     joints, population = planted_joints(questionnaire)
