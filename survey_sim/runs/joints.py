@@ -312,8 +312,9 @@ class JointResult:
         ``asked`` (personas × ``first``'s options × ``second``'s, in questionnaire order).
 
         Raises:
-            InputError: no joint of the pair asked that way, or a persona's joint that does
-                not sum to one.
+            InputError: no joint of the pair asked that way, one read for other codes than
+                the questions have, or a persona's joint that is incomplete or does not sum
+                to one.
         """
         rows = self.joints.filter(
             pl.col("first") == first.id, pl.col("second") == second.id, pl.col("asked") == asked
@@ -323,10 +324,25 @@ class JointResult:
         personas = rows.unique("persona_id", maintain_order=True)
         index = {persona: i for i, persona in enumerate(personas["persona_id"])}
         codes = [{o.code: i for i, o in enumerate(q.options)} for q in (first, second)]
+        cells = rows.select("persona_id", "first_code", "second_code", "prob")
+        for position, (question, known) in enumerate(zip((first, second), codes, strict=True)):
+            found = set(cells[("first_code", "second_code")[position]])
+            if found != set(known):
+                raise InputError(
+                    "joint",
+                    f"the joint of {first.id!r} and {second.id!r} was read for the codes "
+                    f"{', '.join(sorted(found))} of {question.id!r}, but the questionnaire has "
+                    f"{', '.join(known)}: read the joints with this questionnaire",
+                )
+        if cells.height != len(index) * len(codes[0]) * len(codes[1]):
+            raise InputError(
+                "joint",
+                f"the joint of {first.id!r} and {second.id!r} asked {asked!r} has "
+                f"{cells.height} cells, not one per persona and pair of codes "
+                f"({len(index)} x {len(codes[0])} x {len(codes[1])})",
+            )
         tables = np.zeros((len(index), len(codes[0]), len(codes[1])))
-        for persona, a, b, prob in rows.select(
-            "persona_id", "first_code", "second_code", "prob"
-        ).iter_rows():
+        for persona, a, b, prob in cells.iter_rows():
             tables[index[persona], codes[0][a], codes[1][b]] = prob
         totals = tables.sum(axis=(1, 2))
         for persona, total in zip(index, totals, strict=True):

@@ -17,6 +17,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import psutil
+
 from survey_sim.asking.schemas import answer_texts
 from survey_sim.engines.base import Engine
 from survey_sim.errors import InputError
@@ -29,6 +31,10 @@ from survey_sim.runs.respondents import interview_cell
 from survey_sim.runs.run import execute
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache
+
+CELL_BYTES = 8192
+"""A generous estimate of the memory one cell takes until its run ends: its prompt context
+(measured: about 2 KiB of Python objects for a GSS joint's cell) and its tokens."""
 
 AnswerPath = tuple[tuple[ChoiceQuestion, str], ...]
 CellKey = tuple[str, ...]
@@ -53,6 +59,9 @@ class Reading:
 class AnswerPaths:
     """Cells of questions asked after answer paths (module docstring), made once each.
 
+    ``available``: the memory to plan for (default: what is available now); making more
+    cells than fit in 80% of it is refused, before any model work.
+
     Raises:
         InputError: ``settings`` permute option orders, or a persona attribute the
             questionnaire names that the personas lack.
@@ -65,6 +74,7 @@ class AnswerPaths:
         engine: Engine,
         settings: SimulationSettings,
         what: str,
+        available: int | None = None,
     ) -> None:
         if settings.permute:
             raise InputError(
@@ -76,12 +86,22 @@ class AnswerPaths:
         self.prompt_format = settings.prompt_format()
         self.started = time.time()
         self.cells: dict[CellKey, Cell] = {}
+        free = psutil.virtual_memory().available if available is None else available
+        self.most_cells = int(0.8 * free // CELL_BYTES)
 
     def key(self, persona: Persona, question: ChoiceQuestion, path: AnswerPath) -> CellKey:
         """The key of ``question``'s cell for ``persona`` after ``path`` (made the first
         time it is asked for)."""
         key = (persona.id, question.id, *(part for q, code in path for part in (q.id, code)))
         if key not in self.cells:
+            if len(self.cells) >= self.most_cells:
+                raise InputError(
+                    self.what,
+                    f"{self.what} needs more than {self.most_cells:,} prompts, about "
+                    f"{self.most_cells * CELL_BYTES / 2**30:.1f} GiB while the run holds them, "
+                    "over 80% of the memory available now: read fewer pairs, shorter chains "
+                    "or arms, or fewer personas at a time",
+                )
             self.cells[key] = self._cell(persona, question, path)
         return key
 

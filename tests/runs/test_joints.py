@@ -24,6 +24,7 @@ from survey_sim import (
     simulate_respondents,
 )
 from survey_sim.asking.schemas import answer_texts
+from survey_sim.runs.paths import AnswerPaths
 from survey_sim.runs.respondents import interview_cell
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.testing import reference_logprob
@@ -228,3 +229,28 @@ def test_a_chain_too_large_to_enumerate_is_refused_before_model_work(
     with pytest.raises(InputError, match="two or more different questions"):
         chain(gss, two_personas, tiny_engine, ["natfare", "natfare"], progress=False)
     assert tiny_engine.stats.requests == before
+
+
+def test_joints_read_for_other_codes_or_incomplete_are_refused(gss, exact_joint):
+    first, second = gss.question(PAIR[0]), gss.question(PAIR[1])
+    recoded = JointResult(
+        exact_joint.joints.with_columns(
+            first_code=pl.col("first_code").replace({"1": "7"}),
+        )
+    )
+    with pytest.raises(InputError, match="was read for the codes"):
+        recoded.tables(first, second)
+    missing = JointResult(exact_joint.joints.slice(1))
+    with pytest.raises(InputError, match="cells, not one per persona"):
+        missing.tables(first, second, "first, second")
+
+
+def test_more_prompts_than_memory_holds_are_refused_before_model_work(
+    gss, two_personas, tiny_engine
+):
+    paths = AnswerPaths(gss, two_personas, tiny_engine, SimulationSettings(), "joints", 3 * 8192)
+    persona = next(iter(two_personas))
+    paths.key(persona, gss.question("natfare"), ())
+    paths.key(persona, gss.question("natenvir"), ())
+    with pytest.raises(InputError, match="joints needs more than 2 prompts"):
+        paths.key(persona, gss.question("natheal"), ())
