@@ -91,6 +91,17 @@ def weighted_distribution(
     )
 
 
+def persona_weighted(frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """Per ``keys`` group, the mean of ``prob`` over the personas' rows weighted by their
+    ``weight`` (a joint's or an arm's population table: every persona has every outcome),
+    with ``model`` and ``format`` carried where the frame has them."""
+    carried = [c for c in ("model", "format") if c in frame.columns]
+    return frame.group_by(keys, maintain_order=True).agg(
+        ((pl.col("prob") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("prob"),
+        *(pl.col(c).first() for c in carried),
+    )
+
+
 def kish_effective_n(weights: pl.Expr) -> pl.Expr:
     """Kish's effective sample size of ``weights``: (Σw)² / Σw² (n without weights)."""
     return weights.sum() ** 2 / (weights**2).sum()

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from survey_sim._distribution import persona_weighted
 from survey_sim.data.splits import seeded_rng
 from survey_sim.engines.base import Engine
 from survey_sim.errors import InputError
@@ -33,7 +34,7 @@ from survey_sim.population import Population
 from survey_sim.questionnaire import ChoiceQuestion, Questionnaire
 from survey_sim.runs.manifest import RunManifest
 from survey_sim.runs.paths import AnswerPaths, choice_questions
-from survey_sim.runs.results import ResultFiles, beside, read_results, write_results
+from survey_sim.runs.results import ResultFiles, read_results, write_with_population
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache
 
@@ -176,9 +177,7 @@ class ExperimentResult:
     def population(self) -> pl.DataFrame:
         """Per arm, question and option: the persona-weighted probability."""
         keys = ["arm", "question_id", "position", "option_code"]
-        return self.responses.group_by(keys, maintain_order=True).agg(
-            ((pl.col("prob") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("prob")
-        )
+        return persona_weighted(self.responses, keys)
 
     def effects(
         self,
@@ -273,13 +272,7 @@ class ExperimentResult:
     def write_parquet(self, path: str | Path) -> list[Path]:
         """Write the distributions to ``path`` and the population table and manifest beside
         it."""
-        files = ResultFiles.at(Path(path))
-        return write_results(
-            files,
-            self.responses,
-            {beside(files.responses, "population"): self.population},
-            self.manifest,
-        )
+        return write_with_population(path, self.responses, self.population, self.manifest)
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> ExperimentResult:

@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from survey_sim._distribution import persona_weighted
 from survey_sim.engines.base import Engine
 from survey_sim.errors import InputError
 from survey_sim.population import Population
 from survey_sim.questionnaire import ChoiceQuestion, Questionnaire
 from survey_sim.runs.manifest import RunManifest
 from survey_sim.runs.paths import AnswerPaths, choice_questions
-from survey_sim.runs.results import ResultFiles, beside, read_results, write_results
+from survey_sim.runs.results import ResultFiles, read_results, write_with_population
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache
 
@@ -229,9 +230,7 @@ class ChainResult:
     @cached_property
     def population(self) -> pl.DataFrame:
         """Per chain and answer path: the persona-weighted probability."""
-        return self.joints.group_by("chain", "codes", maintain_order=True).agg(
-            ((pl.col("prob") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("prob")
-        )
+        return persona_weighted(self.joints, ["chain", "codes"])
 
     def table(self) -> pl.DataFrame:
         """The population joint with one column per question (its answer code) and
@@ -244,13 +243,7 @@ class ChainResult:
 
     def write_parquet(self, path: str | Path) -> list[Path]:
         """Write the joint to ``path`` and the population table and manifest beside it."""
-        files = ResultFiles.at(Path(path))
-        return write_results(
-            files,
-            self.joints,
-            {beside(files.responses, "population"): self.population},
-            self.manifest,
-        )
+        return write_with_population(path, self.joints, self.population, self.manifest)
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> ChainResult:
@@ -290,10 +283,7 @@ class JointResult:
     def population(self) -> pl.DataFrame:
         """Per pair, asking order and cell: the persona-weighted joint probability."""
         keys = ["first", "second", "asked", "first_code", "second_code"]
-        return self.joints.group_by(keys, maintain_order=True).agg(
-            ((pl.col("prob") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("prob"),
-            pl.col("model", "format").first(),
-        )
+        return persona_weighted(self.joints, keys)
 
     def table(self, first: str, second: str, asked: str = "average") -> pl.DataFrame:
         """The population joint of one pair as a cross-tab: one row per ``first`` code, one
@@ -358,13 +348,7 @@ class JointResult:
 
     def write_parquet(self, path: str | Path) -> list[Path]:
         """Write the joints to ``path`` and the population table and manifest beside it."""
-        files = ResultFiles.at(Path(path))
-        return write_results(
-            files,
-            self.joints,
-            {beside(files.responses, "population"): self.population},
-            self.manifest,
-        )
+        return write_with_population(path, self.joints, self.population, self.manifest)
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> JointResult:

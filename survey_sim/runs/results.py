@@ -394,6 +394,17 @@ def read_checked(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return frame
 
 
+def write_with_population(
+    path: str | Path, table: pl.DataFrame, population: pl.DataFrame, manifest: RunManifest | None
+) -> list[Path]:
+    """Write a results set of one tidy table: ``table`` to ``path``, its ``population``
+    table (``*.population.parquet``) and the manifest beside it."""
+    files = ResultFiles.at(Path(path))
+    return write_results(
+        files, table, {beside(files.responses, "population"): population}, manifest
+    )
+
+
 class ResultFiles(NamedTuple):
     """The files of one results set: the responses file and those written beside it."""
 
