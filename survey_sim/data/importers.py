@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from survey_sim._codes import code_text
+from survey_sim._conditions import ConditionError, parse_condition
 from survey_sim._io import write_set
 from survey_sim.errors import InputError
 
@@ -434,7 +435,6 @@ def _translated_condition(relevant: str, kinds: dict[str, str]) -> str | None:
     """An XLSForm ``relevant`` expression (references ``${q}``) as an ``ask_if`` condition,
     or ``None`` where it does not translate (other functions, multi-select tests, questions
     not asked before)."""
-    from survey_sim._conditions import ConditionError, parse_condition
 
     def compared(match: re.Match[str]) -> str:
         name, operator, value = match.group(1), match.group(2), match.group(3)
