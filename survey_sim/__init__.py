@@ -42,6 +42,7 @@ from survey_sim.data import (
     bundled_file,
     cces_2016,
     ces_2011,
+    ess_2020_norway,
     gss_spending_2018,
 )
 from survey_sim.data.splits import IndividualSplit
@@ -67,6 +68,7 @@ from survey_sim.evaluate.metrics import (
     subgroup_gaps,
     summarise,
 )
+from survey_sim.evaluate.nonresponse import compare_nonresponse
 from survey_sim.population import Persona, Population
 from survey_sim.questionnaire import (
     Bin,
@@ -175,9 +177,11 @@ __all__ = [
     "chain",
     "compare",
     "compare_joints",
+    "compare_nonresponse",
     "compare_subgroups",
     "coverage_by_question",
     "early_late",
+    "ess_2020_norway",
     "evaluate_individuals",
     "experiment",
     "gss_spending_2018",

@@ -34,6 +34,7 @@ from survey_sim.evaluate.metrics import (
     subgroup_gaps,
     summarise,
 )
+from survey_sim.evaluate.nonresponse import compare_nonresponse, with_nonresponse
 from survey_sim.runs import SimulationResult
 from survey_sim.runs.joints import JointResult
 from survey_sim.runs.results import ResultFiles, beside
@@ -74,7 +75,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="metrics per question as Parquet (with --by also OUT.ATTR.parquet per subgroup "
         "and OUT.ATTR_gaps.parquet; with --joint OUT.joint.parquet and "
-        "OUT.associations.parquet)",
+        "OUT.associations.parquet; with non-substantive options OUT.nonresponse.parquet)",
     )
     comparing.add_argument(
         "--by",
@@ -113,6 +114,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the association measure of --joint's heat-maps (default: auto, tau_b when a "
         "pair is ordinal, else cramers_v)",
     )
+    comparing.add_argument(
+        "--substantive",
+        action="store_true",
+        help="score over the substantive options only: options marked 'substantive: false' "
+        "(don't know, refused) and the people who chose them are left out of every score, and "
+        "the rest renormalised (default: they count as options). How often the model and "
+        "people give them is compared on its own either way",
+    )
     add_sampling_arguments(comparing, "--calibrate")
     comparing.add_argument(
         "--verbose", action="store_true", help="the sampler's messages and progress per fit"
@@ -127,6 +136,7 @@ class _Study:
 
     result: SimulationResult
     human: HumanResponses
+    nonresponse: pl.DataFrame | None
     by: list[str]
     by_subgroup: pl.DataFrame | None
     calibration: Calibration | None
@@ -164,6 +174,8 @@ def compare_command(args: argparse.Namespace) -> int:
             writes += _by_subgroup(study, study.by_subgroup, args)
         if args.out is not None:
             writes.append(lambda: write_parquet_atomic(comparison, args.out))
+        if study.nonresponse is not None:
+            writes += _print_nonresponse(study.nonresponse, args)
         if study.calibration is not None:
             writes += _calibrate(study.calibration, args)
         if study.joints is not None:
@@ -239,7 +251,8 @@ def _checked(args: argparse.Namespace) -> _Study:
         ],
     )
     result = SimulationResult.read_parquet(args.results)
-    human = load_human(args)
+    answers = load_human(args)
+    human = answers.substantive() if args.substantive else answers
     model = simulated_distribution(result.population)
     simulated_survey = result.manifest.questionnaire.id if result.manifest else None
     if not set(model["question_id"]) & {q.id for q in human.questionnaire}:
@@ -274,9 +287,12 @@ def _checked(args: argparse.Namespace) -> _Study:
                 args.joint,
                 f"none of its {len(pairs)} pairs has both questions answered in {human.source}",
             )
+    nonresponse = None
+    if with_nonresponse(answers.questionnaire.question(q.id) for q in questions):
+        nonresponse = compare_nonresponse(result, answers)
     result.warn_if_one_order()
     result.warn_if_low_coverage()
-    return _Study(result, human, by, by_subgroup, calibration, joints)
+    return _Study(result, human, nonresponse, by, by_subgroup, calibration, joints)
 
 
 def _title(study: _Study) -> str:
@@ -431,6 +447,32 @@ def _joint(
             lambda: write_parquet_atomic(compared.associations, beside(args.out, "associations")),
         ]
     return writes
+
+
+def _print_nonresponse(
+    nonresponse: pl.DataFrame, args: argparse.Namespace
+) -> list[Callable[[], Path]]:
+    """Print the non-substantive shares, model against people; return the writer of their
+    file."""
+    scored = "left out of the scores above" if args.substantive else "scored as options above"
+    print(
+        f"\nDon't know and refusal (options marked 'substantive: false', {scored}): the "
+        "model's probability against people's share, with people's 90% interval from "
+        "resampling respondents:"
+    )
+    print(
+        nonresponse.select(
+            "question_id",
+            "option_text",
+            "model",
+            "people",
+            interval=pl.format("[{}, {}]", pl.col("lower").round(3), pl.col("upper").round(3)),
+            verdict="verdict",
+        )
+    )
+    if args.out is None:
+        return []
+    return [lambda: write_parquet_atomic(nonresponse, beside(args.out, "nonresponse"))]
 
 
 def _write_netcdf(idata: az.InferenceData, path: Path) -> Path:

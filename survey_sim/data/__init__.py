@@ -6,6 +6,7 @@ from survey_sim.data.bundled import (
     bundled_file,
     cces_2016,
     ces_2011,
+    ess_2020_norway,
     gss_spending_2018,
 )
 from survey_sim.data.export import Exported, export_microdata
@@ -20,6 +21,7 @@ __all__ = [
     "bundled_file",
     "cces_2016",
     "ces_2011",
+    "ess_2020_norway",
     "export_microdata",
     "gss_spending_2018",
 ]

@@ -73,10 +73,24 @@ def ces_2011() -> HumanResponses:
     return _bundled("carData", "CES11", "ces_2011")
 
 
+def ess_2020_norway() -> HumanResponses:
+    """The European Social Survey round 10, Norway: an EU-membership referendum item and three
+    immigration items (``stevedata/ESS10NO``).
+
+    1,411 respondents with the ESS analysis weight (``anweight``). The referendum item keeps
+    "don't know" (58 answers) and "refusal" (4) as non-substantive options, so people's item
+    nonresponse can be set against the model's (:func:`survey_sim.compare_nonresponse`); the
+    21 respondents not eligible to vote are left out of it. Attributes: gender, age (4
+    bands), region, born (in Norway or not). Persona cells: gender x age.
+    """
+    return _bundled("stevedata", "ESS10NO", "ess_2020_norway")
+
+
 HUMAN_DATASETS: dict[str, Callable[[], HumanResponses]] = {
     "gss_spending_2018": gss_spending_2018,
     "cces_2016": cces_2016,
     "ces_2011": ces_2011,
+    "ess_2020_norway": ess_2020_norway,
 }
 """Bundled human datasets by name (``survey-sim compare --human NAME``)."""
 

@@ -133,6 +133,40 @@ class HumanResponses:
             weight_column=self.weight_column,
         )
 
+    def substantive(self) -> HumanResponses:
+        """The substantive answers only: answers with a non-substantive option (don't know,
+        refusal: ``substantive: false``) left out, and those options taken off the
+        questionnaire, so that every distribution, score and noise floor is over the
+        substantive options and the respondents who chose one. How often people gave a
+        non-substantive answer is compared on its own
+        (:func:`survey_sim.compare_nonresponse`).
+        """
+        questions = [
+            question.model_copy(
+                update={"options": tuple(o for o in question.options if o.substantive)}
+            )
+            if isinstance(question, OptionsQuestion)
+            and not all(o.substantive for o in question.options)
+            else question
+            for question in self.questionnaire
+        ]
+        off = [
+            (pl.col("question_id") == question.id) & (pl.col("option_code") == option.code)
+            for question in self.questionnaire
+            if isinstance(question, OptionsQuestion)
+            for option in question.options
+            if not option.substantive
+        ]
+        return HumanResponses(
+            self.frame.filter(~pl.any_horizontal(off)) if off else self.frame,
+            self.questionnaire.model_copy(update={"questions": tuple(questions)}),
+            self.source,
+            self.recipe,
+            rows=self.rows,
+            removed=self.removed,
+            weight_column=self.weight_column,
+        )
+
     @cached_property
     def answers(self) -> dict[tuple[str, str], str]:
         """Every answer by (respondent id, question id): its option code."""

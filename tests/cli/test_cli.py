@@ -377,6 +377,42 @@ def test_compare_with_real_gss_answers(tiny_model_dir, tmp_path):
     assert (tmp_path / "gss.calibration.png").stat().st_size > 10_000
 
 
+def test_compare_sets_dont_know_apart(tiny_model_dir, tmp_path):
+    """ESS 2020 Norway: the EU referendum item has don't know and refusal as options."""
+    cells = tmp_path / "cells.csv"
+    made = run_cli("population", "--human", "ess_2020_norway", "--out", str(cells))
+    assert made.returncode == 0, made.stderr
+    out = tmp_path / "ess.parquet"
+    questionnaire = str(bundled_file("questionnaires", "ess_2020_norway.yaml"))
+    ran = run_cli(
+        "run",
+        questionnaire,
+        "--personas",
+        str(cells),
+        "--model",
+        str(tiny_model_dir),
+        "--quiet",
+        "--out",
+        str(out),
+    )
+    assert ran.returncode == 0, ran.stderr
+    metrics = tmp_path / "metrics.parquet"
+    as_options = run_cli("compare", str(out), "--human", "ess_2020_norway", "--out", str(metrics))
+    assert as_options.returncode == 0, as_options.stderr
+    assert "Don't know and refusal" in as_options.stdout
+    assert "scored as options above" in as_options.stdout
+    nonresponse = pl.read_parquet(tmp_path / "metrics.nonresponse.parquet")
+    assert nonresponse["option_code"].to_list() == ["dk", "refused", None]
+    substantive = run_cli(
+        "compare", str(out), "--human", "ess_2020_norway", "--substantive", "--out", str(metrics)
+    )
+    assert substantive.returncode == 0, substantive.stderr
+    assert "left out of the scores above" in substantive.stdout
+    scored = pl.read_parquet(metrics).filter(pl.col("question_id") == "eu_vote")
+    assert scored["n"].unique().to_list() == [1328]  # 58 don't know and 4 refusals left out
+    assert nonresponse.equals(pl.read_parquet(tmp_path / "metrics.nonresponse.parquet"))
+
+
 def test_population_cells_from_a_weighted_survey(tmp_path):
     out = tmp_path / "cells.csv"
     result = run_cli("population", "--human", "ces_2011", "--by", "gender,urban", "--out", str(out))
