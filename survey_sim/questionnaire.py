@@ -352,6 +352,119 @@ QUESTION_KINDS = ("single_choice", "ordinal", "multi_select", "numeric", "free_t
 FlowOrder = Literal["fixed", "random"]
 
 
+class Grid(_Strict):
+    """A grid (matrix): one stem and one scale over many rows, the most common item of web
+    surveys. Written in ``questions`` as one entry::
+
+        - id: trust
+          kind: grid
+          text: How much do you trust each of these?   # the stem
+          scale: ordinal            # or single_choice (default: ordinal)
+          options: trust_scale      # the scale: a named option set or a list
+          rows:
+            - {id: trust_parliament, text: The parliament}
+            - {id: trust_police, text: The police}
+
+    Each row is asked as a question of its own (``kind`` = ``scale``) whose preamble is the
+    stem (after the grid's ``preamble``, if any), so the stem is read once and shared by
+    every row's prompt (computed once by the engines). The grid's ``ask_if`` holds for every
+    row, and a block may list the grid's id for its rows. This record is what is left of the
+    grid after loading: its id, stem and row ids (:meth:`Questionnaire.grid`).
+    """
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    text: str = Field(min_length=1)
+    preamble: str | None = None
+    rows: tuple[str, ...] = Field(min_length=1)
+
+
+GRID_FIELDS = ("id", "kind", "text", "preamble", "scale", "options", "label_style", "ask_if")
+"""What a grid entry may hold besides ``rows``."""
+GRID_SCALES = ("ordinal", "single_choice")
+"""The kinds a grid's rows may be."""
+
+
+def _grid_questions(entry: dict[str, Any], index: int) -> tuple[Grid, list[dict[str, Any]]]:
+    """A grid entry's record and its rows as question entries (left for validation to
+    check as questions). Problems are located at ``("grids", index, field)``: the entry as
+    written, before its rows replace it."""
+    name = entry.get("id", "(no id)")
+
+    def problem(message: str, *field: str | int) -> FieldError:
+        return FieldError(message, ("grids", index, *field))
+
+    unknown = sorted(set(entry) - {*GRID_FIELDS, "rows"})
+    if unknown:
+        return_fields = ", ".join(GRID_FIELDS)
+        raise problem(
+            f"unknown field {', '.join(unknown)} (a grid has {return_fields} and rows)", unknown[0]
+        )
+    rows = entry.get("rows")
+    if not isinstance(rows, list) or not rows:
+        raise problem("'rows' must list the rows, each with an id and a text")
+    for number, row in enumerate(rows):
+        if not isinstance(row, dict) or set(row) != {"id", "text"}:
+            raise problem(f"a row is written {{id: ..., text: ...}} (got {row!r})", "rows", number)
+    if entry.get("scale", "ordinal") not in GRID_SCALES:
+        raise problem(f"'scale' is {' or '.join(GRID_SCALES)}, the kind every row is", "scale")
+    stem = entry.get("text")
+    if not isinstance(stem, str) or not stem.strip():
+        raise problem("'text' must be the stem every row shares", "text")
+    preamble = entry.get("preamble")
+    shared: dict[str, Any] = {
+        "kind": entry.get("scale", "ordinal"),
+        "preamble": "\n\n".join(text.strip() for text in (preamble, stem) if text),
+        "options": entry.get("options"),
+        **{key: entry[key] for key in ("label_style", "ask_if") if key in entry},
+    }
+    record = Grid(id=name, text=stem, preamble=preamble, rows=tuple(str(r["id"]) for r in rows))
+    return record, [{"id": row["id"], "text": row["text"], **shared} for row in rows]
+
+
+def _expand_grids(data: Any) -> Any:
+    """A questionnaire's grid entries replaced by their rows, recorded under ``grids``, and
+    a block's listing of a grid by the grid's rows."""
+    if not isinstance(data, dict) or not isinstance(data.get("questions"), list | tuple):
+        return data
+    grids: list[Grid] = []
+    questions: list[Any] = []
+    for index, entry in enumerate(data["questions"]):
+        if isinstance(entry, dict) and entry.get("kind") == "grid":
+            record, rows = _grid_questions(entry, index)
+            grids.append(record)
+            questions += rows
+        else:
+            questions.append(entry)
+    if not grids:
+        return data
+    rows_of = {grid.id: grid.rows for grid in grids}
+    blocks: list[Any] = []
+    for block in data.get("blocks", ()):
+        if isinstance(block, dict) and isinstance(block.get("questions"), list):
+            listed = [row for q in block["questions"] for row in rows_of.get(q, (q,))]
+            block = {**block, "questions": listed}
+        blocks.append(block)
+    given = list(data.get("grids", ()))
+    return {**data, "questions": questions, "blocks": blocks, "grids": [*given, *grids]}
+
+
+def grid_origins(questions: Any) -> list[tuple[int, int | None]]:
+    """Where each question after grid expansion is written: (entry index, row index within
+    its grid or ``None``)."""
+    if not isinstance(questions, list):
+        return []
+    origins: list[tuple[int, int | None]] = []
+    for index, entry in enumerate(questions):
+        rows = (
+            entry.get("rows") if isinstance(entry, dict) and entry.get("kind") == "grid" else None
+        )
+        if isinstance(rows, list):
+            origins += [(index, row) for row in range(len(rows))]
+        else:
+            origins.append((index, None))
+    return origins
+
+
 class LastAnswers(_Strict):
     """``memory: {last: N}``: a respondent sees the N most recent questions it answered."""
 
@@ -394,6 +507,8 @@ class Questionnaire(_Strict):
             :mod:`survey_sim.flow`.
         block_order: ``fixed`` (as listed) or ``random`` (per respondent, seeded).
         memory: What a respondent sees of its interview so far (:data:`Memory`).
+        grids: The grids the questions were written in (:class:`Grid`): filled in from
+            ``kind: grid`` entries when the questionnaire is loaded.
     """
 
     id: str = Field(min_length=1)
@@ -404,11 +519,15 @@ class Questionnaire(_Strict):
     blocks: tuple[Block, ...] = ()
     block_order: FlowOrder = "fixed"
     memory: Memory = "none"
+    grids: tuple[Grid, ...] = ()
+
+    _grids_expanded = model_validator(mode="before")(_expand_grids)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Questionnaire:
         _check_unique([q.id for q in self.questions], "question id")
         _check_unique([b.id for b in self.blocks], "block id")
+        _check_grids(self)
         _check_blocks(self)
         _check_flow(self)
         return self
@@ -464,9 +583,27 @@ class Questionnaire(_Strict):
                 return question
         raise KeyError(f"questionnaire {self.id!r} has no question {question_id!r}")
 
+    def grid(self, grid_id: str) -> Grid:
+        """The grid with this id."""
+        for grid in self.grids:
+            if grid.id == grid_id:
+                return grid
+        known = ", ".join(g.id for g in self.grids) or "none"
+        raise KeyError(f"questionnaire {self.id!r} has no grid {grid_id!r} (grids: {known})")
+
+    def grid_of(self, question_id: str) -> Grid | None:
+        """The grid a question is a row of (``None``: it is not in a grid)."""
+        return next((g for g in self.grids if question_id in g.rows), None)
+
     def select(self, question_ids: Sequence[str]) -> Questionnaire:
         """A questionnaire holding only the given questions, in the given order."""
-        return self.model_copy(update={"questions": tuple(self.question(q) for q in question_ids)})
+        kept = tuple(self.question(q) for q in question_ids)
+        grids = tuple(
+            grid.model_copy(update={"rows": rows})
+            for grid in self.grids
+            if (rows := tuple(row for row in grid.rows if row in question_ids))
+        )
+        return self.model_copy(update={"questions": kept, "grids": grids})
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Questionnaire:
@@ -495,22 +632,48 @@ def load_questionnaire(path: str | Path) -> Questionnaire:
             for index, question in enumerate(questions)
         ]
 
-    def describe(loc: tuple[Any, ...]) -> str | None:
+    origins = grid_origins(questions)
+
+    def written(loc: tuple[Any, ...]) -> tuple[int, int | None, list[Any]] | None:
+        """A question's location as written: entry index, grid row (or ``None``) and the
+        field's path inside the question."""
         if len(loc) >= 2 and loc[0] == "questions" and isinstance(loc[1], int):
-            name = _question_name(questions, loc[1])
-            rest = [str(part) for part in loc[2:] if part not in QUESTION_KINDS]
-            field = f", field '{'.'.join(rest)}'" if rest else ""
+            entry, row = origins[loc[1]] if loc[1] < len(origins) else (loc[1], None)
+            return entry, row, [part for part in loc[2:] if part not in QUESTION_KINDS]
+        return None
+
+    def describe(loc: tuple[Any, ...]) -> str | None:
+        if loc[:1] == ("grids",):
+            name = _question_name(questions, loc[1]).removeprefix("question ")
+            field = f", field '{'.'.join(map(str, loc[2:]))}'" if loc[2:] else ""
+            return f"grid {name}{field}"
+        where = written(loc)
+        if where is not None:
+            entry, row, rest = where
+            name = _question_name(questions, entry)
+            if row is not None:
+                name = f"grid {name.removeprefix('question ')}, row {row + 1}"
+            field = f", field '{'.'.join(map(str, rest))}'" if rest else ""
             return f"{name}{field}"
         return "field " + ".".join(str(part) for part in loc) if loc else None
 
     def in_file(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-        """Where a question's field is written: options from a named set are in the set."""
-        if len(loc) >= 2 and loc[0] == "questions" and isinstance(loc[1], int):
-            rest = [part for part in loc[2:] if part not in QUESTION_KINDS]
-            written = questions[loc[1]].get("options") if isinstance(questions, list) else None
-            if rest[:1] == ["options"] and isinstance(written, str):
-                return ("option_sets", written, *rest[1:])
-        return loc
+        """Where a question's field is written: options from a named set are in the set; a
+        grid row's id and text in its row, the rest in the grid."""
+        if loc[:1] == ("grids",):
+            return ("questions", *loc[1:])
+        where = written(loc)
+        if where is None:
+            return loc
+        entry, row, rest = where
+        options = questions[entry].get("options") if isinstance(questions, list) else None
+        if rest[:1] == ["options"] and isinstance(options, str):
+            return ("option_sets", options, *rest[1:])
+        if row is not None and rest[:1] in (["id"], ["text"]):
+            return ("questions", entry, "rows", row, *rest)
+        if row is not None:
+            return ("questions", entry, *(["text"] if rest[:1] == ["preamble"] else rest))
+        return ("questions", entry, *rest)
 
     return validate_yaml(Questionnaire, data, path, node, describe, in_file)
 
@@ -584,6 +747,26 @@ def answer_value(question: Question, code: str) -> str | float:
     if isinstance(question, NumericQuestion):
         return next(b.min for b in question.effective_bins if b.code == code)
     return code
+
+
+def _check_grids(questionnaire: Questionnaire) -> None:
+    """A grid's rows are questions of the same scale, and a question is a row of one grid."""
+    ids = [q.id for q in questionnaire.questions]
+    _check_unique([g.id for g in questionnaire.grids], "grid id")
+    clashes = sorted({g.id for g in questionnaire.grids} & set(ids))
+    if clashes:
+        raise ValueError(f"grid id {', '.join(clashes)} is also a question id")
+    _check_unique([row for g in questionnaire.grids for row in g.rows], "grid row")
+    for grid in questionnaire.grids:
+        absent = [row for row in grid.rows if row not in ids]
+        if absent:
+            raise ValueError(f"grid {grid.id!r}: rows {', '.join(absent)} are not questions")
+        scales = {
+            (question.kind, tuple(o.code for o in question.outcomes))
+            for question in map(questionnaire.question, grid.rows)
+        }
+        if len(scales) > 1:
+            raise ValueError(f"grid {grid.id!r}: its rows must share one kind and one scale")
 
 
 def _check_blocks(questionnaire: Questionnaire) -> None:

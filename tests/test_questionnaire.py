@@ -213,3 +213,81 @@ def test_codes_are_normalised_as_the_data_loader_does(tmp_path):
     codes = [o.code for o in load_questionnaire(path).question("q").options]
     assert codes == ["1", "2", "3.5"]
     assert [code_text(value) for value in (1.0, 1, "1", 3.5)] == ["1", "1", "1", "3.5"]
+
+
+GRID = """
+id: t
+option_sets:
+  trust:
+    - {code: "1", text: A lot}
+    - {code: "2", text: Some}
+    - {code: "3", text: Not at all}
+    - {code: "8", text: "Don't know", substantive: false}
+questions:
+  - id: voted
+    kind: single_choice
+    text: Did you vote?
+    options: [{code: "y", text: "Yes"}, {code: "n", text: "No"}]
+  - id: trust
+    kind: grid
+    preamble: Now some questions about institutions.
+    text: How much do you trust each of these?
+    options: trust
+    ask_if: voted == "y"
+    rows:
+      - {id: trust_parliament, text: The parliament}
+      - {id: trust_police, text: The police}
+      - {id: trust_courts, text: The courts}
+blocks:
+  - {id: first, questions: [voted]}
+  - {id: institutions, questions: [trust], order: random}
+"""
+
+
+def test_a_grid_is_one_entry_whose_rows_are_asked_with_the_shared_stem(tmp_path):
+    questionnaire = load_questionnaire(write(tmp_path, GRID))
+    (grid,) = questionnaire.grids
+    assert grid.rows == ("trust_parliament", "trust_police", "trust_courts")
+    assert grid.text == "How much do you trust each of these?"
+    police = questionnaire.question("trust_police")
+    assert (police.kind, police.text, police.ask_if) == ("ordinal", "The police", 'voted == "y"')
+    assert police.preamble == (
+        "Now some questions about institutions.\n\nHow much do you trust each of these?"
+    )
+    assert [o.position for o in police.options] == [1, 2, 3, None]  # don't know off the scale
+    assert questionnaire.block_of("trust_courts").questions == grid.rows
+    assert questionnaire.grid_of("trust_courts") == grid and questionnaire.grid_of("voted") is None
+    assert questionnaire.select(["voted", "trust_police"]).grids[0].rows == ("trust_police",)
+    assert questionnaire.select(["voted"]).grids == ()
+    again = type(questionnaire).model_validate(questionnaire.model_dump())
+    assert again == questionnaire  # a loaded questionnaire's dump loads back unchanged
+
+
+COURTS = "      - {id: trust_courts, text: The courts}"
+
+
+@pytest.mark.parametrize(
+    ("written", "instead", "fragments"),
+    [
+        (
+            COURTS,
+            "      - {id: trust courts, text: The courts}",
+            ["grid 'trust', row 3, field 'id'"],
+        ),
+        (COURTS, "      - {id: trust_courts, txt: The courts}", ["grid 'trust', field 'rows.2'"]),
+        ("    rows:", "    colour: blue\n    rows:", ["grid 'trust'", "unknown field colour"]),
+        ("    rows:", "    scale: numeric\n    rows:", ["grid 'trust', field 'scale'", "ordinal or single_choice"]),
+        ("    rows:", "    scale: single_choice\n    rows:", []),
+    ],
+)
+def test_grid_mistakes_are_located_where_they_are_written(tmp_path, written, instead, fragments):
+    body = GRID.replace(written, instead)
+    path = write(tmp_path, body)
+    if not fragments:
+        assert load_questionnaire(path).question("trust_courts").kind == "single_choice"
+        return
+    with pytest.raises(InputError) as caught:
+        load_questionnaire(path)
+    assert caught.value.line == body.splitlines().index(instead.split("\n")[0]) + 1
+    for fragment in fragments:
+        assert fragment in str(caught.value)

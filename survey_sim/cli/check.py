@@ -71,6 +71,10 @@ def _questionnaire_summary(questionnaire: Questionnaire, path: Path | None) -> s
         f"{_count(len(questionnaire), 'question')} "
         f"({', '.join(f'{n} {kind}' for kind, n in kinds.items())}); options per question: "
         f"{', '.join(by_count) or 'none'}."
+        + "".join(
+            f" Grid {grid.id!r}: {_count(len(grid.rows), 'row')} ({', '.join(grid.rows)})."
+            for grid in questionnaire.grids
+        )
     )
 
 

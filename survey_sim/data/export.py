@@ -51,12 +51,18 @@ class Exported:
 
 def codebook(questionnaire: Questionnaire, questions: list[str]) -> pl.DataFrame:
     """One row per question × option of ``questions`` (``question_id``, ``question_text``,
-    ``kind``, ``code``, ``label``, ``substantive``); a question without options has one row
-    with null code."""
+    ``kind``, ``grid``: the grid it is a row of, ``code``, ``label``, ``substantive``); a
+    question without options has one row with null code."""
     rows: list[dict[str, Any]] = []
     for question_id in questions:
         question = questionnaire.question(question_id)
-        base = {"question_id": question.id, "question_text": question.text, "kind": question.kind}
+        grid = questionnaire.grid_of(question_id)
+        base = {
+            "question_id": question.id,
+            "question_text": question.text,
+            "kind": question.kind,
+            "grid": None if grid is None else grid.id,
+        }
         if isinstance(question, OptionsQuestion):
             rows += [
                 {**base, "code": o.code, "label": o.text, "substantive": o.substantive}
@@ -70,6 +76,7 @@ def codebook(questionnaire: Questionnaire, questions: list[str]) -> pl.DataFrame
             "question_id": pl.String,
             "question_text": pl.String,
             "kind": pl.String,
+            "grid": pl.String,
             "code": pl.String,
             "label": pl.String,
             "substantive": pl.Boolean,
@@ -77,14 +84,23 @@ def codebook(questionnaire: Questionnaire, questions: list[str]) -> pl.DataFrame
     )
 
 
-def codebook_markdown(book: pl.DataFrame, title: str, column_labels: dict[str, str]) -> str:
+def codebook_markdown(
+    book: pl.DataFrame, questionnaire: Questionnaire, column_labels: dict[str, str]
+) -> str:
     """A codebook (from :func:`codebook`) as Markdown: each question's text and kind, and a
-    table of its codes and labels (non-substantive ones marked)."""
-    lines = [f"# Codebook: {title}", ""]
+    table of its codes and labels (non-substantive ones marked); a grid's stem heads its
+    rows."""
+    lines = [f"# Codebook: {questionnaire.title or questionnaire.id}", ""]
     lines += [f"- `{column}`: {label}" for column, label in column_labels.items()]
+    shown_grid = None
     for (question_id,), rows in book.group_by("question_id", maintain_order=True):
         first = rows.row(0, named=True)
-        lines += ["", f"## `{question_id}` ({first['kind']})", "", first["question_text"]]
+        if first["grid"] is not None and first["grid"] != shown_grid:
+            grid = questionnaire.grid(first["grid"])
+            lines += ["", f"## Grid `{grid.id}`", "", grid.text]
+        shown_grid = first["grid"]
+        level = "###" if first["grid"] is not None else "##"
+        lines += ["", f"{level} `{question_id}` ({first['kind']})", "", first["question_text"]]
         if first["code"] is not None:
             lines += ["", "| code | label | |", "|---|---|---|"]
             lines += [
@@ -121,7 +137,7 @@ def export_microdata(
     book = codebook(questionnaire, questions)
     books: dict[Path, Callable[[str], object]] = {
         path.with_name(f"{path.stem}.codebook.md"): lambda temporary: Path(temporary).write_text(
-            codebook_markdown(book, questionnaire.title or questionnaire.id, column_labels or {})
+            codebook_markdown(book, questionnaire, column_labels or {})
         )
     }
     if to in ("csv", "parquet"):
@@ -159,7 +175,7 @@ def export_microdata(
             columns[column] = series
             continue
         question = questionnaire.question(column)
-        label = _label(question)
+        label = variable_label(questionnaire, column)
         if len(label) > LABEL_LIMITS[to]:
             label = label[: LABEL_LIMITS[to] - 1] + "…"
             cut.append(column)
@@ -203,8 +219,12 @@ def export_microdata(
     return Exported(write_set({path: write, **books}), text_coded, cut)
 
 
-def _label(question: Question) -> str:
-    return " ".join(question.text.split())
+def variable_label(questionnaire: Questionnaire, question_id: str) -> str:
+    """A question's text on one line, after its grid's stem for a grid row ("How much do
+    you trust: the police")."""
+    grid = questionnaire.grid_of(question_id)
+    text = questionnaire.question(question_id).text
+    return " ".join((text if grid is None else f"{grid.text}: {text}").split())
 
 
 def _whole_numbers(series: pl.Series, question: Question) -> pl.Series | None:

@@ -270,6 +270,9 @@ def import_xlsform(path: Path, survey_id: str | None = None) -> ImportedSurvey:
       one: left out, noted);
     * ``begin group`` ... ``end group`` → a block (nested groups: the outermost), and the
       questions between groups blocks of their own (``part1``, ...), in the form's order;
+      a group with appearance ``field-list`` or ``table-list`` whose questions are
+      ``select_one`` over one list (two or more, no ``relevant`` of their own) → also a
+      grid: the group's label is the stem, each question a row (single-choice; noted);
     * ``relevant`` → ``ask_if`` where it translates (comparisons of earlier answers,
       ``selected()`` on single-choice questions, ``and`` / ``or`` / ``not``), else left out
       and noted; every other type (notes, calculations, metadata, media) is left out, noted.
@@ -310,6 +313,8 @@ def import_xlsform(path: Path, survey_id: str | None = None) -> ImportedSurvey:
     kinds: dict[str, str] = {}
     blocks: list[dict[str, Any]] = []
     groups: list[str] = []
+    matrix: dict[str, Any] | None = None
+    lists: dict[str, str] = {}
     for number, row in enumerate(survey, start=2):
         kind, _, listed = (row.get("type") or "").strip().partition(" ")
         name = row.get("name") or ""
@@ -323,11 +328,21 @@ def import_xlsform(path: Path, survey_id: str | None = None) -> ImportedSurvey:
                 notes.append(f"{where}: a group inside {groups[0]!r}: its questions join it")
             else:
                 blocks.append({"id": _ID.sub("_", group), "questions": [], "group": True})
+                if MATRIX_APPEARANCES & set((row.get("appearance") or "").split()):
+                    stem = _label(row) or group
+                    matrix = {"id": _ID.sub("_", group), "text": stem, "where": where}
+                    matrix["start"] = len(questions)
             groups.append(group)
             continue
         if kind in ("end_group", "end_repeat") or (kind == "end" and structure):
             if groups:
                 groups.pop()
+            if not groups and matrix is not None:
+                grid = _as_grid(matrix, questions[matrix["start"] :], lists)
+                if grid is not None:
+                    questions[matrix["start"] :] = [grid]
+                    notes.append(_grid_note(matrix["where"], grid, "row"))
+                matrix = None
             continue
         if not kind or kind in XLSFORM_SKIPPED:
             if kind:
@@ -343,6 +358,7 @@ def import_xlsform(path: Path, survey_id: str | None = None) -> ImportedSurvey:
                 continue
             question["kind"] = "single_choice" if kind == "select_one" else "multi_select"
             question["options"] = choices[listed]
+            lists[question["id"]] = listed
         elif kind == "text":
             question["kind"] = "free_text"
         elif kind in ("integer", "decimal"):
@@ -383,6 +399,28 @@ def import_xlsform(path: Path, survey_id: str | None = None) -> ImportedSurvey:
         if grouped and block["questions"]
     ]
     return _form(survey_id, form.get("form_title") or survey_id, path, questions, kept, notes)
+
+
+MATRIX_APPEARANCES = {"field-list", "table-list"}
+"""XLSForm group appearances that show the group's questions as one matrix."""
+
+
+def _as_grid(
+    matrix: dict[str, Any], members: list[dict[str, Any]], lists: dict[str, str]
+) -> dict[str, Any] | None:
+    """A matrix group's questions as one grid entry when they are two or more single-choice
+    questions over one choice list without conditions of their own (else ``None``: they
+    stay as they are)."""
+    listed = {lists.get(question["id"]) for question in members}
+    if (
+        len(members) < 2
+        or None in listed
+        or len(listed) > 1
+        or any(q["kind"] != "single_choice" or "ask_if" in q for q in members)
+    ):
+        return None
+    rows = [{"id": q["id"], "text": q["text"]} for q in members]
+    return _grid(matrix["id"], matrix["text"], members[0]["options"], rows, "single_choice")
 
 
 def _form(
@@ -478,7 +516,7 @@ def import_surveyjs(path: Path, survey_id: str | None = None) -> ImportedSurvey:
       multi-select, ``rating`` → ordinal (``rateValues``, else ``rateMin`` to ``rateMax``),
       ``boolean`` → single-choice with codes ``true`` / ``false``, ``comment`` and ``text``
       → free text (``inputType: number`` with ``min`` and ``max`` → numeric);
-    * ``matrix`` → one ordinal question per row (the grid kind is not built yet), noted;
+    * ``matrix`` → a grid (the stem shared, one ordinal question per row), noted;
     * pages → blocks (panels join their page's block);
     * ``visibleIf`` → ``ask_if`` where it translates (``{q} = 'a'``, ``<>``, comparisons,
       ``notempty`` / ``empty``, ``and`` / ``or`` / ``not``), else left out, noted; ranking,
@@ -548,20 +586,13 @@ def import_surveyjs(path: Path, survey_id: str | None = None) -> ImportedSurvey:
         elif kind in ("text", "comment"):
             made.append({"id": name, "kind": "free_text", "text": text})
         elif kind == "matrix":
+            rows = [
+                {"id": _ID.sub("_", f"{name}_{row['code']}"), "text": row["text"]}
+                for row in _surveyjs_choices(element.get("rows", []))
+            ]
             columns = _surveyjs_choices(element.get("columns", []))
-            for row in _surveyjs_choices(element.get("rows", [])):
-                made.append(
-                    {
-                        "id": f"{name}_{row['code']}",
-                        "kind": "ordinal",
-                        "text": f"{text}: {row['text']}",
-                        "options": columns,
-                    }
-                )
-            notes.append(
-                f"{where}: a matrix, asked as one ordinal question per row ({len(made)}); "
-                "check that its columns form a scale"
-            )
+            made.append(_grid(name, text, columns, rows))
+            notes.append(_grid_note(where, made[-1], "row"))
         else:
             reason = "asks nothing to simulate" if kind in SURVEYJS_SKIPPED else "not carried over"
             notes.append(f"{where}: type {kind} left out ({reason})")
@@ -580,7 +611,7 @@ def import_surveyjs(path: Path, survey_id: str | None = None) -> ImportedSurvey:
                 notes.append(f"{where}: fewer than two choices; left out")
                 continue
             questions.append(question)
-            kinds[question["id"]] = question["kind"]
+            kinds.update(_answer_kinds(question))
             block.append(question["id"])
 
     for number, page in enumerate(pages, start=1):
@@ -626,7 +657,8 @@ def import_qualtrics(path: Path, survey_id: str | None = None) -> ImportedSurvey
 
     * multiple choice (``MC``): single answer → single-choice, multiple answer →
       multi-select; codes are the recode values where set, else the choice numbers;
-    * ``Matrix`` (Likert) → one ordinal question per statement, noted; text entry (``TE``)
+    * ``Matrix`` (Likert) → a grid (the stem shared, one ordinal question per statement),
+      noted; text entry (``TE``)
       → free text; rank order, sliders, descriptive text and the rest → left out, noted;
     * blocks → blocks, in the survey's block order (the survey flow's randomisers and
       branches are not read: noted);
@@ -693,20 +725,13 @@ def import_qualtrics(path: Path, survey_id: str | None = None) -> ImportedSurvey
                 )
             elif kind == "Matrix":
                 columns, _ = _qualtrics_choices(payload, "Answers", "AnswerOrder")
-                rows, row_codes = _qualtrics_choices(payload, "Choices", "ChoiceOrder")
-                made += [
-                    {
-                        "id": f"{tag}_{code}",
-                        "kind": "ordinal",
-                        "text": f"{text}: {row['text']}",
-                        "options": columns,
-                    }
-                    for row, code in zip(rows, row_codes.values(), strict=True)
+                statements, row_codes = _qualtrics_choices(payload, "Choices", "ChoiceOrder")
+                rows = [
+                    {"id": _ID.sub("_", f"{tag}_{code}"), "text": row["text"]}
+                    for row, code in zip(statements, row_codes.values(), strict=True)
                 ]
-                notes.append(
-                    f"{where}: a matrix, asked as one ordinal question per statement "
-                    f"({len(made)}); check that its answers form a scale"
-                )
+                made.append(_grid(tag, text, columns, rows))
+                notes.append(_grid_note(where, made[-1], "statement"))
             elif kind == "TE":
                 made.append({"id": tag, "kind": "free_text", "text": text})
             else:
@@ -725,13 +750,47 @@ def import_qualtrics(path: Path, survey_id: str | None = None) -> ImportedSurvey
                 if condition is not None:
                     question["ask_if"] = condition
                 questions.append(question)
-                kinds[qid] = question["kind"]
+                kinds[qid] = question.get("scale", question["kind"])
                 block.append(question["id"])
         if block:
             block_id = _ID.sub("_", description) or f"block{len(blocks) + 1}"
             blocks.append({"id": block_id, "questions": block})
     title = str(entry.get("SurveyName") or survey_id)
     return _form(survey_id, title, path, questions, blocks if len(blocks) > 1 else [], notes)
+
+
+def _grid(
+    name: str,
+    stem: str,
+    options: list[dict[str, str]],
+    rows: list[dict[str, str]],
+    scale: str = "ordinal",
+) -> dict[str, Any]:
+    """A matrix as a grid entry: one stem, its columns as the scale, its rows."""
+    return {
+        "id": name,
+        "kind": "grid",
+        "text": stem,
+        "scale": scale,
+        "options": options,
+        "rows": rows,
+    }
+
+
+def _grid_note(where: str, grid: dict[str, Any], row_name: str) -> str:
+    scale = grid["scale"].replace("_", "-")
+    check = "; check that its columns form a scale" if grid["scale"] == "ordinal" else ""
+    return (
+        f"{where}: a matrix, asked as a grid of {len(grid['rows'])} {row_name}s "
+        f"({'an' if scale[0] in 'aeiou' else 'a'} {scale} question each, the stem shared){check}"
+    )
+
+
+def _answer_kinds(question: dict[str, Any]) -> dict[str, str]:
+    """The kind of each question an imported entry asks (a grid: each row, its scale)."""
+    if question["kind"] == "grid":
+        return {row["id"]: question["scale"] for row in question["rows"]}
+    return {question["id"]: question["kind"]}
 
 
 def _plain(html: str) -> str:

@@ -140,13 +140,17 @@ def write_xlsform(path):
     survey = book.active
     survey.title = "survey"
     for row in [
-        ("type", "name", "label::English (en)", "relevant", "constraint"),
+        ("type", "name", "label::English (en)", "relevant", "constraint", "appearance"),
         ("start", "start", None, None, None),
         ("select_one yn", "voted", "Did you vote?", None, None),
         ("select_one cand", "vote", "Who did you vote for?", "${voted} = 'yes'", None),
         ("begin group", "spending", "Spending", None, None),
         ("select_one spend", "natfare", "Welfare", "not(${voted} = 'no')", None),
         ("select_multiple media", "media", "Which media do you use?", None, None),
+        ("end group", None, None, None, None),
+        ("begin group", "trust", "How much do you trust", None, None, "table-list"),
+        ("select_one level", "trust_tv", "television", None, None),
+        ("select_one level", "trust_web", "the web", None, None),
         ("end group", None, None, None, None),
         ("integer", "age", "How old are you?", None, ". >= 18 and . <= 99"),
         ("integer", "kids", "How many children do you have?", None, None),
@@ -161,6 +165,7 @@ def write_xlsform(path):
         ("cand", "clinton", "Hillary Clinton"), ("cand", "trump", "Donald Trump"),
         ("spend", "1", "Too little"), ("spend", "2", "About right"), ("spend", "3", "Too much"),
         ("media", "tv", "Television"), ("media", "paper", "Newspapers"),
+        ("level", "1", "A lot"), ("level", "2", "Some"), ("level", "3", "None"),
     ]:  # fmt: skip
         choices.append(row)
     settings = book.create_sheet("settings")
@@ -179,7 +184,21 @@ def test_an_xlsform_becomes_a_questionnaire_with_blocks_and_conditions(tmp_path)
     (written,) = imported.write(tmp_path / "form.yaml", tmp_path / "unused.yaml")
     questionnaire = load_questionnaire(written)
     assert questionnaire.id == "vote_form" and questionnaire.title == "A vote form"
-    assert questionnaire.listed_order == ("voted", "vote", "natfare", "media", "age", "why")
+    assert questionnaire.listed_order == (
+        "voted", "vote", "natfare", "media", "trust_tv", "trust_web", "age", "why"
+    )  # fmt: skip
+    (trust,) = questionnaire.grids
+    assert (trust.id, trust.text, trust.rows) == (
+        "trust",
+        "How much do you trust",
+        ("trust_tv", "trust_web"),
+    )
+    web = questionnaire.question("trust_web")
+    assert (web.kind, web.preamble, web.text) == (
+        "single_choice",
+        "How much do you trust",
+        "the web",
+    )
     assert questionnaire.question("vote").ask_if == 'voted == "yes"'
     assert questionnaire.question("natfare").ask_if == 'not (voted == "no")'
     assert questionnaire.question("media").kind == "multi_select"
@@ -189,10 +208,16 @@ def test_an_xlsform_becomes_a_questionnaire_with_blocks_and_conditions(tmp_path)
     assert [(b.id, b.questions) for b in questionnaire.blocks] == [
         ("part1", ("voted", "vote")),
         ("spending", ("natfare", "media")),
-        ("part3", ("age", "why")),
+        ("trust", ("trust_tv", "trust_web")),
+        ("part4", ("age", "why")),
     ]
     notes = "\n".join(imported.notes)
-    for expected in ("type start left out", "(kids): a number without", "(thanks): type note"):
+    for expected in (
+        "type start left out",
+        "(kids): a number without",
+        "(thanks): type note",
+        "(trust): a matrix, asked as a grid of 2 rows (a single-choice question each",
+    ):
         assert expected in notes
     assert "relevant \"selected(${media}, 'tv')\" does not translate" in notes
     assert not (tmp_path / "unused.yaml").exists()
@@ -288,12 +313,14 @@ def test_a_surveyjs_survey_becomes_a_questionnaire(tmp_path):
     assert questionnaire.question("interest").kind == "ordinal"
     assert questionnaire.question("interest").ask_if == 'voted == "yes"'
     assert [o.code for o in questionnaire.question("member").options] == ["true", "false"]
-    assert questionnaire.question("trust_web").text == "How much do you trust: the web"
+    web = questionnaire.question("trust_web")
+    assert (web.kind, web.preamble, web.text) == ("ordinal", "How much do you trust", "the web")
+    assert questionnaire.grid("trust").rows == ("trust_tv", "trust_web")
     assert questionnaire.question("trust_tv").ask_if is None
     assert questionnaire.question("why").ask_if == "interest is answered"
     assert [b.id for b in questionnaire.blocks] == ["politics", "media"]
     notes = "\n".join(imported.notes)
-    assert "a matrix, asked as one ordinal question per row (2)" in notes
+    assert "a matrix, asked as a grid of 2 rows (an ordinal question each" in notes
     assert "visibleIf \"{media} contains 'TV'\" does not translate" in notes
     assert "type html left out" in notes
     (tmp_path / "broken.json").write_text("{")
@@ -443,7 +470,9 @@ def test_a_qualtrics_export_becomes_a_questionnaire(tmp_path):
     assert voted.text == "Did you vote in 2016?"
     assert [(o.code, o.text) for o in voted.options] == [("1", "Yes"), ("0", "No")]
     assert questionnaire.question("media").kind == "multi_select"
-    assert questionnaire.question("spend_2").text.endswith(": defence")
+    spend = questionnaire.question("spend_2")
+    assert (spend.preamble, spend.text) == ("Are we spending too much or too little on", "defence")
+    assert questionnaire.grid_of("spend_1") == questionnaire.grid("spend")
     assert questionnaire.question("why").ask_if == 'voted == "1"'
     assert questionnaire.question("tv_hours").ask_if is None
     assert [b.id for b in questionnaire.blocks] == ["Screener", "Main_items"]
