@@ -81,6 +81,7 @@ from survey_sim.questionnaire import (
     Option,
     Question,
     Questionnaire,
+    RankQuestion,
     load_questionnaire,
 )
 from survey_sim.runs import (
@@ -90,6 +91,7 @@ from survey_sim.runs import (
     SimulationSettings,
     position_bias,
     preview,
+    rank_summary,
     simulate,
 )
 from survey_sim.runs.experiments import ExperimentResult, after_related, early_late, experiment
@@ -157,6 +159,7 @@ __all__ = [
     "PromptPreview",
     "Question",
     "Questionnaire",
+    "RankQuestion",
     "RespondentsResult",
     "ResultsCache",
     "SGLangEngine",
@@ -194,6 +197,7 @@ __all__ = [
     "plot_learning_curve",
     "position_bias",
     "preview",
+    "rank_summary",
     "simulate",
     "simulate_individuals",
     "simulate_respondents",

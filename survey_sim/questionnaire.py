@@ -244,6 +244,77 @@ class MultiSelectQuestion(OptionsQuestion):
         return len(self.options) if self.max_selected is None else self.max_selected
 
 
+MAX_RANKINGS = 720
+"""Most rankings a rank question may have (all orders of 6 options): each is an outcome,
+read exactly as a chain of choices or sampled under a grammar that lists them all."""
+
+
+class RankQuestion(OptionsQuestion):
+    """Rank ``rank`` of the options (default: all) from first to last.
+
+    Its outcomes are the rankings: every ordered choice of ``rank`` distinct options, coded
+    as the options' codes joined by ``>`` (``"b>a>c"``: b first). Results give each
+    ranking's probability; :func:`survey_sim.rank_summary` turns them into the probability
+    of each option at each rank, ranked first, and its mean rank.
+    """
+
+    kind: Literal["rank"]
+    rank: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check_ranking(self) -> RankQuestion:
+        if self.rank is not None and self.rank > len(self.options):
+            raise ValueError(f"rank is {self.rank} but there are {len(self.options)} options")
+        off = [o.code for o in self.options if not o.substantive]
+        if off:
+            raise ValueError(
+                f"options {', '.join(off)} are non-substantive, which a ranking cannot place; "
+                "list only the options to rank"
+            )
+        marked = [o.code for o in self.options if RANK_SEPARATOR in o.code]
+        if marked:
+            raise ValueError(
+                f"option codes {', '.join(marked)} contain {RANK_SEPARATOR!r}, which joins "
+                "the codes of a ranking"
+            )
+        count = math.perm(len(self.options), self.ranked)
+        if count > MAX_RANKINGS:
+            raise ValueError(
+                f"ranking {self.ranked} of {len(self.options)} options has {count:,} possible "
+                f"rankings; at most {MAX_RANKINGS} can be read (each is an outcome): set rank "
+                "lower (the top few) or list fewer options"
+            )
+        return self
+
+    @property
+    def ranked(self) -> int:
+        """How many options a ranking places: ``rank``, or every option."""
+        return len(self.options) if self.rank is None else self.rank
+
+    def rankings(self) -> list[tuple[int, ...]]:
+        """Every ranking, as option indices from first to last, in a fixed order."""
+        return list(itertools.permutations(range(len(self.options)), self.ranked))
+
+    @property
+    def outcomes(self) -> tuple[Option, ...]:
+        """One outcome per ranking (:meth:`rankings` order): codes, texts and labels of its
+        options joined in rank order."""
+        return tuple(self.ranking_outcome(ranking) for ranking in self.rankings())
+
+    def ranking_outcome(self, ranking: Sequence[int]) -> Option:
+        """The outcome of one ranking (option indices from first to last)."""
+        chosen = [self.options[index] for index in ranking]
+        return Option(
+            code=RANK_SEPARATOR.join(o.code for o in chosen),
+            text=" > ".join(o.text for o in chosen),
+            label=RANK_SEPARATOR.join(o.label or "" for o in chosen),
+        )
+
+
+RANK_SEPARATOR = ">"
+"""What joins the option codes of a ranking."""
+
+
 class Bin(_Strict):
     """A range of numeric answers reported as one outcome (``min`` and ``max`` included)."""
 
@@ -345,10 +416,10 @@ class FreeTextQuestion(_QuestionBase):
 
 
 Question = Annotated[
-    ChoiceQuestion | MultiSelectQuestion | NumericQuestion | FreeTextQuestion,
+    ChoiceQuestion | MultiSelectQuestion | RankQuestion | NumericQuestion | FreeTextQuestion,
     Field(discriminator="kind"),
 ]
-QUESTION_KINDS = ("single_choice", "ordinal", "multi_select", "numeric", "free_text")
+QUESTION_KINDS = ("single_choice", "ordinal", "multi_select", "rank", "numeric", "free_text")
 FlowOrder = Literal["fixed", "random"]
 
 
@@ -855,7 +926,7 @@ def _check_earlier(
             where,
         )
     question = questionnaire.question(name)
-    if not question.outcomes or isinstance(question, MultiSelectQuestion):
+    if not question.outcomes or isinstance(question, MultiSelectQuestion | RankQuestion):
         raise FieldError(
             f"{what} names {name!r}, a {question.kind} question; conditions and pipes can use "
             "single-choice, ordinal and numeric questions with listed answers (whole values "

@@ -19,6 +19,9 @@ kind           exact                               sample
 single choice  one request, every option scored    enum of labels; option frequencies
 multi-select   one yes/no request per option:      array of distinct labels; how often
                P(selected) = P(Yes) / P(Yes, No)   each option is in the selection
+rank           a chain of choices, one request     array of ``rank`` distinct labels in
+               per ranking begun: P(ranking) =     rank order; ranking frequencies
+               P(1st) · P(2nd | 1st) · ...
 numeric        integers only: every value scored,  integer/number within bounds; bin
                probabilities summed per bin        frequencies
 free text      (cannot apply)                      bounded string; draws only
@@ -27,6 +30,7 @@ free text      (cannot apply)                      bounded string; draws only
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from abc import ABC, abstractmethod
@@ -46,12 +50,15 @@ from survey_sim.asking.schemas import (
 from survey_sim.engines.base import SampleResult, ScoreRequest, ScoreResult
 from survey_sim.errors import MethodError, ScoringError
 from survey_sim.questionnaire import (
+    RANK_SEPARATOR,
     ChoiceQuestion,
     FreeTextQuestion,
     MultiSelectQuestion,
     NumericQuestion,
     Option,
+    OptionsQuestion,
     Question,
+    RankQuestion,
 )
 
 MAX_EXACT_VALUES = 1000
@@ -142,6 +149,8 @@ def ask(question: Question, format: PromptFormat) -> Asking:
             return _ChoiceAsking(question, format)
         case MultiSelectQuestion():
             return _MultiSelectAsking(question, format)
+        case RankQuestion():
+            return _RankAsking(question, format)
         case NumericQuestion():
             return _NumericAsking(question, format)
         case FreeTextQuestion():
@@ -240,7 +249,7 @@ class _AskingBase(ABC):
 
 @dataclass(frozen=True)
 class _OptionsAsking(_AskingBase):
-    question: ChoiceQuestion | MultiSelectQuestion
+    question: ChoiceQuestion | MultiSelectQuestion | RankQuestion
 
     def _listing(self) -> str:
         if self.format.answer == "label":
@@ -252,7 +261,7 @@ class _OptionsAsking(_AskingBase):
 
     def _longest_answer(self) -> int:
         values = answer_values(self.question, self.format.answer)
-        if isinstance(self.question, MultiSelectQuestion):
+        if isinstance(self.question, MultiSelectQuestion | RankQuestion):
             return len(json.dumps(values, separators=(",", ":")))
         return max(len(json.dumps(value)) for value in values)
 
@@ -262,9 +271,7 @@ class _ChoiceAsking(_OptionsAsking):
     question: ChoiceQuestion
 
     def _answer_instruction(self) -> str:
-        if self.format.answer == "label":
-            return f"Answer with the {self.question.label_kind} of one option only."
-        return "Answer with one of the options, exactly as written."
+        return _one_option(self.question, self.format)
 
     def exact_requests(self, context: PromptContext) -> list[ScoreRequest]:
         body = self._sample_body(context.instructions)
@@ -330,6 +337,92 @@ class _MultiSelectAsking(_OptionsAsking):
     def outcome_codes(self, value: object) -> list[str]:
         assert isinstance(value, list)
         return [option_for_value(self.question, item, self.format.answer).code for item in value]
+
+
+def _one_option(question: OptionsQuestion, format: PromptFormat) -> str:
+    """How to answer with one option."""
+    if format.answer == "label":
+        return f"Answer with the {question.label_kind} of one option only."
+    return "Answer with one of the options, exactly as written."
+
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth")
+
+
+def ordinal_word(place: int) -> str:
+    """``1`` → ``"first"``, ... beyond five, ``"6th"``."""
+    return ORDINALS[place - 1] if place <= len(ORDINALS) else f"{place}th"
+
+
+@dataclass(frozen=True)
+class _RankAsking(_OptionsAsking):
+    """A ranking asked as one list (sampled) or, exactly, as a chain of choices: after the
+    options and the task, each request says which options are ranked so far and asks for
+    the next among the rest, so every request of a persona shares the question's prefix."""
+
+    question: RankQuestion
+
+    def _task(self) -> str:
+        count, total = self.question.ranked, len(self.question.options)
+        which = "all of these options" if count == total else f"the {count} options you prefer"
+        return f"Rank {which}, from first (most preferred) to {ordinal_word(count)}."
+
+    def _answer_instruction(self) -> str:
+        kind = self.question.label_kind if self.format.answer == "label" else None
+        written = f"with their {kind}s" if kind else "with the options exactly as written"
+        return f"{self._task()} Answer {written}, in rank order, as a list."
+
+    def _steps(self) -> list[tuple[int, ...]]:
+        """Every ranking begun that leaves a choice: its options so far (indices), shortest
+        first. With every option ranked, the last one is left: no choice."""
+        question, total = self.question, len(self.question.options)
+        last = min(question.ranked, total - 1)
+        return [
+            begun
+            for length in range(last)
+            for begun in itertools.permutations(range(total), length)
+        ]
+
+    def exact_requests(self, context: PromptContext) -> list[ScoreRequest]:
+        listed = self._listing().splitlines()
+        answers = answer_texts(self.question, self.format.answer)
+        shared = self._body(context.instructions, self._listing(), self._task())
+        how = _one_option(self.question, self.format)
+        requests = []
+        for begun in self._steps():
+            so_far = [
+                f"{place}. {listed[i].removeprefix('- ')}" for place, i in enumerate(begun, 1)
+            ]
+            ranked = "So far you have ranked:\n" + "\n".join(so_far) if so_far else None
+            asked = f"Which option do you rank {ordinal_word(len(begun) + 1)}? {how}"
+            body = "\n\n".join(part for part in (shared, ranked, asked) if part)
+            rest = [answers[i] for i in range(len(answers)) if i not in begun]
+            requests.append(self.format.render(body, rest, context))
+        return requests
+
+    def read_scores(self, results: Sequence[ScoreResult]) -> Distribution:
+        steps = dict(zip(self._steps(), results, strict=True))
+        total = len(self.question.options)
+        logprobs, probs, coverage = [], [], []
+        for ranking in self.question.rankings():
+            logprob, prob, held = 0.0, 1.0, 1.0
+            for place in range(min(len(ranking), total - 1)):
+                begun = ranking[:place]
+                result = steps[begun]
+                rest = [i for i in range(total) if i not in begun]
+                choice = rest.index(ranking[place])
+                logprob += result.logprobs[choice]
+                prob *= result.probs[choice]
+                held *= result.coverage
+            logprobs.append(logprob)
+            probs.append(prob)
+            coverage.append(held)
+        return Distribution(logprobs, probs, coverage)
+
+    def outcome_codes(self, value: object) -> list[str]:
+        assert isinstance(value, list)
+        chosen = [option_for_value(self.question, item, self.format.answer) for item in value]
+        return [RANK_SEPARATOR.join(option.code for option in chosen)]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ Constrained sampling asks for a JSON value that matches the question:
   ``max_selected`` long. The schema says ``uniqueItems``, which grammar engines do not
   enforce, so it also lists every allowed selection in ``enum``, each in the order the
   options are shown: distinct by construction;
+* rank: an array of ``rank`` distinct labels (or texts) in rank order, every allowed
+  ranking listed in ``enum`` as for multi-select;
 * numeric: an ``integer`` (or ``number``) within the question's bounds;
 * free text: a string of at most ``max_chars`` characters.
 
@@ -31,6 +33,7 @@ from survey_sim.questionnaire import (
     Option,
     OptionsQuestion,
     Question,
+    RankQuestion,
 )
 
 JsonSchema = dict[str, Any]
@@ -63,6 +66,16 @@ def value_schema(question: Question, answer: AnswerMode = "label") -> JsonSchema
             return {"enum": answer_values(question, answer)}
         case MultiSelectQuestion():
             return _selection_schema(question, answer_values(question, answer))
+        case RankQuestion():
+            values = answer_values(question, answer)
+            return {
+                "type": "array",
+                "items": {"enum": values},
+                "uniqueItems": True,
+                "minItems": question.ranked,
+                "maxItems": question.ranked,
+                "enum": [[values[index] for index in order] for order in question.rankings()],
+            }
         case NumericQuestion():
             return {
                 "type": "integer" if question.integer else "number",

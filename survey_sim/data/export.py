@@ -23,7 +23,7 @@ import polars as pl
 
 from survey_sim._io import write_set
 from survey_sim.errors import InputError
-from survey_sim.questionnaire import OptionsQuestion, Question, Questionnaire
+from survey_sim.questionnaire import ChoiceQuestion, OptionsQuestion, Question, Questionnaire
 
 EXPORT_FORMATS = ("sav", "dta", "csv", "parquet")
 NAME_LIMITS = {"sav": 64, "dta": 32}
@@ -230,7 +230,7 @@ def variable_label(questionnaire: Questionnaire, question_id: str) -> str:
 def _whole_numbers(series: pl.Series, question: Question) -> pl.Series | None:
     """An options question's column as whole numbers when every code it has is one
     (``None`` otherwise, and for other kinds: their answers are values or text)."""
-    if not isinstance(question, OptionsQuestion) or question.kind == "multi_select":
+    if not isinstance(question, ChoiceQuestion):
         return None
     if not all(re.fullmatch(r"-?\d+", o.code) for o in question.options):
         return None

@@ -26,7 +26,7 @@ from survey_sim.data.mapping import (
 from survey_sim.data.readers import read_table
 from survey_sim.errors import InputError
 from survey_sim.population import Population
-from survey_sim.questionnaire import OptionsQuestion, Questionnaire
+from survey_sim.questionnaire import ChoiceQuestion, OptionsQuestion, Questionnaire
 
 HUMAN_COLUMNS = ["respondent_id", "weight", "question_id", "option_code"]
 ANONYMOUS = "You are taking part in a survey."
@@ -426,9 +426,7 @@ def _tidy(
     return pl.concat(parts).select(*HUMAN_COLUMNS, *mapping.attributes), removed_frame
 
 
-def _mapped_question(
-    questionnaire: Questionnaire, question_id: str, source: str
-) -> OptionsQuestion:
+def _mapped_question(questionnaire: Questionnaire, question_id: str, source: str) -> ChoiceQuestion:
     try:
         question = questionnaire.question(question_id)
     except KeyError as error:
@@ -438,7 +436,7 @@ def _mapped_question(
             f"the mapping names question {question_id!r}, which is not in "
             f"questionnaire {questionnaire.id!r} ({known})",
         ) from error
-    if not isinstance(question, OptionsQuestion) or question.kind == "multi_select":
+    if not isinstance(question, ChoiceQuestion):
         raise InputError(
             source,
             f"question {question_id!r} is {question.kind}: human data can be mapped to "

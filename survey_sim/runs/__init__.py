@@ -6,6 +6,7 @@ frames, the Parquet set) and a typed, versioned manifest (:mod:`~survey_sim.runs
 from survey_sim.runs.manifest import MANIFEST_VERSION, RunManifest
 from survey_sim.runs.plan import Cell, Plan
 from survey_sim.runs.preview import PromptPreview, preview
+from survey_sim.runs.rankings import rank_summary
 from survey_sim.runs.results import SimulationResult, position_bias, subgroup_distributions
 from survey_sim.runs.run import Executed, execute, simulate
 from survey_sim.runs.settings import SimulationSettings
@@ -24,6 +25,7 @@ __all__ = [
     "execute",
     "position_bias",
     "preview",
+    "rank_summary",
     "simulate",
     "subgroup_distributions",
 ]

@@ -217,7 +217,7 @@ def _sampled_outcome(cell: Cell, value: object, text: str) -> _Outcome:
     question = cell.question
     codes = cell.asking.outcome_codes(value)
     if isinstance(question, OptionsQuestion):
-        chosen = [o for o in question.options if o.code in codes]
+        chosen = [o for o in question.outcomes if o.code in codes]
         readable = "; ".join(o.text for o in chosen)
         return _Outcome("|".join(o.code for o in chosen), readable, text, "|".join(codes), 0.0)
     if isinstance(value, int | float) and not isinstance(value, bool):
