@@ -276,7 +276,11 @@ COURTS = "      - {id: trust_courts, text: The courts}"
         ),
         (COURTS, "      - {id: trust_courts, txt: The courts}", ["grid 'trust', field 'rows.2'"]),
         ("    rows:", "    colour: blue\n    rows:", ["grid 'trust'", "unknown field colour"]),
-        ("    rows:", "    scale: numeric\n    rows:", ["grid 'trust', field 'scale'", "ordinal or single_choice"]),
+        (
+            "    rows:",
+            "    scale: numeric\n    rows:",
+            ["grid 'trust', field 'scale'", "ordinal or single_choice"],
+        ),
         ("    rows:", "    scale: single_choice\n    rows:", []),
     ],
 )

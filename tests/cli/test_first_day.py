@@ -153,8 +153,8 @@ def test_comparing_with_another_survey_says_so(study):
         (
             ["population", "--human", "ces_2010", "--out", "cells.csv"],
             "no bundled survey of that name (did you mean ces_2011?); bundled: cces_2016, "
-            "ces_2011, ess_2020_norway, gss_spending_2018. A data file (.csv, .parquet, .sav, .dta) needs "
-            "--mapping and --questionnaire",
+            "ces_2011, ess_2020_norway, gss_spending_2018. A data file (.csv, .parquet, .sav, "
+            ".dta) needs --mapping and --questionnaire",
         ),
         (
             ["run", "q.yaml", "--personas", "p.csv", "--out", "results.csv"],
