@@ -23,6 +23,7 @@ guessed or added, and the questionnaire passes ``survey-sim check``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from survey_sim._codes import code_text
 from survey_sim._conditions import ConditionError, parse_condition
 from survey_sim._io import write_set
 from survey_sim.errors import InputError
+from survey_sim.questionnaire import MAX_RANKINGS
 
 DEMOGRAPHIC = re.compile(
     r"^(age|agegrp|age_group|sex|gender|party|partyid|pid|pid3|pid7|educ|education|degree|"
@@ -265,7 +267,8 @@ def import_xlsform(path: Path, survey_id: str | None = None) -> ImportedSurvey:
     ``settings`` sheets, as ODK, KoboToolbox and SurveyCTO use):
 
     * ``select_one LIST`` → single-choice (say ``kind: ordinal`` where the choices form a
-      scale), ``select_multiple LIST`` → multi-select, ``text`` → free text, ``integer`` /
+      scale), ``select_multiple LIST`` → multi-select, ``rank LIST`` → rank (the top few
+      places when all would be too many rankings, noted), ``text`` → free text, ``integer`` /
       ``decimal`` → numeric with the range of a ``. >= A and . <= B`` constraint (without
       one: left out, noted);
     * ``begin group`` ... ``end group`` → a block (nested groups: the outermost), and the
@@ -349,16 +352,19 @@ def import_xlsform(path: Path, survey_id: str | None = None) -> ImportedSurvey:
                 notes.append(f"{where}: type {kind} left out (it asks nothing to simulate)")
             continue
         question: dict[str, Any] = {"id": _ID.sub("_", name), "text": _label(row) or name}
-        if kind == "select_one" or kind == "select_multiple":
+        if kind in ("select_one", "select_multiple", "rank"):
             listed = listed.strip()
             if len(choices.get(listed, [])) < 2:
                 notes.append(
                     f"{where}: choice list {listed!r} has fewer than two choices; left out"
                 )
                 continue
-            question["kind"] = "single_choice" if kind == "select_one" else "multi_select"
-            question["options"] = choices[listed]
-            lists[question["id"]] = listed
+            if kind == "rank":
+                question = _rank(question["id"], question["text"], choices[listed], where, notes)
+            else:
+                question["kind"] = "single_choice" if kind == "select_one" else "multi_select"
+                question["options"] = choices[listed]
+                lists[question["id"]] = listed
         elif kind == "text":
             question["kind"] = "free_text"
         elif kind in ("integer", "decimal"):
@@ -519,7 +525,8 @@ def import_surveyjs(path: Path, survey_id: str | None = None) -> ImportedSurvey:
     * ``matrix`` → a grid (the stem shared, one ordinal question per row), noted;
     * pages → blocks (panels join their page's block);
     * ``visibleIf`` → ``ask_if`` where it translates (``{q} = 'a'``, ``<>``, comparisons,
-      ``notempty`` / ``empty``, ``and`` / ``or`` / ``not``), else left out, noted; ranking,
+      ``notempty`` / ``empty``, ``and`` / ``or`` / ``not``), else left out, noted;
+      ``ranking`` → rank (the top few places when all would be too many rankings, noted);
       HTML, expressions and other elements are left out, noted.
 
     Raises:
@@ -557,6 +564,10 @@ def import_surveyjs(path: Path, survey_id: str | None = None) -> ImportedSurvey:
                 "single_choice" if kind in ("radiogroup", "dropdown") else "multi_select"
             )
             made.append({"id": name, "kind": question_kind, "text": text, "options": options})
+        elif kind == "ranking":
+            made.append(
+                _rank(name, text, _surveyjs_choices(element.get("choices", [])), where, notes)
+            )
         elif kind == "rating":
             values = element.get("rateValues") or list(
                 range(int(element.get("rateMin", 1)), int(element.get("rateMax", 5)) + 1)
@@ -659,7 +670,8 @@ def import_qualtrics(path: Path, survey_id: str | None = None) -> ImportedSurvey
       multi-select; codes are the recode values where set, else the choice numbers;
     * ``Matrix`` (Likert) → a grid (the stem shared, one ordinal question per statement),
       noted; text entry (``TE``)
-      → free text; rank order, sliders, descriptive text and the rest → left out, noted;
+      → free text; rank order (``RO``) → rank (the top few places when all would be too
+      many rankings, noted); sliders, descriptive text and the rest → left out, noted;
     * blocks → blocks, in the survey's block order (the survey flow's randomisers and
       branches are not read: noted);
     * display logic → ``ask_if`` where it is "choice selected / not selected" on earlier
@@ -723,6 +735,9 @@ def import_qualtrics(path: Path, survey_id: str | None = None) -> ImportedSurvey
                         "options": options,
                     }
                 )
+            elif kind == "RO":
+                options, _ = _qualtrics_choices(payload, "Choices", "ChoiceOrder")
+                made.append(_rank(tag, text, options, where, notes))
             elif kind == "Matrix":
                 columns, _ = _qualtrics_choices(payload, "Answers", "AnswerOrder")
                 statements, row_codes = _qualtrics_choices(payload, "Choices", "ChoiceOrder")
@@ -757,6 +772,25 @@ def import_qualtrics(path: Path, survey_id: str | None = None) -> ImportedSurvey
             blocks.append({"id": block_id, "questions": block})
     title = str(entry.get("SurveyName") or survey_id)
     return _form(survey_id, title, path, questions, blocks if len(blocks) > 1 else [], notes)
+
+
+def _rank(
+    name: str, text: str, options: list[dict[str, str]], where: str, notes: list[str]
+) -> dict[str, Any]:
+    """A ranking question; when ranking every option has more rankings than can be read,
+    only the first few places are asked for (noted)."""
+    question: dict[str, Any] = {"id": name, "kind": "rank", "text": text, "options": options}
+    places = len(options)
+    while places > 1 and math.perm(len(options), places) > MAX_RANKINGS:
+        places -= 1
+    if places < len(options):
+        question["rank"] = places
+        notes.append(
+            f"{where}: ranking all {len(options)} options has "
+            f"{math.perm(len(options), len(options)):,} possible rankings, more than the "
+            f"{MAX_RANKINGS} that can be read; asked for the top {places} (rank: {places})"
+        )
+    return question
 
 
 def _grid(

@@ -155,6 +155,7 @@ def write_xlsform(path):
         ("integer", "age", "How old are you?", None, ". >= 18 and . <= 99"),
         ("integer", "kids", "How many children do you have?", None, None),
         ("text", "why", "Why?", "selected(${media}, 'tv')", None),
+        ("rank cand", "prefer", "Rank the candidates", None, None),
         ("note", "thanks", "Thank you", None, None),
     ]:
         survey.append(row)
@@ -185,8 +186,10 @@ def test_an_xlsform_becomes_a_questionnaire_with_blocks_and_conditions(tmp_path)
     questionnaire = load_questionnaire(written)
     assert questionnaire.id == "vote_form" and questionnaire.title == "A vote form"
     assert questionnaire.listed_order == (
-        "voted", "vote", "natfare", "media", "trust_tv", "trust_web", "age", "why"
+        "voted", "vote", "natfare", "media", "trust_tv", "trust_web", "age", "why", "prefer"
     )  # fmt: skip
+    prefer = questionnaire.question("prefer")
+    assert (prefer.kind, prefer.ranked, len(prefer.outcomes)) == ("rank", 2, 2)
     (trust,) = questionnaire.grids
     assert (trust.id, trust.text, trust.rows) == (
         "trust",
@@ -209,7 +212,7 @@ def test_an_xlsform_becomes_a_questionnaire_with_blocks_and_conditions(tmp_path)
         ("part1", ("voted", "vote")),
         ("spending", ("natfare", "media")),
         ("trust", ("trust_tv", "trust_web")),
-        ("part4", ("age", "why")),
+        ("part4", ("age", "why", "prefer")),
     ]
     notes = "\n".join(imported.notes)
     for expected in (
@@ -290,6 +293,12 @@ SURVEYJS = {
                     "title": "Why?",
                     "visibleIf": "{interest} notempty",
                 },
+                {
+                    "type": "ranking",
+                    "name": "issues",
+                    "title": "Rank these issues",
+                    "choices": ["Jobs", "Health", "Crime", "Climate", "Taxes", "Schools", "Roads"],
+                },
                 {"type": "html", "name": "bye", "html": "<p>Thanks</p>"},
             ],
         },
@@ -308,8 +317,10 @@ def test_a_surveyjs_survey_becomes_a_questionnaire(tmp_path):
     (written,) = imported.write(tmp_path / "survey.yaml", tmp_path / "unused.yaml")
     questionnaire = load_questionnaire(written)
     assert questionnaire.listed_order == (
-        "voted", "interest", "member", "media", "trust_tv", "trust_web", "age", "why"
+        "voted", "interest", "member", "media", "trust_tv", "trust_web", "age", "why", "issues"
     )  # fmt: skip
+    issues = questionnaire.question("issues")
+    assert (issues.kind, issues.ranked, len(issues.outcomes)) == ("rank", 3, 7 * 6 * 5)
     assert questionnaire.question("interest").kind == "ordinal"
     assert questionnaire.question("interest").ask_if == 'voted == "yes"'
     assert [o.code for o in questionnaire.question("member").options] == ["true", "false"]
@@ -323,6 +334,10 @@ def test_a_surveyjs_survey_becomes_a_questionnaire(tmp_path):
     assert "a matrix, asked as a grid of 2 rows (an ordinal question each" in notes
     assert "visibleIf \"{media} contains 'TV'\" does not translate" in notes
     assert "type html left out" in notes
+    assert (
+        "ranking all 7 options has 5,040 possible rankings, more than the 720 that can be read; "
+        "asked for the top 3 (rank: 3)"
+    ) in notes
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(InputError, match="cannot read as JSON"):
         import_file(tmp_path / "broken.json")
@@ -427,7 +442,19 @@ QSF = {
                 "Type": "BooleanExpression",
             },
         ),
-        qualtrics_question("QID5", "rank", "Rank these", "RO", "DND", Choices={}),
+        qualtrics_question(
+            "QID5",
+            "rank",
+            "Rank these",
+            "RO",
+            "DND",
+            Choices={
+                "1": {"Display": "Schools"},
+                "2": {"Display": "Roads"},
+                "3": {"Display": "Parks"},
+            },
+            ChoiceOrder=[1, 2, 3],
+        ),
         qualtrics_question(
             "QID6",
             "tv_hours",
@@ -464,8 +491,13 @@ def test_a_qualtrics_export_becomes_a_questionnaire(tmp_path):
     questionnaire = load_questionnaire(written)
     assert questionnaire.title == "Spending study"
     assert questionnaire.listed_order == (
-        "voted", "media", "spend_1", "spend_2", "why", "tv_hours"
+        "voted", "media", "spend_1", "spend_2", "why", "rank", "tv_hours"
     )  # fmt: skip
+    ranked = questionnaire.question("rank")
+    assert (ranked.kind, [o.text for o in ranked.options]) == (
+        "rank",
+        ["Schools", "Roads", "Parks"],
+    )
     voted = questionnaire.question("voted")
     assert voted.text == "Did you vote in 2016?"
     assert [(o.code, o.text) for o in voted.options] == [("1", "Yes"), ("0", "No")]
@@ -477,7 +509,6 @@ def test_a_qualtrics_export_becomes_a_questionnaire(tmp_path):
     assert questionnaire.question("tv_hours").ask_if is None
     assert [b.id for b in questionnaire.blocks] == ["Screener", "Main_items"]
     notes = "\n".join(imported.notes)
-    assert "question rank: type RO (DND) left out" in notes
     assert "question tv_hours: display logic does not translate" in notes
 
 
