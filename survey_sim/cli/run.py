@@ -22,8 +22,8 @@ from survey_sim.cli._common import (
 )
 from survey_sim.data.bundled import bundled_file
 from survey_sim.population import Population
-from survey_sim.questionnaire import load_questionnaire
-from survey_sim.runs import SimulationResult, position_bias, simulate
+from survey_sim.questionnaire import Questionnaire, load_questionnaire
+from survey_sim.runs import SimulationResult, position_bias, rank_summary, simulate
 from survey_sim.runs.results import LOW_COVERAGE, ResultFiles
 
 
@@ -102,7 +102,7 @@ def _run(questionnaire_path: Path, personas_path: Path, args: argparse.Namespace
     result.warn_if_low_coverage()
     written = write_run(result, args.out)
     if not args.quiet:
-        _print_tables(result, permuted=args.permute, per_persona=args.per_persona)
+        _print_tables(result, questionnaire, permuted=args.permute, per_persona=args.per_persona)
     assert result.manifest is not None  # simulate always records one
     work, cached = result.manifest.work, result.manifest.cache
     reuse = "" if work.hit_rate is None else f", {work.hit_rate:.0%} of prompt tokens"
@@ -135,7 +135,10 @@ def _by_outcome_set(frame: pl.DataFrame) -> list[pl.DataFrame]:
     return labelled.partition_by("outcomes", maintain_order=True, include_key=False)
 
 
-def _print_tables(result: SimulationResult, *, permuted: bool, per_persona: bool) -> None:
+def _print_tables(
+    result: SimulationResult, questionnaire: Questionnaire, *, permuted: bool, per_persona: bool
+) -> None:
+    listed = pl.col("kind") != "rank"  # rankings are summarised per option instead
     with pl.Config(
         tbl_rows=-1,
         tbl_cols=-1,
@@ -147,21 +150,32 @@ def _print_tables(result: SimulationResult, *, permuted: bool, per_persona: bool
     ):
         if per_persona and not result.responses.is_empty():
             print("Per-persona answer distributions (multi-select: P(selected) per option):")
-            per_persona_rows = result.responses.group_by(
-                "persona_id", "question_id", "option_text", maintain_order=True
-            ).agg(pl.col("prob").mean(), pl.col("coverage").mean())
+            per_persona_rows = (
+                result.responses.filter(listed)
+                .group_by("persona_id", "question_id", "option_text", maintain_order=True)
+                .agg(pl.col("prob").mean(), pl.col("coverage").mean())
+            )
             for table in _by_outcome_set(per_persona_rows):
                 print(distribution_table(table, ["persona_id", "question_id"]))
             print()
-        if not result.population.is_empty():
+        population = result.population.filter(listed)
+        if not population.is_empty():
             print("Population distribution (persona weights applied; multi-select: P(selected)):")
-            for table in _by_outcome_set(result.population):
+            for table in _by_outcome_set(population):
                 print(distribution_table(table, ["question_id"]))
             print(
                 "coverage: the model's probability of the listed answers before they are "
                 f"renormalised to 1 (below {LOW_COVERAGE} a run warns: the model mostly "
                 "answers something else)."
             )
+        ranks = rank_summary(result, questionnaire)
+        if not ranks.is_empty():
+            print(
+                "\nRank questions, per option (first: P(ranked first); ranked: P(placed in the "
+                "ranking); mean_rank: 1 = first, when every option is ranked; by_rank: P(each "
+                "place)). Each ranking's probability is in the results:"
+            )
+            print(ranks.drop("option_code"))
         if permuted:
             print("\nPosition bias (first_position_bias = P(option shown first) - 1/k):")
             print(position_bias(result.responses))

@@ -39,7 +39,7 @@ def write(tmp_path, text: str):
 
 
 def test_every_kind_loads(kinds):
-    assert [q.kind for q in kinds] == ["ordinal", "multi_select", "numeric", "free_text"]
+    assert [q.kind for q in kinds] == ["ordinal", "multi_select", "rank", "numeric", "free_text"]
     tvhours = kinds.question("tvhours")
     assert [o.code for o in tvhours.outcomes] == ["0-1", "2-3", "4+"]
     assert [o.text for o in tvhours.outcomes] == ["0 to 1", "2 to 3", "4 or more"]
@@ -230,6 +230,7 @@ def test_simulate_every_kind_exact_and_sampled(tiny_engine, kinds, two_personas,
     assert responses.group_by("question_id", maintain_order=True).len()["len"].to_list() == [
         2 * 4,
         2 * 5,
+        2 * 6,  # every ranking of 3 options
         2 * 3,
     ]
     assert responses.filter(pl.col("kind") != "multi_select")["method"].unique().to_list() == [
@@ -238,7 +239,7 @@ def test_simulate_every_kind_exact_and_sampled(tiny_engine, kinds, two_personas,
     sums = responses.group_by("persona_id", "question_id").agg(pl.col("prob").sum())
     multi = sums.filter(pl.col("question_id") == "news_sources")["prob"]
     assert sums.filter(pl.col("question_id") != "news_sources")["prob"].to_list() == pytest.approx(
-        [1.0] * 4
+        [1.0] * 6
     )
     assert multi.to_list() != pytest.approx([1.0] * 2)  # selection probabilities
     draws = result.draws

@@ -306,7 +306,10 @@ def test_run_every_question_kind(tiny_model_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Sampled answers" in result.stdout and "kinds.draws.parquet" in result.stdout
     responses = pl.read_parquet(out)
-    assert sorted(responses["kind"].unique()) == ["multi_select", "numeric", "ordinal"]
+    assert sorted(responses["kind"].unique()) == ["multi_select", "numeric", "ordinal", "rank"]
+    assert (
+        "Rank questions, per option" in result.stdout and "News websites or apps" in result.stdout
+    )
     draws = pl.read_parquet(tmp_path / "kinds.draws.parquet")
     assert draws.height == 8 * 4 and draws["question_id"].unique().to_list() == ["mip"]
 

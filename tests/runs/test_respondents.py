@@ -216,8 +216,12 @@ def test_kinds_without_an_exact_distribution_are_sampled_one_answer_per_responde
         "polint": "exact",
         "tvhours": "exact",
         "news_sources": "sample",
+        "news_trust": "sample",
         "mip": "sample",
     }
+    rankings = {o.code for o in kinds.question("news_trust").outcomes}
+    trusted = data.filter(pl.col("question_id") == "news_trust", pl.col("problem").is_null())
+    assert trusted.height > 0 and set(trusted["answer_code"]) <= rankings
     news = data.filter(pl.col("question_id") == "news_sources", pl.col("problem").is_null())
     codes = {o.code for o in kinds.question("news_sources").options}
     for answer in news["answer_code"]:
