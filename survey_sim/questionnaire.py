@@ -192,15 +192,42 @@ class OptionsQuestion(_QuestionBase):
         raise KeyError(f"question {self.id!r} has no option {code!r} (known: {known})")
 
 
+class MissingCode(_Strict):
+    """A code the data declare missing for a question (no answer, inapplicable...) that is
+    not an answer option: never asked or simulated, kept so that an export declares it as
+    the source did."""
+
+    code: str
+    text: str = Field(min_length=1)
+
+    _written_as_text = field_validator("code", "text", mode="before")(declared_code)
+
+
 class ChoiceQuestion(OptionsQuestion):
     """A question answered by picking exactly one of its options.
 
     ``kind`` is ``"single_choice"`` (nominal options) or ``"ordinal"`` (a scale such as
     Likert items; substantive options get ordinal positions in their listed order unless
-    positions are given).
+    positions are given). ``missing_codes`` (:class:`MissingCode`) are the codes the
+    question's data declare missing: exports label them and declare them missing (``.sav``),
+    as the source file did; ``survey-sim import`` fills them in.
     """
 
     kind: Literal["single_choice", "ordinal"]
+    missing_codes: tuple[MissingCode, ...] = ()
+
+    @model_validator(mode="after")
+    def _missing_codes_are_not_options(self) -> Self:
+        codes = [o.code for o in self.options]
+        _check_unique([m.code for m in self.missing_codes], "missing code")
+        both = [m.code for m in self.missing_codes if m.code in codes]
+        if both:
+            raise ValueError(
+                f"codes {', '.join(both)} are options and missing codes; a code is one or the "
+                "other (a non-substantive answer the model may give is an option with "
+                "substantive: false)"
+            )
+        return self
 
     def scale(self) -> tuple[int, ...] | None:
         """The options on the ordinal scale, as indices into ``options`` from one end of the

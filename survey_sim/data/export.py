@@ -8,7 +8,9 @@ respondents). Codes are never rewritten: a question whose codes are all whole nu
 a numeric variable labelled with its options' texts; one with text codes stays a text
 variable (SPSS and Stata label numbers only), and :class:`Exported` lists it. A question not
 asked is missing (system missing); in ``.sav`` files the codes of non-substantive options
-(don't know, refused) are declared user-missing, as survey data files declare them.
+(don't know, refused) and the question's ``missing_codes`` (codes the source data declared
+missing, kept by ``survey-sim import``) are declared user-missing, as survey data files
+declare them, and labelled in every format.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ import polars as pl
 
 from survey_sim._io import write_set
 from survey_sim.errors import InputError
-from survey_sim.questionnaire import ChoiceQuestion, OptionsQuestion, Question, Questionnaire
+from survey_sim.questionnaire import (
+    ChoiceQuestion,
+    MissingCode,
+    OptionsQuestion,
+    Question,
+    Questionnaire,
+)
 
 EXPORT_FORMATS = ("sav", "dta", "csv", "parquet")
 NAME_LIMITS = {"sav": 64, "dta": 32}
@@ -51,7 +59,8 @@ class Exported:
 
 def codebook(questionnaire: Questionnaire, questions: list[str]) -> pl.DataFrame:
     """One row per question × option of ``questions`` (``question_id``, ``question_text``,
-    ``kind``, ``grid``: the grid it is a row of, ``code``, ``label``, ``substantive``); a
+    ``kind``, ``grid``: the grid it is a row of, ``code``, ``label``, ``substantive``), then
+    one per code the question declares missing (``substantive`` null: not an answer); a
     question without options has one row with null code."""
     rows: list[dict[str, Any]] = []
     for question_id in questions:
@@ -67,6 +76,10 @@ def codebook(questionnaire: Questionnaire, questions: list[str]) -> pl.DataFrame
             rows += [
                 {**base, "code": o.code, "label": o.text, "substantive": o.substantive}
                 for o in question.options
+            ]
+            rows += [
+                {**base, "code": m.code, "label": m.text, "substantive": None}
+                for m in _missing_codes(question)
             ]
         else:
             rows.append({**base, "code": None, "label": None, "substantive": None})
@@ -103,9 +116,9 @@ def codebook_markdown(
         lines += ["", f"{level} `{question_id}` ({first['kind']})", "", first["question_text"]]
         if first["code"] is not None:
             lines += ["", "| code | label | |", "|---|---|---|"]
+            marks = {True: "", False: "non-substantive", None: "declared missing, not asked"}
             lines += [
-                f"| {row['code']} | {row['label']} | "
-                f"{'' if row['substantive'] else 'non-substantive'} |"
+                f"| {row['code']} | {row['label']} | {marks[row['substantive']]} |"
                 for row in rows.iter_rows(named=True)
             ]
     return "\n".join(lines) + "\n"
@@ -187,12 +200,14 @@ def export_microdata(
                 text_coded.append(column)
             continue
         columns[column] = numbers
-        if isinstance(question, OptionsQuestion):
+        if isinstance(question, ChoiceQuestion):
             measures[column] = "ordinal" if question.kind == "ordinal" else "nominal"
-            value_labels[column] = {int(o.code): o.text for o in question.options}
+            value_labels[column] = {int(code): text for code, text in _labelled(question)}
             off = [int(o.code) for o in question.options if not o.substantive]
-            if off:
-                missing[column] = off
+            off += [int(m.code) for m in question.missing_codes]
+            if off and to == "sav":
+                answers = [int(o.code) for o in question.options if o.substantive]
+                missing[column] = _spss_missing(off, answers, column, path)
     frame = pl.DataFrame(columns).to_pandas()
     ordered = [labels.get(column) for column in frame.columns]
 
@@ -227,11 +242,49 @@ def variable_label(questionnaire: Questionnaire, question_id: str) -> str:
     return " ".join((text if grid is None else f"{grid.text}: {text}").split())
 
 
+def _missing_codes(question: Question) -> tuple[MissingCode, ...]:
+    return question.missing_codes if isinstance(question, ChoiceQuestion) else ()
+
+
+def _labelled(question: ChoiceQuestion) -> list[tuple[str, str]]:
+    """Every code a question's variable may hold, with its label: options, then the codes
+    declared missing."""
+    return [(o.code, o.text) for o in question.options] + [
+        (m.code, m.text) for m in question.missing_codes
+    ]
+
+
+SPSS_DISCRETE_MISSING = 3
+"""Most discrete missing values an SPSS variable declares (or one range)."""
+
+
+def _spss_missing(off: list[int], answers: list[int], column: str, path: Path) -> list[Any]:
+    """How a ``.sav`` declares ``off`` missing: as discrete values (at most three), else as
+    one range when no answer code lies inside it.
+
+    Raises:
+        InputError: neither can declare them.
+    """
+    if len(off) <= SPSS_DISCRETE_MISSING:
+        return sorted(off)
+    low, high = min(off), max(off)
+    inside = [code for code in answers if low <= code <= high]
+    if inside:
+        raise InputError(
+            path,
+            f"{column}: SPSS declares at most {SPSS_DISCRETE_MISSING} missing codes or one "
+            f"range, but codes {', '.join(map(str, sorted(off)))} are missing and answers "
+            f"{', '.join(map(str, inside))} lie between them; export to .dta, .csv or .parquet "
+            "(their codebook lists every code), or give the missing codes one block of numbers",
+        )
+    return [{"lo": low, "hi": high}]
+
+
 def _whole_numbers(series: pl.Series, question: Question) -> pl.Series | None:
     """An options question's column as whole numbers when every code it has is one
     (``None`` otherwise, and for other kinds: their answers are values or text)."""
     if not isinstance(question, ChoiceQuestion):
         return None
-    if not all(re.fullmatch(r"-?\d+", o.code) for o in question.options):
+    if not all(re.fullmatch(r"-?\d+", code) for code, _ in _labelled(question)):
         return None
     return series.cast(pl.Int64, strict=True)

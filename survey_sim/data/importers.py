@@ -189,7 +189,8 @@ def import_data_file(path: Path, survey_id: str | None = None) -> ImportedSurvey
         if missing:
             notes.append(
                 f"{column}: codes {', '.join(sorted(missing, key=_order))} declared missing in "
-                "the file: not options, listed as missing in the mapping"
+                "the file: not options, listed as missing in the mapping and kept as the "
+                "question's missing_codes (exports declare them missing again)"
             )
         if len(options) < 2:
             notes.append(f"{column}: left out (fewer than two answer options)")
@@ -200,14 +201,18 @@ def import_data_file(path: Path, survey_id: str | None = None) -> ImportedSurvey
                 f"{column}: kind single_choice, the file records no nominal level (set kind: "
                 "ordinal if its options form a scale)"
             )
-        questions.append(
-            {
-                "id": question_id,
-                "kind": "ordinal" if ordinal else "single_choice",
-                "text": " ".join((label or column).split()),
-                "options": options,
-            }
-        )
+        question = {
+            "id": question_id,
+            "kind": "ordinal" if ordinal else "single_choice",
+            "text": " ".join((label or column).split()),
+            "options": options,
+        }
+        if missing:
+            question["missing_codes"] = [
+                {"code": code, "text": labelled.get(code, f"missing ({code})")}
+                for code in sorted(missing, key=_order)
+            ]
+        questions.append(question)
         mapped[question_id] = (
             column if not missing else {"column": column, "missing": sorted(missing, key=_order)}
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import polars as pl
+import pyreadstat
 import pytest
 
 from survey_sim import (
@@ -149,7 +150,7 @@ def test_each_ranking_is_the_product_of_its_plainly_computed_choices(tiny_engine
         assert summary["ranked"].sum() == pytest.approx(2.0)
 
 
-def test_rankings_are_sampled_and_drawn_by_respondents(tiny_engine, two_people):
+def test_rankings_are_sampled_and_drawn_by_respondents(tiny_engine, two_people, tmp_path):
     questionnaire = ranking(rank=3)
     codes = {outcome.code for outcome in questionnaire.question("focus").outcomes}
     sampled = simulate(
@@ -172,6 +173,10 @@ def test_rankings_are_sampled_and_drawn_by_respondents(tiny_engine, two_people):
     people = simulate_respondents(questionnaire, two_people, tiny_engine, n=8, progress=False)
     answers = people.microdata["answer_code"].drop_nulls().to_list()
     assert answers and set(answers) <= codes
+    exported = people.export(tmp_path / "sample.sav", questionnaire)
+    assert exported.text_coded == ["focus"]
+    data, _ = pyreadstat.read_sav(str(exported.paths[0]))
+    assert set(data["focus"].dropna()) <= codes
 
 
 def test_rank_summary_refuses_results_of_another_questionnaire(tiny_engine, two_people):

@@ -13,6 +13,7 @@ from survey_sim import (
     HumanResponses,
     InputError,
     Population,
+    Questionnaire,
     bundled_file,
     load_questionnaire,
     simulate_respondents,
@@ -32,6 +33,8 @@ questions:
       - {code: 2, text: Some}
       - {code: 3, text: Not at all}
       - {code: 9, text: Don't know, substantive: false}
+    missing_codes:
+      - {code: -1, text: Inapplicable}
   - id: paper
     kind: single_choice
     text: Which do you read most?
@@ -70,8 +73,32 @@ def test_spss_file_carries_labels_and_user_missing_codes(questionnaire, tmp_path
         2.0: "Some",
         3.0: "Not at all",
         9.0: "Don't know",
+        -1.0: "Inapplicable",
     }
-    assert meta.missing_ranges["trust"] == [{"lo": 9.0, "hi": 9.0}]
+    assert meta.missing_ranges["trust"] == [{"lo": -1.0, "hi": -1.0}, {"lo": 9.0, "hi": 9.0}]
+
+
+def test_more_missing_codes_than_spss_declares_become_a_range_or_a_clear_refusal(tmp_path):
+    def scale(missing: list[int]) -> Questionnaire:
+        options = [{"code": c, "text": f"Point {c}"} for c in (1, 2, 3)]
+        return Questionnaire.model_validate(
+            {
+                "id": "m",
+                "questions": [
+                    {"id": "q", "kind": "ordinal", "text": "How much?", "options": options}
+                    | {"missing_codes": [{"code": c, "text": f"Missing {c}"} for c in missing]}
+                ],
+            }
+        )
+
+    wide = pl.DataFrame({"respondent_id": ["r1"], "persona_id": ["a"], "q": ["2"]})
+    export_microdata(wide, scale([96, 97, 98, 99]), tmp_path / "range.sav")
+    _, meta = pyreadstat.read_sav(str(tmp_path / "range.sav"), user_missing=True)
+    assert meta.missing_ranges["q"] == [{"lo": 96.0, "hi": 99.0}]
+    with pytest.raises(InputError, match="answers 1, 2, 3 lie between them"):
+        export_microdata(wide, scale([-1, 0, 97, 98]), tmp_path / "split.sav")
+    assert not (tmp_path / "split.sav").exists()
+    export_microdata(wide, scale([-1, 0, 97, 98]), tmp_path / "split.dta")  # labels only
 
 
 def test_stata_file_carries_labels_and_refuses_names_it_cannot_hold(questionnaire, tmp_path):
@@ -92,8 +119,11 @@ def test_csv_gets_a_codebook(questionnaire, tmp_path):
     assert [path.name for path in exported.paths] == ["s.csv", "s.codebook.md", "s.codebook.csv"]
     markdown = (tmp_path / "s.codebook.md").read_text()
     assert "## `trust` (ordinal)" in markdown and "| 9 | Don't know | non-substantive |" in markdown
+    assert "| -1 | Inapplicable | declared missing, not asked |" in markdown
     book = pl.read_csv(tmp_path / "s.codebook.csv")
-    assert book.filter(pl.col("question_id") == "trust")["label"].to_list()[-1] == "Don't know"
+    trust = book.filter(pl.col("question_id") == "trust")
+    assert trust["label"].to_list()[-2:] == ["Don't know", "Inapplicable"]
+    assert trust["substantive"].to_list()[-2:] == [False, None]
     assert pl.read_csv(tmp_path / "s.csv").height == 3
 
 

@@ -523,15 +523,19 @@ def test_import_simulate_export_round_trip(spss_file, tiny_engine, tmp_path):
     sample = simulate_respondents(questionnaire, population, tiny_engine, 30, progress=False)
     sample.export(tmp_path / "simulated.sav", questionnaire)
     _, original = pyreadstat.read_sav(str(spss_file), user_missing=True)
-    frame, again = pyreadstat.read_sav(str(tmp_path / "simulated.sav"))
+    frame, again = pyreadstat.read_sav(str(tmp_path / "simulated.sav"), user_missing=True)
     for name in ("q1", "scale"):  # q2@b became q2_b: ids cannot hold '@'
         assert name in frame.columns
         assert again.column_names_to_labels[name] == original.column_names_to_labels[name]
-        kept = {
-            code: label
-            for code, label in original.variable_value_labels[name].items()
-            if code != 8  # declared missing: not an option, so not in the simulated file
-        }
-        assert kept.items() <= again.variable_value_labels[name].items()
+        # Every labelled code, the declared-missing 8 "Don't know" included (never asked,
+        # carried as a missing code).
+        assert again.variable_value_labels[name].items() >= (
+            original.variable_value_labels[name].items()
+        )
+    assert again.missing_ranges["q1"] == original.missing_ranges["q1"] == [{"lo": 8.0, "hi": 8.0}]
+    # The source left q2@b's 9 "Refused" undeclared; imported as a non-substantive option (the
+    # import notes it), it is exported declared missing, as exports declare such options.
+    assert again.missing_ranges["q2_b"] == [{"lo": 9.0, "hi": 9.0}]
+    assert questionnaire.question("q1").missing_codes[0].text == "Don't know"
     assert set(frame["q1"].dropna()) <= {1.0, 2.0, 3.0}
     assert set(frame["sex"]) == {"man", "woman"}
