@@ -4,7 +4,9 @@ The ranking (``news_trust`` in ``questionnaires/question_kinds.yaml``: rank 3 ne
 is read exactly as a chain of choices (P(first) · P(second | first)), and sampled as a whole
 list under a grammar that lists every ranking. The grid (``gss_confidence_grid.yaml``: five
 GSS institutions on one 3-point confidence scale) is read exactly per row, and sampled per
-row. Per question it reports the total variation between the exact and the sampled
+row. Each is asked with letter labels (A, B, C) and again with number labels (``1-3``): a
+sampled number is exactly the text exact scoring reads, a sampled letter is a quoted JSON
+string. Per question it reports the total variation between the exact and the sampled
 population distributions, beside what sampling error alone gives: the same number of draws
 per persona from the exact distributions themselves (simulated, seeded). A distance well
 above that floor means the two methods ask different things, not that sampling was short.
@@ -21,7 +23,7 @@ import time
 import numpy as np
 import polars as pl
 
-from survey_sim import Population, TransformersEngine, load_questionnaire, simulate
+from survey_sim import Population, Questionnaire, TransformersEngine, load_questionnaire, simulate
 from survey_sim.data.bundled import bundled_file
 
 FLOOR_REPLICATES = 200
@@ -53,6 +55,15 @@ def sampling_floor(
     return float(np.mean(distances))
 
 
+def numbered(questionnaire: Questionnaire) -> Questionnaire:
+    """The questionnaire with number labels (1, 2, 3...) instead of letters."""
+    data = questionnaire.model_dump()
+    for question in data["questions"]:
+        question["label_style"] = "number"
+        question["options"] = [option | {"label": None} for option in question["options"]]
+    return Questionnaire.model_validate(data)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="model folder (default: the default)")
@@ -64,9 +75,13 @@ def main() -> None:
     population = Population.from_file(bundled_file("personas", "us_adults_demo.yaml"))
     population = Population(list(population)[: args.personas], id="demo")
     kinds = load_questionnaire(bundled_file("questionnaires", "question_kinds.yaml"))
+    ranked = kinds.select(["news_trust"])
+    grid = load_questionnaire(bundled_file("questionnaires", "gss_confidence_grid.yaml"))
     studies = {
-        "rank": kinds.select(["news_trust"]),
-        "grid": load_questionnaire(bundled_file("questionnaires", "gss_confidence_grid.yaml")),
+        "rank": ranked,
+        "rank 1-3": numbered(ranked),
+        "grid": grid,
+        "grid 1-3": numbered(grid),
     }
     rng = np.random.default_rng(20261207)
     print(
@@ -74,7 +89,7 @@ def main() -> None:
         "persona and question\n"
     )
     header = (
-        f"{'item':<6} {'question':<11} {'outcomes':>8} {'exact s':>8} {'sampled s':>9} "
+        f"{'item':<9} {'question':<11} {'outcomes':>8} {'exact s':>8} {'sampled s':>9} "
         f"{'valid':>6} {'TV exact-sampled':>16} {'sampling floor':>14}"
     )
     print(header)
@@ -106,7 +121,7 @@ def main() -> None:
             valid = 1 - (mine["truncated"] | mine["invalid"]).mean()  # type: ignore[operator]
             floor = sampling_floor(exact.responses, question, args.samples, rng)
             print(
-                f"{item:<6} {question:<11} {len(codes):>8} {exact_seconds:>8.1f} "
+                f"{item:<9} {question:<11} {len(codes):>8} {exact_seconds:>8.1f} "
                 f"{sampled_seconds:>9.1f} {valid:>6.1%} {distance:>16.3f} {floor:>14.3f}"
             )
     print(

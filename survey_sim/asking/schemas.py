@@ -68,14 +68,8 @@ def value_schema(question: Question, answer: AnswerMode = "label") -> JsonSchema
             return _selection_schema(question, answer_values(question, answer))
         case RankQuestion():
             values = answer_values(question, answer)
-            return {
-                "type": "array",
-                "items": {"enum": values},
-                "uniqueItems": True,
-                "minItems": question.ranked,
-                "maxItems": question.ranked,
-                "enum": [[values[index] for index in order] for order in question.rankings()],
-            }
+            orders = [[values[index] for index in order] for order in question.rankings()]
+            return _distinct_lists(values, question.ranked, question.ranked, orders)
         case NumericQuestion():
             return {
                 "type": "integer" if question.integer else "number",
@@ -139,13 +133,22 @@ def _selection_schema(question: MultiSelectQuestion, values: list[str | int]) ->
             f"under a grammar (at most {MAX_SELECTIONS}); set max_selected, or use the exact "
             "method"
         )
+    selections = [list(chosen) for size in sizes for chosen in itertools.combinations(values, size)]
+    return _distinct_lists(values, question.min_selected, question.most_selected, selections)
+
+
+def _distinct_lists(
+    values: list[str | int], shortest: int, longest: int, allowed: list[list[str | int]]
+) -> JsonSchema:
+    """Lists of distinct ``values``: ``uniqueItems``, which grammar engines do not enforce,
+    and every ``allowed`` list in ``enum``, which they do."""
     return {
         "type": "array",
         "items": {"enum": values},
         "uniqueItems": True,
-        "minItems": question.min_selected,
-        "maxItems": question.most_selected,
-        "enum": [list(chosen) for size in sizes for chosen in itertools.combinations(values, size)],
+        "minItems": shortest,
+        "maxItems": longest,
+        "enum": allowed,
     }
 
 
