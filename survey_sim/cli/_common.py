@@ -368,3 +368,8 @@ def cache_summary(record: StoreRecord | None) -> str:
     if record is None:
         return "results cache not used"
     return f"{record.hits} requests from the results cache, {record.misses} computed"
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: ``"3 questions"``, ``"1 row"``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from survey_sim.cli._common import add_human_arguments, load_human
+from survey_sim.cli._common import add_human_arguments, counted, load_human
 from survey_sim.data.responses import HumanResponses
 from survey_sim.errors import SurveySimError
 from survey_sim.flow import check_population, path_dependent, pipes_in
@@ -65,14 +65,14 @@ def _questionnaire_summary(questionnaire: Questionnaire, path: Path | None) -> s
     options = Counter(
         len(question.options) for question in questionnaire if isinstance(question, OptionsQuestion)
     )
-    by_count = [f"{k} ({_count(n, 'question')})" for k, n in sorted(options.items())]
+    by_count = [f"{k} ({counted(n, 'question')})" for k, n in sorted(options.items())]
     return (
         f"Questionnaire {questionnaire.id!r}{f' ({path})' if path else ''}: "
-        f"{_count(len(questionnaire), 'question')} "
+        f"{counted(len(questionnaire), 'question')} "
         f"({', '.join(f'{n} {kind}' for kind, n in kinds.items())}); options per question: "
         f"{', '.join(by_count) or 'none'}."
         + "".join(
-            f" Grid {grid.id!r}: {_count(len(grid.rows), 'row')} ({', '.join(grid.rows)})."
+            f" Grid {grid.id!r}: {counted(len(grid.rows), 'row')} ({', '.join(grid.rows)})."
             for grid in questionnaire.grids
         )
     )
@@ -109,7 +109,7 @@ def _personas_summary(population: Population, path: Path) -> str:
     attributes = [c for c in frame.columns if c not in ("persona_id", "weight", "description")]
     weights = [persona.weight for persona in population]
     return (
-        f"Personas {path}: {_count(len(population), 'persona')}, attributes "
+        f"Personas {path}: {counted(len(population), 'persona')}, attributes "
         f"{', '.join(attributes) or 'none'}; weights sum to {sum(weights):.3f} "
         f"(each {min(weights):.3g} to {max(weights):.3g}).\n"
         f"  First description: {next(iter(population)).description}"
@@ -196,7 +196,3 @@ def _personas_against_people(population: Population, human: HumanResponses) -> s
                 f"which no respondent has (respondents: {', '.join(sorted(human_values))})."
             )
     return "\n".join(lines)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -18,11 +18,14 @@ GGUF weights are dequantised once and saved as safetensors in the user cache dir
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
 import shutil
+import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -126,14 +129,34 @@ def locate_model(model: str | Path | None) -> tuple[Path, str]:
     )
 
 
+def converted_models_dir() -> Path:
+    """Where converted GGUF models are kept (``survey-sim cache`` lists and clears them)."""
+    return cache_dir() / "models"
+
+
 def converted_gguf(gguf: Path) -> Path:
-    """A safetensors copy of a GGUF model in the cache, made on first use."""
-    stat = gguf.stat()
-    target = cache_dir() / "models" / f"{gguf.stem}-{stat.st_size:x}-{stat.st_mtime_ns:x}"
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer, model = _load_pretrained(gguf.parent, gguf, gguf_file=gguf.name)
+    """A safetensors copy of a GGUF model in the cache, made on first use.
+
+    The copy is found by the GGUF file's content (its hash), whatever the file's name, path
+    or modification time, so reinstalling the package that holds it, or another virtual
+    environment with the same file, reuses it.
+    """
+    digest = cached_file_hash(gguf)[:CONTENT_KEY]
+    models = converted_models_dir()
+    for found in sorted(models.glob(f"*-{digest}")):
+        if (found / "config.json").is_file():
+            return found
+    target = models / f"{gguf.stem}-{digest}"
+    models.mkdir(parents=True, exist_ok=True)
+    print(
+        f"First use of {gguf.name} ({gguf.stat().st_size / 2**20:.0f} MiB): converting it "
+        f"once to a plain float32 model in {target} (the weights dequantised; this takes "
+        "about half a minute; every later run and environment reuses it).",
+        file=sys.stderr,
+    )
+    started = time.perf_counter()
+    with _quiet_gguf_conversion():
+        tokenizer, model = _load_pretrained(gguf.parent, gguf, gguf_file=gguf.name)
     # The weights are dequantised on load; save them as plain (unquantised) safetensors.
     model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
@@ -149,7 +172,29 @@ def converted_gguf(gguf: Path) -> Path:
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    print(f"Converted in {time.perf_counter() - started:.0f} s.", file=sys.stderr)
     return target
+
+
+CONTENT_KEY = 16
+"""Hex digits of a GGUF file's hash that name its converted copy."""
+
+
+@contextlib.contextmanager
+def _quiet_gguf_conversion() -> Iterator[None]:
+    """transformers' bar over every GGUF tensor (hundreds of steps, its own tqdm, which its
+    progress-bar switch does not reach) hidden while converting."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_loading
+
+    bar = getattr(gguf_loading, "tqdm", None)
+    if bar is None:
+        yield
+        return
+    setattr(gguf_loading, "tqdm", functools.partial(bar, disable=True))  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(gguf_loading, "tqdm", bar)  # noqa: B010
 
 
 def load_local_model(model: str | Path | None, adapter: str | Path | None = None) -> LocalModel:
@@ -288,8 +333,23 @@ def weights_fingerprint(directory: Path, patterns: Sequence[str] = WEIGHT_FILES)
     files = sorted({f for pattern in patterns for f in directory.glob(pattern) if f.is_file()})
     if not any(f.suffix != ".json" for f in files):
         raise ModelNotFoundError(f"{directory} holds no weight files ({', '.join(patterns)})")
-    known = _read_file_hashes()
     digest = hashlib.blake2b(digest_size=20)
+    for file, content in zip(files, cached_file_hashes(files), strict=True):
+        digest.update(f"{file.name}|{content}".encode())
+    return digest.hexdigest()
+
+
+def cached_file_hash(path: Path) -> str:
+    """:func:`file_hash` of one file, kept in the cache folder (:func:`cached_file_hashes`)."""
+    (content,) = cached_file_hashes([path])
+    return content
+
+
+def cached_file_hashes(files: Sequence[Path]) -> list[str]:
+    """Each file's :func:`file_hash`, kept in the cache folder under its path, size and
+    modification time, so that a file is read in full once, not on every use."""
+    known = _read_file_hashes()
+    hashes = []
     changed = False
     for file in files:
         stat = file.stat()
@@ -297,12 +357,12 @@ def weights_fingerprint(directory: Path, patterns: Sequence[str] = WEIGHT_FILES)
         if key not in known:
             known[key] = file_hash(file)
             changed = True
-        digest.update(f"{file.name}|{known[key]}".encode())
+        hashes.append(known[key])
     if changed:  # entries of files that are gone (moved, deleted models) are dropped
         kept = {key: value for key, value in known.items() if Path(key.split("|")[0]).exists()}
         text = json.dumps(kept, indent=0)
         write_atomic(_file_hashes_path(), lambda temporary: Path(temporary).write_text(text))
-    return digest.hexdigest()
+    return hashes
 
 
 def _file_hashes_path() -> Path:

@@ -1,9 +1,14 @@
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from survey_sim import ModelNotFoundError
-from survey_sim.engines.registry import resolve_model
+from survey_sim.engines.registry import default_model_gguf, resolve_model
 
 
 def test_unknown_model_name_says_how_to_provide_weights():
@@ -62,3 +67,34 @@ def test_weight_file_hashes_are_kept_once_and_pruned(tiny_model_dir, tmp_path, m
     shutil.move(first, second)
     assert weights_fingerprint(second) == fingerprint  # contents, not where they are
     assert all(str(second) in key for key in json.loads(memo.read_text()))  # first: pruned
+
+
+def test_a_copy_of_the_gguf_elsewhere_reuses_its_conversion(default_engine, tmp_path):
+    """A reinstall (a new path, name and modification time) finds the model converted from
+    the same content: the conversion is keyed by the file's hash."""
+    path, _ = resolve_model(None)
+    written = {file.name: file.stat().st_mtime_ns for file in path.iterdir()}
+    copy = tmp_path / "reinstalled.gguf"
+    shutil.copy(default_model_gguf(), copy)
+    again, model_id = resolve_model(copy)
+    assert again == path and model_id == "reinstalled.gguf"
+    assert {file.name: file.stat().st_mtime_ns for file in again.iterdir()} == written
+
+
+def test_cache_lists_and_clears_converted_models(tmp_path):
+    cache = tmp_path / "cache"
+    model = cache / "models" / "tiny-0123456789abcdef"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"\0" * 2**20)
+    (cache / "models" / ".converting-x").mkdir()  # an unfinished conversion is not a model
+    env = {**os.environ, "SURVEY_SIM_CACHE_DIR": str(cache)}
+    script = str(Path(sys.executable).with_name("survey-sim"))
+    shown = subprocess.run([script, "cache", "info"], capture_output=True, text=True, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "1 converted model:" in shown.stdout and "tiny-0123456789abcdef  1 MiB" in shown.stdout
+    cleared = subprocess.run(
+        [script, "cache", "clear", "--models"], capture_output=True, text=True, env=env
+    )
+    assert cleared.returncode == 0 and "Deleted 1 converted model (1 MiB)" in cleared.stdout
+    assert not model.exists()
