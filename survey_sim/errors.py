@@ -83,6 +83,10 @@ class FlowWarning(UserWarning):
     questions a run leaves out because their answers depend on the interview's path."""
 
 
+class PrecisionWarning(UserWarning):
+    """An engine computes in a dtype whose probabilities are not exact (bfloat16, float16)."""
+
+
 class OptionOrderWarning(UserWarning):
     """Results asked in one option order: a model's position bias reads as opinion there."""
 

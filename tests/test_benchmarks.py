@@ -48,6 +48,7 @@ SMOKE = {
     "respondents.py": ["--model", "{tiny}", "--n", "20", "40", "--memory-n", "10"],
     "joints.py": ["--model", "{tiny}", "--questions", "3", "--personas", "2"],
     "rank_and_grid.py": ["--model", "{tiny}", "--personas", "2", "--samples", "10"],
+    "dtype.py": ["--model", "{tiny}", "--rounds", "1", "--agreement-personas", "1"],
 }
 SMOKE_WITH_RESULTS = {
     "joints_vs_people.py": ["--model", "{tiny}", "--questions", "3", "--resamples", "20"],

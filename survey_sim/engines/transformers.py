@@ -28,6 +28,7 @@ is built.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -51,7 +52,7 @@ from survey_sim.engines.base import (
 )
 from survey_sim.engines.prefix_cache import PrefixCache
 from survey_sim.engines.records import AdapterDescription
-from survey_sim.errors import ScoringError
+from survey_sim.errors import PrecisionWarning, ScoringError
 
 PrefixReuse = Literal["auto", "cache", "request", "state", "none"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -62,8 +63,13 @@ class EngineSettings(BaseModel):
 
     Attributes:
         threads: CPU threads for torch (``None`` keeps torch's default).
-        dtype: Weights and activations dtype. ``bfloat16`` is about twice as fast on CPUs
-            with AVX-512 and changes log-probs slightly.
+        dtype: Weights and activations dtype. ``bfloat16`` / ``float16`` run faster but
+            are not exact: on the default model (``benchmarks/dtype.py``, an AVX-512 CPU)
+            ``bfloat16`` ran the demo study 1.4x as fast and moved probabilities by up to
+            0.028 from ``float32``, and by up to 0.023 between prefix-reuse strategies (how
+            prompts were grouped), where ``float32`` agrees to 5e-6. The output layer runs
+            in ``float32`` whatever the dtype (without it: 1.5x, 0.047 and 0.046); building
+            an engine in another dtype warns with these numbers.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         prefix_reuse: ``"auto"`` (the fastest exact strategy for the model), ``"cache"``,
             ``"request"``, ``"state"`` or ``"none"`` (see the module docstring).
@@ -128,6 +134,16 @@ class TransformersEngine(EngineBase):
         # transformers types its `to` through a decorator that mypy cannot call correctly.
         self.model = model.to(device=self.settings.device, dtype=DTYPES[self.settings.dtype])  # type: ignore[call-arg]
         self.model.eval()
+        if self.settings.dtype != "float32":
+            _float32_output(self.model)
+            warnings.warn(
+                f"{self.settings.dtype}: probabilities are not exact. On the default model "
+                "bfloat16 moved them by up to 0.028 from float32, and by up to 0.023 with how "
+                "prompts were grouped (benchmarks/dtype.py); use float32 (the default) for "
+                "numbers you report",
+                PrecisionWarning,
+                stacklevel=2,
+            )
         self.architecture = Architecture.of(self.model)
         self.strategy = _exact_strategy(self.settings.prefix_reuse, self.architecture, model_id)
         self.tokenizer = tokenizer
@@ -214,6 +230,8 @@ class TransformersEngine(EngineBase):
         yield self.text.identity()
         numbers_settings = self.settings.model_copy(update={"prefix_reuse": self.strategy})
         yield numbers_settings.model_dump_json(exclude={"threads", "cache_mb"})
+        if self.settings.dtype != "float32":
+            yield "logits in float32"  # results stored before the output layer ran in float32
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` as the model reads it (with BOS if the model expects one)."""
@@ -315,6 +333,32 @@ class TransformersEngine(EngineBase):
         )
         self.count([result])
         return result
+
+
+class Float32Output(torch.nn.Module):
+    """A model's output layer computed in float32 from lower-precision hidden states:
+    bfloat16 logits keep 8 bits of mantissa, so a logit near 16 moves in steps of 1/16 and
+    its probability by about 6%."""
+
+    def __init__(self, layer: torch.nn.Linear) -> None:
+        super().__init__()
+        self.layer = layer
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The wrapped layer's weight (tied embeddings and checks read it here)."""
+        return self.layer.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        bias = None if self.layer.bias is None else self.layer.bias.float()
+        return torch.nn.functional.linear(hidden.float(), self.layer.weight.float(), bias)
+
+
+def _float32_output(model: PreTrainedModel) -> None:
+    """Compute ``model``'s logits in float32 (:class:`Float32Output`), once."""
+    layer = model.get_output_embeddings()
+    if isinstance(layer, torch.nn.Linear):
+        model.set_output_embeddings(Float32Output(layer))
 
 
 def _exact_strategy(requested: PrefixReuse, architecture: Architecture, model_id: str) -> Strategy:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from survey_sim import EngineSettings, ScoringError, TransformersEngine
 from survey_sim.asking.formats import get_format
 from survey_sim.asking.kinds import choice_request
 from survey_sim.engines import ScoreRequest, split_shared_tokens
+from survey_sim.engines.transformers import Float32Output
+from survey_sim.errors import PrecisionWarning
 from survey_sim.testing import reference_logprob
 
 TOLERANCE = 1e-4
@@ -171,3 +174,27 @@ def test_bad_requests_fail_clearly():
         ScoreRequest("prefix", ())
     with pytest.raises(ScoringError):
         ScoreRequest("prefix", ("a", ""))
+
+
+def test_lower_precision_computes_logits_in_float32_and_says_it_is_not_exact(tiny_model_dir):
+    with pytest.warns(PrecisionWarning, match="use float32"):
+        engine = TransformersEngine.from_pretrained(
+            tiny_model_dir, settings=EngineSettings(dtype="bfloat16")
+        )
+    head = engine.model.get_output_embeddings()
+    assert isinstance(head, Float32Output) and head.weight.dtype == torch.bfloat16
+    ids = torch.tensor([engine.tokenize("You are taking part in a survey.")])
+    with torch.inference_mode():
+        output = engine.model(ids, output_hidden_states=True)
+    assert output.logits.dtype == torch.float32
+    hidden = output.hidden_states[-1]
+    expected = torch.nn.functional.linear(hidden.float(), head.weight.float())
+    assert torch.equal(output.logits, expected)
+    with pytest.warns(PrecisionWarning):
+        again = TransformersEngine(
+            engine.model,
+            engine.tokenizer,
+            model_id="again",
+            settings=EngineSettings(dtype="bfloat16"),
+        )
+    assert again.model.get_output_embeddings() is head  # wrapped once

@@ -19,6 +19,7 @@ import torch
 
 from survey_sim import EngineSettings, Population, TransformersEngine, simulate
 from survey_sim.data.bundled import bundled_file
+from survey_sim.errors import PrecisionWarning
 from survey_sim.runs import ResultsCache, SimulationResult
 from survey_sim.runs.manifest import StoreRecord
 from survey_sim.testing import InterruptedAfter, assert_same_results
@@ -72,9 +73,10 @@ def test_fingerprint_covers_weights_tokenizer_and_settings(tiny_engine, tiny_mod
         tiny_engine.model, tokenizer, model_id="x", settings=EngineSettings(threads=1)
     )
     assert renamed.fingerprint == threads.fingerprint  # in memory: every tensor hashed
-    bf16 = TransformersEngine(
-        copy_of(tiny_engine), tokenizer, model_id="x", settings=EngineSettings(dtype="bfloat16")
-    )
+    with pytest.warns(PrecisionWarning, match="bfloat16: probabilities are not exact"):
+        bf16 = TransformersEngine(
+            copy_of(tiny_engine), tokenizer, model_id="x", settings=EngineSettings(dtype="bfloat16")
+        )
     assert bf16.fingerprint != renamed.fingerprint
     altered = copy_of(tiny_engine)
     with torch.no_grad():
