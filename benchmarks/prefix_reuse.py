@@ -69,7 +69,8 @@ def forward_ceiling(engine: TransformersEngine, batch: int = 8, length: int = 25
     Logits are computed for the last position only, as in serving prefill: the engine
     likewise projects onto the vocabulary only where a scored token is predicted.
     """
-    ids = torch.randint(100, 10000, (batch, length))
+    vocabulary = engine.model.config.vocab_size
+    ids = torch.randint(min(100, vocabulary // 2), min(10000, vocabulary), (batch, length))
     engine.model(ids[:1, :32])  # warm-up
     seconds = []
     for _ in range(3):
