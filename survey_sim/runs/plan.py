@@ -21,6 +21,7 @@ share the persona and preamble tokens and the engines reuse them.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import warnings
 from collections.abc import Iterable
@@ -142,19 +143,25 @@ class Plan:
             context = PromptContext(
                 prompt_format.describe(persona), chat, questionnaire.instructions
             )
-            for question in asked:
-                if not can_be_asked(questionnaire, question.id, persona.attributes):
-                    continue
-                for shown, order in displays(
+            shown_orders = [
+                displays(
                     personalised(question, persona),
                     permute=settings.permute,
                     relabel=settings.relabel,
                     balance=settings.balance,
-                ):
+                )
+                for question in asked
+                if can_be_asked(questionnaire, question.id, persona.attributes)
+            ]
+            # Every question in its first order, then every question in its second...: the
+            # requests that follow each other share the persona, so an engine scores a
+            # persona's questions in a few large passes (the orders of one question next to
+            # each other share more, and would make one small pass each: 1.4x slower on
+            # the permuted demo study).
+            for round_ in itertools.zip_longest(*shown_orders):
+                for shown, order in filter(None, round_):
                     asking = ask(shown, prompt_format)
-                    cells.append(
-                        Cell(persona, shown, asking, order, methods[question.kind], context)
-                    )
+                    cells.append(Cell(persona, shown, asking, order, methods[shown.kind], context))
         return cls.of(
             cells,
             questionnaire,
