@@ -183,6 +183,11 @@ class OptionsQuestion(_QuestionBase):
         """What results report a probability for: the options."""
         return self.options
 
+    @property
+    def non_substantive(self) -> tuple[Option, ...]:
+        """The options marked ``substantive: false`` (don't know, refused...)."""
+        return tuple(option for option in self.options if not option.substantive)
+
     def option(self, code: str) -> Option:
         """The option with this code (KeyError naming the known codes otherwise)."""
         for option in self.options:
@@ -292,7 +297,7 @@ class RankQuestion(OptionsQuestion):
     def _check_ranking(self) -> RankQuestion:
         if self.rank is not None and self.rank > len(self.options):
             raise ValueError(f"rank is {self.rank} but there are {len(self.options)} options")
-        off = [o.code for o in self.options if not o.substantive]
+        off = [o.code for o in self.non_substantive]
         if off:
             raise ValueError(
                 f"options {', '.join(off)} are non-substantive, which a ranking cannot place; "

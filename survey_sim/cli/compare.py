@@ -136,7 +136,7 @@ class _Study:
 
     result: SimulationResult
     human: HumanResponses
-    nonresponse: pl.DataFrame | None
+    answers: HumanResponses
     by: list[str]
     by_subgroup: pl.DataFrame | None
     calibration: Calibration | None
@@ -174,8 +174,7 @@ def compare_command(args: argparse.Namespace) -> int:
             writes += _by_subgroup(study, study.by_subgroup, args)
         if args.out is not None:
             writes.append(lambda: write_parquet_atomic(comparison, args.out))
-        if study.nonresponse is not None:
-            writes += _print_nonresponse(study.nonresponse, args)
+        writes += _nonresponse(study, set(comparison["question_id"]), args)
         if study.calibration is not None:
             writes += _calibrate(study.calibration, args)
         if study.joints is not None:
@@ -287,12 +286,9 @@ def _checked(args: argparse.Namespace) -> _Study:
                 args.joint,
                 f"none of its {len(pairs)} pairs has both questions answered in {human.source}",
             )
-    nonresponse = None
-    if with_nonresponse(answers.questionnaire.question(q.id) for q in questions):
-        nonresponse = compare_nonresponse(result, answers)
     result.warn_if_one_order()
     result.warn_if_low_coverage()
-    return _Study(result, human, nonresponse, by, by_subgroup, calibration, joints)
+    return _Study(result, human, answers, by, by_subgroup, calibration, joints)
 
 
 def _title(study: _Study) -> str:
@@ -449,11 +445,15 @@ def _joint(
     return writes
 
 
-def _print_nonresponse(
-    nonresponse: pl.DataFrame, args: argparse.Namespace
+def _nonresponse(
+    study: _Study, compared: set[str], args: argparse.Namespace
 ) -> list[Callable[[], Path]]:
-    """Print the non-substantive shares, model against people; return the writer of their
-    file."""
+    """Where a compared question has non-substantive options: print their shares, model
+    against people, and return the writer of their file."""
+    questionnaire = study.answers.questionnaire
+    if not with_nonresponse(questionnaire.question(q) for q in compared):
+        return []
+    nonresponse = compare_nonresponse(study.result, study.answers)
     scored = "left out of the scores above" if args.substantive else "scored as options above"
     print(
         f"\nDon't know and refusal (options marked 'substantive: false', {scored}): the "

@@ -203,7 +203,7 @@ def export_microdata(
         if isinstance(question, ChoiceQuestion):
             measures[column] = "ordinal" if question.kind == "ordinal" else "nominal"
             value_labels[column] = {int(code): text for code, text in _labelled(question)}
-            off = [int(o.code) for o in question.options if not o.substantive]
+            off = [int(o.code) for o in question.non_substantive]
             off += [int(m.code) for m in question.missing_codes]
             if off and to == "sav":
                 answers = [int(o.code) for o in question.options if o.substantive]

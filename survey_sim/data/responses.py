@@ -141,21 +141,23 @@ class HumanResponses:
         non-substantive answer is compared on its own
         (:func:`survey_sim.compare_nonresponse`).
         """
+        with_off = {
+            question.id: question.non_substantive
+            for question in self.questionnaire
+            if isinstance(question, OptionsQuestion) and question.non_substantive
+        }
         questions = [
             question.model_copy(
                 update={"options": tuple(o for o in question.options if o.substantive)}
             )
-            if isinstance(question, OptionsQuestion)
-            and not all(o.substantive for o in question.options)
+            if isinstance(question, OptionsQuestion) and question.id in with_off
             else question
             for question in self.questionnaire
         ]
         off = [
-            (pl.col("question_id") == question.id) & (pl.col("option_code") == option.code)
-            for question in self.questionnaire
-            if isinstance(question, OptionsQuestion)
-            for option in question.options
-            if not option.substantive
+            (pl.col("question_id") == question_id) & (pl.col("option_code") == option.code)
+            for question_id, options in with_off.items()
+            for option in options
         ]
         return HumanResponses(
             self.frame.filter(~pl.any_horizontal(off)) if off else self.frame,

@@ -105,8 +105,7 @@ def with_nonresponse(questions: Iterable[Question | OptionsQuestion]) -> list[Op
     return [
         question
         for question in questions
-        if isinstance(question, OptionsQuestion)
-        and not all(option.substantive for option in question.options)
+        if isinstance(question, OptionsQuestion) and question.non_substantive
     ]
 
 

@@ -17,8 +17,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import psutil
-
 from survey_sim.asking.schemas import answer_texts
 from survey_sim.engines.base import Engine
 from survey_sim.errors import InputError
@@ -26,15 +24,11 @@ from survey_sim.flow import check_population, personalised
 from survey_sim.population import Persona, Population
 from survey_sim.questionnaire import ChoiceQuestion, Question, Questionnaire
 from survey_sim.runs.manifest import RunManifest
-from survey_sim.runs.plan import Cell, Plan
+from survey_sim.runs.plan import PROMPT_BYTES, Cell, Plan, most_prompts
 from survey_sim.runs.respondents import interview_cell
 from survey_sim.runs.run import execute
 from survey_sim.runs.settings import SimulationSettings
 from survey_sim.runs.store import ResultsCache
-
-CELL_BYTES = 8192
-"""A generous estimate of the memory one cell takes until its run ends: its prompt context
-(measured: about 2 KiB of Python objects for a GSS joint's cell) and its tokens."""
 
 AnswerPath = tuple[tuple[ChoiceQuestion, str], ...]
 CellKey = tuple[str, ...]
@@ -86,8 +80,7 @@ class AnswerPaths:
         self.prompt_format = settings.prompt_format()
         self.started = time.time()
         self.cells: dict[CellKey, Cell] = {}
-        free = psutil.virtual_memory().available if available is None else available
-        self.most_cells = int(0.8 * free // CELL_BYTES)
+        self.most_cells = most_prompts(available)
 
     def key(self, persona: Persona, question: ChoiceQuestion, path: AnswerPath) -> CellKey:
         """The key of ``question``'s cell for ``persona`` after ``path`` (made the first
@@ -98,7 +91,7 @@ class AnswerPaths:
                 raise InputError(
                     self.what,
                     f"{self.what} needs more than {self.most_cells:,} prompts, about "
-                    f"{self.most_cells * CELL_BYTES / 2**30:.1f} GiB while the run holds them, "
+                    f"{self.most_cells * PROMPT_BYTES / 2**30:.1f} GiB while the run holds them, "
                     "over 80% of the memory available now: read fewer pairs, shorter chains "
                     "or arms, or fewer personas at a time",
                 )

@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
+import psutil
+
 from survey_sim.asking.formats import ChatRenderer, PromptContext, PromptFormat
 from survey_sim.asking.kinds import Asking, ask
 from survey_sim.asking.orders import displays
@@ -92,6 +94,17 @@ class Cell:
             asked.append(self.shots)
         content = json.dumps(asked)
         return int.from_bytes(hashlib.sha256(content.encode()).digest()[:7], "big")
+
+
+PROMPT_BYTES = 8192
+"""A generous estimate of the memory one prompt takes until its run ends: its cell's context
+(measured: about 2 KiB of Python objects for a GSS joint's cell) and its tokens."""
+
+
+def most_prompts(available: int | None = None) -> int:
+    """How many prompts fit in 80% of ``available`` memory (default: what is available now)."""
+    free = psutil.virtual_memory().available if available is None else available
+    return int(0.8 * free // PROMPT_BYTES)
 
 
 @dataclass(frozen=True)
@@ -193,9 +206,22 @@ class Plan:
         """
         exact: list[tuple[Cell, tuple[ScoreRequest, ...]]] = []
         sampled: list[tuple[Cell, SampleRequest]] = []
+        most = most_prompts()
+        held = 0
         for cell in cells:
             if cell.method == "exact":
-                exact.append((cell, tuple(cell.asking.exact_requests(cell.context))))
+                requests = tuple(cell.asking.exact_requests(cell.context))
+                held += len(requests)
+                if held > most:
+                    raise InputError(
+                        what,
+                        f"{what} needs more than {most:,} prompts, about "
+                        f"{most * PROMPT_BYTES / 2**30:.1f} GiB while the run holds them, over "
+                        "80% of the memory available now (a rank question takes one prompt "
+                        "per ranking begun): ask fewer personas at a time, or rank fewer "
+                        "places (rank: k)",
+                    )
+                exact.append((cell, requests))
                 continue
             try:
                 schema = cell.asking.schema()

@@ -183,3 +183,16 @@ def test_rank_summary_refuses_results_of_another_questionnaire(tiny_engine, two_
     result = simulate(ranking(rank=2), two_people, tiny_engine, progress=False, cache=False)
     with pytest.raises(InputError, match="the rankings in the results are not the questionnaire"):
         rank_summary(result, ranking(rank=3))
+
+
+def test_a_study_with_more_prompts_than_memory_holds_is_refused_before_model_work(
+    tiny_engine, two_people, monkeypatch
+):
+    import survey_sim.runs.plan as plan
+
+    # 17 prompts per persona (ranking 3 of 4: 1 + 4 + 12); memory for 20 holds one persona.
+    monkeypatch.setattr(plan, "most_prompts", lambda available=None: 20)
+    passes = tiny_engine.stats.forward_passes
+    with pytest.raises(InputError, match=r"needs more than 20 prompts.*rank fewer places"):
+        simulate(ranking(rank=3), two_people, tiny_engine, progress=False, cache=False)
+    assert tiny_engine.stats.forward_passes == passes
