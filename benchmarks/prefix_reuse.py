@@ -10,6 +10,9 @@ Runs one simulation grid three times in one process over the same loaded weights
 It prints tokens run through the model, seconds, the ratios to ``cache``, the largest
 log-prob and probability differences between strategies, and throughput as a fraction of
 the prefill ceiling (a plain batched forward pass) measured on this machine in the same run.
+Then the demo study (the demo personas x the 18 GSS questions, through ``simulate()`` with
+the default strategy), once in one option order and once permuted (two orders), against the
+same ceiling.
 
     python benchmarks/prefix_reuse.py                   # 50 personas x 10 questions
     python benchmarks/prefix_reuse.py --personas 10 --questions 5 --modes cache request
@@ -29,6 +32,7 @@ from survey_sim import (
     TransformersEngine,
     bundled_file,
     load_questionnaire,
+    simulate,
 )
 from survey_sim.asking.formats import get_format
 from survey_sim.asking.kinds import choice_request
@@ -80,6 +84,30 @@ def forward_ceiling(engine: TransformersEngine, batch: int = 8, length: int = 25
     return batch * length / min(seconds)
 
 
+def demo_study(engine: TransformersEngine, personas: int, ceiling: float) -> None:
+    """The demo study through ``simulate()``, unpermuted and permuted: tokens/s against the
+    prefill ceiling."""
+    demo = Population.from_file(bundled_file("personas", "us_adults_demo.yaml"))
+    population = Population(list(demo)[:personas], id="demo")
+    questionnaire = load_questionnaire(bundled_file("questionnaires", "gss_spending_2018.yaml"))
+    print(
+        f"\ndemo study: {len(population)} personas x {len(questionnaire.questions)} questions, "
+        "chat format, simulate() with the default strategy"
+    )
+    for permute in (False, True):
+        engine.clear_cache()
+        before = engine.stats.computed_tokens
+        started = time.perf_counter()
+        simulate(questionnaire, population, engine, permute=permute, progress=False, cache=False)
+        seconds = time.perf_counter() - started
+        tokens = engine.stats.computed_tokens - before
+        rate = tokens / seconds
+        print(
+            f"{'permuted (2 orders)' if permute else 'one order':<20} {tokens:>7} tokens "
+            f"{seconds:>6.1f} s {rate:>6.0f} tokens/s {100 * rate / ceiling:>4.0f}% of the ceiling"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--personas", type=int, default=50)
@@ -88,6 +116,9 @@ def main() -> None:
     parser.add_argument("--answer", default="label", choices=["label", "text"])
     parser.add_argument("--modes", nargs="+", default=["cache", "request", "none"])
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--demo-personas", type=int, default=8, help="demo personas in the demo study; 0: skip"
+    )
     args = parser.parse_args()
 
     base = TransformersEngine.from_pretrained(settings=EngineSettings(threads=args.threads))
@@ -149,6 +180,8 @@ def main() -> None:
             f"{seconds / ref_seconds:>13.2f}x {rate:>9.0f} {100 * rate / ceiling:>8.0f}% "
             f"{max_logprob:>12.1e} {max_prob:>9.1e}"
         )
+    if args.demo_personas:
+        demo_study(base, args.demo_personas, ceiling)
 
 
 if __name__ == "__main__":

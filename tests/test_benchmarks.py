@@ -28,7 +28,7 @@ def run_benchmark(script: str, *args: str, cwd: Path) -> str:
 
 
 def test_every_benchmark_has_a_smoke_run():
-    scripts = {path.name for path in BENCHMARKS.glob("*.py")}
+    scripts = {path.name for path in BENCHMARKS.glob("*.py") if not path.name.startswith("_")}
     assert scripts == set(SMOKE) | set(SMOKE_WITH_RESULTS) | {
         "fit_times.py",
         "fidelity.py",
@@ -38,7 +38,7 @@ def test_every_benchmark_has_a_smoke_run():
 
 
 SMOKE = {
-    "prefix_reuse.py": ["--personas", "2", "--questions", "2"],
+    "prefix_reuse.py": ["--personas", "2", "--questions", "2", "--demo-personas", "1"],
     "resume.py": ["--personas", "2", "--questions", "2", "--stops", "1"],
     "architectures.py": ["--personas", "1"],
     "exact_vs_sampling.py": ["--answers", "label", "--replicates", "1", "--max-draws", "100"],
@@ -49,6 +49,7 @@ SMOKE = {
     "joints.py": ["--model", "{tiny}", "--questions", "3", "--personas", "2"],
     "rank_and_grid.py": ["--model", "{tiny}", "--personas", "2", "--samples", "10"],
     "dtype.py": ["--model", "{tiny}", "--rounds", "1", "--agreement-personas", "1"],
+    "peers.py": ["--model", "{tiny}", "--personas", "2", "--draws", "3", "--grid-personas", "2"],
 }
 SMOKE_WITH_RESULTS = {
     "joints_vs_people.py": ["--model", "{tiny}", "--questions", "3", "--resamples", "20"],
