@@ -1,13 +1,14 @@
 """Does the pipeline see a persona signal when there is one? A model trained to *be* a known
 process, run through what a user runs, each planted quantity checked.
 
-    python benchmarks/planted.py [--steps 1500] [--respondents 3000] [--seed 0] [--results DIR]
+    python benchmarks/planted.py [--steps 2000] [--respondents 3000] [--seed 0] [--results DIR]
 
 1. The planted survey (``survey_sim.planted``: 8 ordinal items, party × age × sex, main
    effects, one interaction, a latent trait on two items, a null item) and a small model
-   trained from scratch on its exact cell distributions and on sampled interviews (each
-   question's exact distribution given the earlier answers); how closely the model's exact
-   distributions match the planted ones (total variation per cell × item).
+   trained from scratch on its exact cell distributions and on sampled interviews of the two
+   trait items (the second question's exact distribution given the first answer), those
+   first; how closely the model's exact distributions match the planted ones (total
+   variation per cell × item).
 2. A sample of respondents drawn from the process (the "people"), and the user's pipeline
    on it: persona cells post-stratified to the sample, ``simulate``, ``compare`` (with the
    baselines and paired differences), subgroup means by party and by party × age, the PyMC
@@ -116,13 +117,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=1500, help="training steps")
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--steps", type=int, default=2000, help="training steps")
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--respondents", type=int, default=3000, help="sampled people")
     parser.add_argument("--bootstrap", type=int, default=500, help="resamples of respondents")
     parser.add_argument("--draws", type=int, default=1000, help="PyMC draws and tuning steps")
     parser.add_argument(
-        "--interviews", type=int, default=100, help="training interviews per persona cell"
+        "--interviews",
+        type=int,
+        default=0,
+        help="training interviews of random length per persona cell (mixed in, these stopped "
+        "the model from reading earlier answers)",
+    )
+    parser.add_argument(
+        "--trait-interviews",
+        type=int,
+        default=60,
+        help="training interviews of the two trait items alone, per persona cell",
+    )
+    parser.add_argument(
+        "--warm-up-steps", type=int, default=1000, help="first steps on the trait interviews alone"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="training examples per step")
     parser.add_argument(
@@ -172,6 +186,8 @@ def main() -> None:
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             interviews=args.interviews,
+            trait_interviews=args.trait_interviews,
+            warm_up_steps=args.warm_up_steps,
             seed=args.seed,
         )
         trained_seconds = time.time() - started
@@ -185,8 +201,10 @@ def main() -> None:
         lines += [
             f"Model: 4 layers of width 128, trained from scratch for {args.steps} steps of "
             f"{args.batch_size} examples at learning rate {args.learning_rate:g} "
-            f"({training.examples} examples: every cell × item, and every question of "
-            f"{args.interviews} sampled interviews per cell given the earlier answers; "
+            f"({training.examples} examples: every cell × item, every question of "
+            f"{args.interviews} sampled interviews per cell given the earlier answers, and "
+            f"{args.trait_interviews} interviews per cell of the two trait items alone, the "
+            f"first {args.warm_up_steps} steps on those alone; gradients clipped to norm 1; "
             f"{trained_seconds:.0f} s); final KL {training.final_kl:.4f} nats. "
             "Its exact distributions against the planted ones, "
             f"per cell × item: total variation mean {np.mean(distances):.3f}, max "

@@ -15,13 +15,17 @@ from survey_sim import (
     simulate_respondents,
     subgroup_gaps,
 )
+from survey_sim.engines._hf import HFTokenizer
+from survey_sim.engines.registry import load_local_model
 from survey_sim.planted import (
     ATTRIBUTES,
     PLANTED_ITEMS,
     PlantedSurvey,
+    _interview_examples,
     build_planted_base,
     train_planted_model,
 )
+from survey_sim.runs.settings import SimulationSettings
 
 CELL = {"party": "a Democrat", "age": "aged 18 to 34", "sex": "a woman"}
 
@@ -144,3 +148,31 @@ def test_a_model_trained_to_be_the_process_shows_its_signal_through_the_pipeline
     taxes = model.filter(pl.col("question_id") == "taxes", pl.col("option_code") == "1")
     by_party = dict(taxes.select("party", "share").iter_rows())
     assert abs(by_party["a Democrat"] - by_party["a Republican"]) > 0.2
+
+
+def test_trait_interviews_ask_the_two_trait_items_given_the_first_answer(survey, tmp_path):
+    """The curriculum's interviews: per cell, the trait items alone, in both orders, the
+    first targeted at the cell's distribution and the second at the distribution given the
+    first answer (which is what makes the trait learnable)."""
+    assert survey.trait_items == ("taxes", "welfare")
+    base = build_planted_base(tmp_path / "base", survey)
+    text = HFTokenizer(load_local_model(base).tokenizer, model_id="planted")
+    exact = survey.exact()
+    personas = list(exact.population(list(ATTRIBUTES)))[:2]
+    prompt_format = SimulationSettings(format="chat").prompt_format()
+    groups = _interview_examples(
+        survey, exact, personas, prompt_format, text, 6, 0, survey.trait_items
+    )
+    assert len(groups) == 12
+    firsts = set()
+    for index, (first, second) in enumerate(groups):
+        cell = {name: str(personas[index // 6].attributes[name]) for name in ATTRIBUTES}
+        first_item, _ = first.label.split(" after ")
+        second_item, answer = second.label.split(" after ")
+        assert {first_item, second_item} == set(survey.trait_items)
+        firsts.add(first_item)
+        np.testing.assert_allclose(first.target, survey.distribution(first_item, cell))
+        given = {first_item: int(answer) - 1}
+        np.testing.assert_allclose(second.target, survey.distribution(second_item, cell, given))
+        assert not np.allclose(second.target, survey.distribution(second_item, cell), atol=0.02)
+    assert firsts == set(survey.trait_items)
