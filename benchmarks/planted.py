@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument(
         "--trait-interviews",
         type=int,
-        default=60,
+        default=10,
         help="training interviews of the two trait items alone, per persona cell",
     )
     parser.add_argument(
