@@ -1,14 +1,14 @@
 """Does the pipeline see a persona signal when there is one? A model trained to *be* a known
 process, run through what a user runs, each planted quantity checked.
 
-    python benchmarks/planted.py [--steps 2000] [--respondents 3000] [--seed 0] [--results DIR]
+    python benchmarks/planted.py [--steps 1500] [--respondents 3000] [--seed 0] [--results DIR]
 
 1. The planted survey (``survey_sim.planted``: 8 ordinal items, party × age × sex, main
    effects, one interaction, a latent trait on two items, a null item) and a small model
-   trained from scratch on its exact cell distributions and on sampled interviews of the two
-   trait items (the second question's exact distribution given the first answer), those
-   first; how closely the model's exact distributions match the planted ones (total
-   variation per cell × item).
+   trained from scratch on its exact cell distributions and on sampled interviews (each
+   question's exact distribution given the earlier answers; optionally a curriculum of
+   interviews of the two trait items first); how closely the model's exact distributions
+   match the planted ones (total variation per cell × item).
 2. A sample of respondents drawn from the process (the "people"), and the user's pipeline
    on it: persona cells post-stratified to the sample, ``simulate``, ``compare`` (with the
    baselines and paired differences), subgroup means by party and by party × age, the PyMC
@@ -117,26 +117,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=2000, help="training steps")
-    parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--steps", type=int, default=1500, help="training steps")
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--respondents", type=int, default=3000, help="sampled people")
     parser.add_argument("--bootstrap", type=int, default=500, help="resamples of respondents")
     parser.add_argument("--draws", type=int, default=1000, help="PyMC draws and tuning steps")
     parser.add_argument(
         "--interviews",
         type=int,
-        default=0,
-        help="training interviews of random length per persona cell (mixed in, these stopped "
-        "the model from reading earlier answers)",
+        default=100,
+        help="training interviews of random length per persona cell",
     )
     parser.add_argument(
         "--trait-interviews",
         type=int,
-        default=10,
-        help="training interviews of the two trait items alone, per persona cell",
+        default=0,
+        help="training interviews of the two trait items alone, per persona cell (the "
+        "curriculum of survey_sim.planted.train_planted_model; 60, with --warm-up-steps 1000, "
+        "--steps 2000, --learning-rate 3e-3 and --interviews 0, teaches the model to read an "
+        "earlier answer; benchmarks/README.md)",
     )
     parser.add_argument(
-        "--warm-up-steps", type=int, default=1000, help="first steps on the trait interviews alone"
+        "--warm-up-steps", type=int, default=0, help="first steps on the trait interviews alone"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="training examples per step")
     parser.add_argument(

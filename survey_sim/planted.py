@@ -489,8 +489,8 @@ def train_planted_model(
     the history). ``trait_interviews`` per cell of the :attr:`~PlantedSurvey.trait_items`
     alone (two questions, in a random order) and ``warm_up_steps`` (of the ``steps``) on
     those first make a curriculum: one earlier answer to read before many
-    (``benchmarks/planted.py`` measures what it learns). Gradients are clipped to norm 1: without it the warm-up sometimes
-    diverged at a learning rate of 3e-3.
+    (``benchmarks/README.md`` gives what it learns). Gradients are clipped to norm 1:
+    without it the warm-up sometimes diverged at a learning rate of 3e-3.
     """
     survey = survey or PlantedSurvey()
     exact = survey.exact()
