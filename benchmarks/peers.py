@@ -450,14 +450,14 @@ def main() -> None:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", default=None, help="model folder (default: the default)")
+    parser.add_argument("--model", default=None, help="model folder; none: the default model")
     parser.add_argument("--personas", type=int, default=8, help="demo personas in the study")
     parser.add_argument("--sample-personas", type=int, default=1, help="personas sampled")
     parser.add_argument("--draws", type=int, default=30, help="independent draws per prompt")
     parser.add_argument("--max-new-tokens", type=int, default=8, help="per free reply")
     parser.add_argument("--grid-personas", type=int, default=40, help="larger grid; 0: none")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads; none: all")
+    parser.add_argument("--seed", type=int, default=0, help="of the independent draws")
     parser.add_argument(
         "--edsl-python",
         default=None,
