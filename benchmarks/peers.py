@@ -32,6 +32,7 @@ of that size; divided by the measured share of draws that parse), and what that 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import re
@@ -58,8 +59,10 @@ from survey_sim import (
 )
 from survey_sim.asking.formats import PromptFormat, get_format
 from survey_sim.asking.kinds import choice_request
+from survey_sim.asking.schemas import option_for_value
 from survey_sim.engines.base import ScoreRequest
 from survey_sim.engines.registry import resolve_model
+from survey_sim.evaluate.metrics import total_variation, total_variation_rows
 from survey_sim.questionnaire import ChoiceQuestion, Questionnaire
 
 ROOT = Path(__file__).parents[1]
@@ -68,6 +71,8 @@ TARGET_TV = 0.02
 """The accuracy every way is costed at: expected total variation from the exact distribution."""
 SIMULATED_SAMPLES = 4000
 """Multinomial samples checking each computed number of draws."""
+SAMPLING_BATCH = 64
+"""Independent generations run side by side (each holds its own copy of the prompt)."""
 
 
 @dataclass(frozen=True)
@@ -87,10 +92,6 @@ class Way:
         return [total_variation(p, q) for p, q in zip(self.probs, reference.probs, strict=False)]
 
 
-def total_variation(first: np.ndarray, second: np.ndarray) -> float:
-    return float(0.5 * np.abs(first - second).sum())
-
-
 def draws_for_target(probs: np.ndarray, target: float = TARGET_TV) -> int:
     """Valid draws whose empirical distribution is expected to be ``target`` from ``probs``
     in total variation (normal approximation to each option's binomial error)."""
@@ -100,8 +101,9 @@ def draws_for_target(probs: np.ndarray, target: float = TARGET_TV) -> int:
 
 def simulated_tv(probs: np.ndarray, draws: int, rng: np.random.Generator) -> float:
     """Mean total variation of ``draws`` multinomial draws from ``probs``."""
-    counts = rng.multinomial(draws, probs / probs.sum(), size=SIMULATED_SAMPLES)
-    return float(0.5 * np.abs(counts / draws - probs / probs.sum()).sum(axis=1).mean())
+    normalised = probs / probs.sum()
+    counts = rng.multinomial(draws, normalised, size=SIMULATED_SAMPLES)
+    return float(total_variation_rows(counts / draws, normalised).mean())
 
 
 def survey_sim_exact(
@@ -154,40 +156,32 @@ def re_encoding(base: TransformersEngine, requests: Sequence[ScoreRequest]) -> W
 @torch.inference_mode()
 def first_token(engine: TransformersEngine, requests: Sequence[ScoreRequest], name: str) -> Way:
     """One forward pass per prompt; each option scored by its first answer token alone."""
-    tokens = 0
+    tokens = collisions = 0
     probs = []
     started = time.perf_counter()
     for request in requests:
         item = engine.text.tokenize_request(request)
         logits = engine.model(torch.tensor([item.shared]), logits_to_keep=1).logits[0, -1]
         next_token = torch.softmax(logits.float(), dim=-1)
-        firsts = np.array([float(next_token[tokens_[0]]) for tokens_ in item.continuations])
+        first_ids = [continuation[0] for continuation in item.continuations]
+        firsts = next_token[first_ids].numpy()
         probs.append(firsts / firsts.sum())
         tokens += len(item.shared)
+        collisions += len(set(first_ids)) < len(first_ids)
     seconds = time.perf_counter() - started
-    collisions = sum(
-        len({c[0] for c in engine.text.tokenize_request(r).continuations}) < len(r.continuations)
-        for r in requests
-    )
     note = f"{collisions} of {len(requests)} prompts have options sharing a first token"
     return Way(name, tokens, seconds, probs, note=note)
 
 
 def parse_answer(reply: str, question: ChoiceQuestion, prompt_format: PromptFormat) -> str | None:
-    """The option a free reply names, or ``None``: a JSON object's ``answer`` or a JSON
-    string, else the reply's start stripped of quotes and brackets: an option's label
+    """The option a free reply names, or ``None``: the reply as the JSON answer constrained
+    sampling would write, else its start stripped of quotes and brackets: an option's label
     followed by a non-word character or the end (letter answers), or an option's text
     (case-insensitive)."""
     text = reply.strip()
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if isinstance(value, dict):
-        value = value.get("answer")
-    if isinstance(value, str | int):
-        text = str(value)
-    text = text.strip().lstrip("\"'([{ ")
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        return option_for_value(question, json.loads(text), prompt_format.answer).code
+    text = text.lstrip("\"'([{ ")
     for option in question.options:
         if prompt_format.answer == "label" and re.match(rf"{re.escape(option.label)}(\W|$)", text):
             return option.code
@@ -218,7 +212,9 @@ def independent_sampling(
     max_new_tokens: int,
     seed: int,
 ) -> Sampled:
-    """``draws`` separate generations per prompt, the prompt computed again for each."""
+    """``draws`` separate generations per prompt, the prompt computed again for each
+    (generated :data:`SAMPLING_BATCH` at a time, so that memory does not grow with
+    ``draws``)."""
     torch.manual_seed(seed)
     pad = engine.tokenizer.pad_token_id or engine.tokenizer.eos_token_id
     tokens = parsed = 0
@@ -226,20 +222,22 @@ def independent_sampling(
     started = time.perf_counter()
     for request, question in zip(requests, questions, strict=True):
         prompt = torch.tensor([engine.text.tokenize_request(request).shared])
-        out = engine.model.generate(
-            prompt,
-            attention_mask=torch.ones_like(prompt),
-            do_sample=True,
-            temperature=1.0,
-            top_k=0,
-            top_p=1.0,
-            max_new_tokens=max_new_tokens,
-            num_return_sequences=draws,
-            pad_token_id=pad,
-        )
-        generated = out[:, prompt.shape[1] :]
-        tokens += draws * prompt.shape[1] + generated.numel()
-        replies = engine.tokenizer.batch_decode(generated, skip_special_tokens=True)
+        replies = []
+        for start in range(0, draws, SAMPLING_BATCH):
+            out = engine.model.generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=min(SAMPLING_BATCH, draws - start),
+                pad_token_id=pad,
+            )
+            generated = out[:, prompt.shape[1] :]
+            tokens += out.shape[0] * prompt.shape[1] + generated.numel()
+            replies += engine.tokenizer.batch_decode(generated, skip_special_tokens=True)
         codes = [parse_answer(reply, question, prompt_format) for reply in replies]
         valid = [code for code in codes if code is not None]
         parsed += len(valid)
@@ -538,11 +536,12 @@ def main() -> None:
         grid_requests, _ = study_requests(questionnaire, grid, letters, engine)
         grid_exact = survey_sim_exact(engine, questionnaire, grid, letters)
         rates = {way.name: way.tokens / way.seconds for way in ways[:3]}
+        items = [engine.text.tokenize_request(request) for request in grid_requests]
         re_encoded = sum(
             len(item.shared) * len(item.continuations) + sum(map(len, item.continuations))
-            for item in map(engine.text.tokenize_request, grid_requests)
+            for item in items
         )
-        prompts_only = sum(len(engine.text.tokenize_request(r).shared) for r in grid_requests)
+        prompts_only = sum(len(item.shared) for item in items)
         grid_ways = [
             grid_exact,
             Way("per-option re-encoding", re_encoded, re_encoded / rates[ways[1].name], [], True),

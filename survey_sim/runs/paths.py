@@ -24,7 +24,7 @@ from survey_sim.flow import check_population, personalised
 from survey_sim.population import Persona, Population
 from survey_sim.questionnaire import ChoiceQuestion, Question, Questionnaire
 from survey_sim.runs.manifest import RunManifest
-from survey_sim.runs.plan import PROMPT_BYTES, Cell, Plan, most_prompts
+from survey_sim.runs.plan import Cell, Plan, most_prompts, too_many_prompts
 from survey_sim.runs.respondents import interview_cell
 from survey_sim.runs.run import execute
 from survey_sim.runs.settings import SimulationSettings
@@ -88,12 +88,10 @@ class AnswerPaths:
         key = (persona.id, question.id, *(part for q, code in path for part in (q.id, code)))
         if key not in self.cells:
             if len(self.cells) >= self.most_cells:
-                raise InputError(
+                raise too_many_prompts(
                     self.what,
-                    f"{self.what} needs more than {self.most_cells:,} prompts, about "
-                    f"{self.most_cells * PROMPT_BYTES / 2**30:.1f} GiB while the run holds them, "
-                    "over 80% of the memory available now: read fewer pairs, shorter chains "
-                    "or arms, or fewer personas at a time",
+                    self.most_cells,
+                    "read fewer pairs, shorter chains or arms, or fewer personas at a time",
                 )
             self.cells[key] = self._cell(persona, question, path)
         return key

@@ -107,6 +107,15 @@ def most_prompts(available: int | None = None) -> int:
     return int(0.8 * free // PROMPT_BYTES)
 
 
+def too_many_prompts(what: str, most: int, advice: str) -> InputError:
+    """The refusal of a run that would hold more than ``most`` prompts, with ``advice``."""
+    return InputError(
+        what,
+        f"{what} needs more than {most:,} prompts, about {most * PROMPT_BYTES / 2**30:.1f} GiB "
+        f"while the run holds them, over 80% of the memory available now: {advice}",
+    )
+
+
 @dataclass(frozen=True)
 class Plan:
     """Every request of a run, and which cell each belongs to.
@@ -213,13 +222,11 @@ class Plan:
                 requests = tuple(cell.asking.exact_requests(cell.context))
                 held += len(requests)
                 if held > most:
-                    raise InputError(
+                    raise too_many_prompts(
                         what,
-                        f"{what} needs more than {most:,} prompts, about "
-                        f"{most * PROMPT_BYTES / 2**30:.1f} GiB while the run holds them, over "
-                        "80% of the memory available now (a rank question takes one prompt "
-                        "per ranking begun): ask fewer personas at a time, or rank fewer "
-                        "places (rank: k)",
+                        most,
+                        "ask fewer personas at a time, or rank fewer places (rank: k; a rank "
+                        "question takes one prompt per ranking begun)",
                     )
                 exact.append((cell, requests))
                 continue
