@@ -42,6 +42,7 @@ from survey_sim.asking.kinds import MAX_EXACT_VALUES, ask
 from survey_sim.asking.orders import displays
 from survey_sim.asking.schemas import answer_texts
 from survey_sim.data.export import Exported, export_microdata
+from survey_sim.data.responses import HumanResponses
 from survey_sim.engines.base import Engine, SampleResult, ScoreResult
 from survey_sim.errors import InputError
 from survey_sim.flow import answer_pipes, check_population, interview_order, personalised
@@ -665,22 +666,13 @@ class RespondentsResult:
             InputError: ``questionnaire`` is not the one the sample answered (its content
                 differs from the manifest's record), or the format cannot hold a name.
         """
-        record = None if self.manifest is None else self.manifest.questionnaire
-        if record is not None and record.sha256 != questionnaire_sha256(questionnaire):
-            raise InputError(
-                "export",
-                f"the sample answered questionnaire {record.id!r} as it was then; "
-                f"{questionnaire.id!r} here differs from it (edited since?): export with the "
-                "questionnaire file the sample was drawn from",
-            )
+        self._check_questionnaire(questionnaire, "export")
         wide = self.wide
-        table = [] if self.manifest is None else self.manifest.population.table
-        if table:
-            attributes = pl.DataFrame(table).drop("weight", "description", strict=False)
-            attributes = attributes.rename({"id": "persona_id"}, strict=False)
-            wide = wide.join(
-                attributes.cast(pl.String), on="persona_id", how="left", maintain_order="left"
-            ).select("respondent_id", "persona_id", *attributes.columns[1:], *wide.columns[2:])
+        attributes = self._attributes()
+        if attributes is not None:
+            wide = wide.join(attributes, on="persona_id", how="left", maintain_order="left").select(
+                "respondent_id", "persona_id", *attributes.columns[1:], *wide.columns[2:]
+            )
         wide = wide.with_columns(weight=pl.lit(1.0)).select(
             "respondent_id", "persona_id", "weight", *wide.columns[2:]
         )
@@ -693,6 +685,52 @@ class RespondentsResult:
             file_label=label,
             column_labels={"weight": WEIGHT_LABEL},
         )
+
+    def as_responses(self, questionnaire: Questionnaire) -> HumanResponses:
+        """The sample as survey data, to be analysed as a real sample is (``compare``,
+        ``compare_joints``, ``evaluate``, the PyMC models): one row per answer given with an
+        option code (skipped and unusable questions have none), weight 1 (the sample is
+        self-weighting), and the persona's attributes as text columns.
+
+        Raises:
+            InputError: ``questionnaire`` is not the one the sample answered.
+        """
+        self._check_questionnaire(questionnaire, "as_responses")
+        answers = self.microdata.filter(pl.col("asked"), pl.col("answer_code").is_not_null())
+        frame = answers.select(
+            "respondent_id",
+            "persona_id",
+            weight=pl.lit(1.0),
+            question_id="question_id",
+            option_code="answer_code",
+        )
+        attributes = self._attributes()
+        if attributes is not None:
+            frame = frame.join(attributes, on="persona_id", how="left", maintain_order="left")
+        model = "" if self.manifest is None else f" of {self.manifest.model.model_id}"
+        return HumanResponses(
+            frame.drop("persona_id"),
+            questionnaire,
+            f"simulated respondents{model} (n={self.microdata['respondent_id'].n_unique()})",
+        )
+
+    def _check_questionnaire(self, questionnaire: Questionnaire, what: str) -> None:
+        record = None if self.manifest is None else self.manifest.questionnaire
+        if record is not None and record.sha256 != questionnaire_sha256(questionnaire):
+            raise InputError(
+                what,
+                f"the sample answered questionnaire {record.id!r} as it was then; "
+                f"{questionnaire.id!r} here differs from it (edited since?): pass the "
+                "questionnaire the sample was drawn from",
+            )
+
+    def _attributes(self) -> pl.DataFrame | None:
+        """The personas' attributes as text (``persona_id`` first), from the manifest."""
+        table = [] if self.manifest is None else self.manifest.population.table
+        if not table:
+            return None
+        attributes = pl.DataFrame(table).drop("weight", "description", strict=False)
+        return attributes.rename({"id": "persona_id"}, strict=False).cast(pl.String)
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> RespondentsResult:

@@ -97,6 +97,34 @@ def test_the_flow_decides_who_is_asked_what(instrument, demo_population, sample)
     assert data.filter(pl.col("block") == "spending")["position"].n_unique() == 3
 
 
+def test_the_sample_as_survey_data_holds_every_coded_answer_with_its_persona(
+    instrument, demo_population, sample
+):
+    responses = sample.as_responses(instrument)
+    coded = sample.microdata.filter(pl.col("asked"), pl.col("answer_code").is_not_null())
+    assert responses.frame.height == coded.height
+    assert set(responses.frame["weight"]) == {1.0}
+    by_id = {p.id: p for p in demo_population}
+    personas = dict(coded.select("respondent_id", "persona_id").unique().iter_rows())
+    for row in responses.frame.head(50).iter_rows(named=True):
+        persona = by_id[personas[row["respondent_id"]]]
+        assert row["age"] == str(persona.attributes["age"])
+    observed = (
+        responses.distribution()
+        .join(
+            sample.marginals.rename({"option_code": "code"}),
+            left_on=["question_id", "option_code"],
+            right_on=["question_id", "code"],
+        )
+        .select((pl.col("prob") - pl.col("observed")).abs().max())
+        .item()
+    )
+    assert observed < 1e-12
+    edited = instrument.model_copy(update={"title": "edited"})
+    with pytest.raises(InputError, match="differs from it"):
+        sample.as_responses(edited)
+
+
 def test_answers_are_reproducible_and_a_rerun_from_the_store_does_no_model_work(
     instrument, demo_population, tiny_engine, sample, tmp_path
 ):
