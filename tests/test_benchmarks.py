@@ -120,8 +120,10 @@ def test_planted_benchmark_runs(tmp_path):
     args = ["--steps", "2", "--respondents", "200", "--bootstrap", "10", "--draws", "50"]
     args += ["--interviews", "1", "--trait-interviews", "1", "--warm-up-steps", "1"]
     args += ["--train", "20", "--test", "40", "--coverage-samples", "2"]
+    args += ["--simulated-respondents", "30"]
     run_benchmark("planted.py", *args, "--results", str(out), cwd=tmp_path)
     text = (out / "planted.md").read_text()
     assert "Planted quantities" in text and "Calibration alpha" in text
     assert "perfect simulator (model-free" in text and "model+regression − regression" in text
     assert "Exact joints: the latent trait between items" in text
+    assert "Simulated respondents: a synthetic sample" in text and "memory: full" in text
