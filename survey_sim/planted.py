@@ -443,12 +443,53 @@ def build_planted_base(directory: str | Path, survey: PlantedSurvey | None = Non
 
 @dataclass(frozen=True)
 class PlantedTraining:
-    """How :func:`train_planted_model` went: ``losses`` (mean KL per step), ``final_kl``
-    (mean KL over every example after training, in nats) and the number of ``examples``."""
+    """How :func:`train_planted_model` went: ``losses`` (mean KL per step, the warm-up's
+    first), ``warm_up_steps`` (how many of them the warm-up took), ``final_kl`` (mean KL over
+    every example after training, in nats) and the number of ``examples``."""
 
     losses: list[float]
+    warm_up_steps: int
     final_kl: float
     examples: int
+
+
+InterviewOrder = Callable[["PlantedSurvey", np.random.Generator], list[str]]
+"""Which items one training interview asks, in its order."""
+
+
+def random_interview(survey: PlantedSurvey, rng: np.random.Generator) -> list[str]:
+    """2 to all of the items, in a random order."""
+    length = int(rng.integers(2, len(survey.items) + 1))
+    return [str(item) for item in rng.permutation(list(survey.items))[:length]]
+
+
+def trait_pair(survey: PlantedSurvey, rng: np.random.Generator) -> list[str]:
+    """The trait items alone, in a random order."""
+    return [str(item) for item in rng.permutation(list(survey.trait_items))]
+
+
+def null_pair(survey: PlantedSurvey, rng: np.random.Generator) -> list[str]:
+    """Two items that do not share the trait (the second's distribution given the first
+    answer is its cell's), in a random order."""
+    while True:
+        pair = [str(item) for item in rng.choice(list(survey.items), 2, replace=False)]
+        if not set(survey.trait_items) <= set(pair):
+            return pair
+
+
+def trait_gap(survey: PlantedSurvey, rng: np.random.Generator) -> list[str]:
+    """One trait item, 1 to all of the other items, then the other trait item."""
+    others = [item for item in survey.items if item not in survey.trait_items]
+    between = [
+        str(item) for item in rng.permutation(others)[: int(rng.integers(1, len(others) + 1))]
+    ]
+    first, second = trait_pair(survey, rng)
+    return [first, *between, second]
+
+
+WARM_UP_WINDOW = 50
+"""Warm-up steps over which the KL is averaged to decide that the trait pairs are learned
+(and over which the warm-up's learning rate ramps up)."""
 
 
 def train_planted_model(
@@ -461,7 +502,11 @@ def train_planted_model(
     learning_rate: float = 1e-3,
     interviews: int = 0,
     trait_interviews: int = 0,
+    null_pairs: int = 0,
+    gap_interviews: int = 0,
     warm_up_steps: int = 0,
+    warm_up_kl: float = 0.003,
+    warm_up_rate: float = 3e-3,
     format: str = "chat",
     seed: int = 0,
     progress: bool = True,
@@ -478,19 +523,22 @@ def train_planted_model(
     without ``permute`` (reading its answers in other orders would measure that, not the
     pipeline).
 
-    With ``interviews``, each persona cell also gets that many interviews drawn from the
-    process (a trait, answers, a random length and question order); every question in them is asked
-    after the earlier answers, as the individual mode asks, with the exact distribution
-    given those answers as its target (:meth:`PlantedSurvey.distribution` with ``given``):
-    the model can learn the latent trait, which only shows within a respondent.
+    Interviews drawn from the process (a trait, answers, the items of an
+    :data:`InterviewOrder`) add examples: every question in them is asked after the earlier
+    answers, as the individual mode asks, with the exact distribution given those answers as
+    its target (:meth:`PlantedSurvey.distribution` with ``given``), so that the model can
+    learn the latent trait, which only shows within a respondent. Per persona cell:
+    ``interviews`` of :func:`random_interview`, ``trait_interviews`` of :func:`trait_pair`,
+    ``null_pairs`` of :func:`null_pair` and ``gap_interviews`` of :func:`trait_gap`.
 
-    Mixed in from the start, those interviews did not teach the 4-layer model of
-    :func:`build_planted_base` to read earlier answers (3,000 steps: it learned to ignore
-    the history). ``trait_interviews`` per cell of the :attr:`~PlantedSurvey.trait_items`
-    alone (two questions, in a random order) and ``warm_up_steps`` (of the ``steps``) on
-    those first make a curriculum: one earlier answer to read before many
-    (``benchmarks/README.md`` gives what it learns). Gradients are clipped to norm 1:
-    without it the warm-up sometimes diverged at a learning rate of 3e-3.
+    The 4-layer model of :func:`build_planted_base` does not learn to read earlier answers
+    from random interviews (3,000 steps: it learned to ignore the history), and forgets it
+    when they or null pairs come in too fast (``benchmarks/README.md``). With
+    ``warm_up_steps``, training begins on the trait pairs alone, at ``warm_up_rate`` (ramped
+    up over :data:`WARM_UP_WINDOW` steps), until their mean KL over the last
+    :data:`WARM_UP_WINDOW` steps is below ``warm_up_kl`` or ``warm_up_steps`` are done; then
+    come the ``steps`` on every example, on a one-cycle schedule peaking at
+    ``learning_rate``. Gradients are clipped to norm 1.
     """
     survey = survey or PlantedSurvey()
     exact = survey.exact()
@@ -509,34 +557,53 @@ def train_planted_model(
         text,
         permute=False,
     )
-    groups = [[example] for example in cells]
-    groups += _interview_examples(survey, exact, personas, prompt_format, text, interviews, seed)
-    trait = _interview_examples(
-        survey, exact, personas, prompt_format, text, trait_interviews, seed + 1, survey.trait_items
-    )
-    groups += trait
+
+    def drawn(per_cell: int, order: InterviewOrder, stream: int) -> list[list[Example]]:
+        return _interview_examples(
+            survey, exact, personas, prompt_format, text, per_cell, [seed, stream], order
+        )
+
+    trait = drawn(trait_interviews, trait_pair, 1)
+    groups = [[example] for example in cells] + trait
+    groups += drawn(interviews, random_interview, 0)
+    groups += drawn(null_pairs, null_pair, 2)
+    groups += drawn(gap_interviews, trait_gap, 3)
     examples = sum(len(group) for group in groups)
     torch.manual_seed(seed)
-    batches = _batches(groups, min(batch_size, examples), random.Random(seed))
-    if warm_up_steps and trait:
-        size = min(batch_size, sum(len(group) for group in trait))
-        warm_up = _batches(trait, size, random.Random(seed + 1))
-        batches = itertools.chain(itertools.islice(warm_up, warm_up_steps), batches)
     model.train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=learning_rate, total_steps=steps, pct_start=0.1
-    )
-    losses = []
-    bar = tqdm(range(steps), desc="Training the planted model", disable=not progress)
-    for _ in bar:
-        value = _mean_kl(model, next(batches))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=warm_up_rate, weight_decay=0.0)
+    losses: list[float] = []
+
+    def step(batch: list[Example]) -> None:
+        value = _mean_kl(model, batch)
         optimiser.zero_grad()
         value.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
-        schedule.step()
         losses.append(value.item())
+
+    if warm_up_steps and trait:
+        size = min(batch_size, sum(len(group) for group in trait))
+        warm_up = _batches(trait, size, random.Random(seed + 1))
+        bar = tqdm(range(warm_up_steps), desc="Warming up on the trait pairs", disable=not progress)
+        for index in bar:
+            for group in optimiser.param_groups:
+                group["lr"] = warm_up_rate * min(1.0, (index + 1) / WARM_UP_WINDOW)
+            step(next(warm_up))
+            recent = float(np.mean(losses[-WARM_UP_WINDOW:]))
+            bar.set_postfix(kl=f"{recent:.4f}", refresh=False)
+            if index + 1 >= WARM_UP_WINDOW and recent < warm_up_kl:
+                break
+        bar.close()
+    warmed = len(losses)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=learning_rate, total_steps=steps, pct_start=0.1
+    )
+    batches = _batches(groups, min(batch_size, examples), random.Random(seed))
+    bar = tqdm(range(steps), desc="Training the planted model", disable=not progress)
+    for _ in bar:
+        step(next(batches))
+        schedule.step()
         bar.set_postfix(kl=f"{losses[-1]:.4f}", refresh=False)
     model.eval()
     with torch.no_grad():
@@ -547,7 +614,9 @@ def train_planted_model(
         total = sum(float(_mean_kl(model, chunk)) * len(chunk) for chunk in chunks)
     model.save_pretrained(out)
     loaded.tokenizer.save_pretrained(out)
-    return PlantedTraining(losses=losses, final_kl=total / examples, examples=examples)
+    return PlantedTraining(
+        losses=losses, warm_up_steps=warmed, final_kl=total / examples, examples=examples
+    )
 
 
 def _batches(
@@ -571,13 +640,13 @@ def _interview_examples(
     prompt_format: PromptFormat,
     text: HFTokenizer,
     per_cell: int,
-    seed: int,
-    items: Sequence[str] | None = None,
+    seed: Sequence[int],
+    order: InterviewOrder,
 ) -> list[list[Example]]:
-    """``per_cell`` interviews per persona cell, drawn from the process, each as its
-    questions' examples with targets given the earlier answers: 2 to all of the items in a
-    random order, or exactly ``items`` in a random order."""
-    rng = np.random.default_rng([seed, 1])
+    """``per_cell`` interviews per persona cell, drawn from the process, each asking the
+    items ``order`` gives, as its questions' examples with targets given the earlier
+    answers."""
+    rng = np.random.default_rng(list(seed))
     questions = {
         question.id: choice_question(exact, question.id) for question in survey.questionnaire
     }
@@ -587,20 +656,16 @@ def _interview_examples(
         description = prompt_format.describe(persona)
         for _ in range(per_cell):
             answers = survey.answers(cell, float(rng.standard_normal()), rng)
-            if items is None:
-                length = int(rng.integers(2, len(survey.items) + 1))
-                order = [str(item) for item in rng.permutation(list(survey.items))[:length]]
-            else:
-                order = [str(item) for item in rng.permutation(list(items))]
+            asked = order(survey, rng)
             targets = [
                 survey.distribution(
-                    item, cell, {earlier: answers[earlier] for earlier in order[:i]}
+                    item, cell, {earlier: answers[earlier] for earlier in asked[:i]}
                 )
-                for i, item in enumerate(order)
+                for i, item in enumerate(asked)
             ]
             examples = conditional_examples(
-                [questions[item] for item in order],
-                [str(answers[item] + 1) for item in order],
+                [questions[item] for item in asked],
+                [str(answers[item] + 1) for item in asked],
                 [tuple(float(p) for p in target) for target in targets],
                 description,
                 prompt_format,

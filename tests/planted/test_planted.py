@@ -23,7 +23,10 @@ from survey_sim.planted import (
     PlantedSurvey,
     _interview_examples,
     build_planted_base,
+    null_pair,
     train_planted_model,
+    trait_gap,
+    trait_pair,
 )
 from survey_sim.runs.settings import SimulationSettings
 
@@ -160,9 +163,7 @@ def test_trait_interviews_ask_the_two_trait_items_given_the_first_answer(survey,
     exact = survey.exact()
     personas = list(exact.population(list(ATTRIBUTES)))[:2]
     prompt_format = SimulationSettings(format="chat").prompt_format()
-    groups = _interview_examples(
-        survey, exact, personas, prompt_format, text, 6, 0, survey.trait_items
-    )
+    groups = _interview_examples(survey, exact, personas, prompt_format, text, 6, [0], trait_pair)
     assert len(groups) == 12
     firsts = set()
     for index, (first, second) in enumerate(groups):
@@ -176,3 +177,24 @@ def test_trait_interviews_ask_the_two_trait_items_given_the_first_answer(survey,
         np.testing.assert_allclose(second.target, survey.distribution(second_item, cell, given))
         assert not np.allclose(second.target, survey.distribution(second_item, cell), atol=0.02)
     assert firsts == set(survey.trait_items)
+
+
+def test_null_pairs_and_gap_interviews_ask_what_they_say():
+    """A null pair never holds both trait items, so its second answer's target is its
+    cell's distribution; a gap interview has the trait items at its ends, others between."""
+    survey = PlantedSurvey()
+    rng = np.random.default_rng(0)
+    pairs = [null_pair(survey, rng) for _ in range(300)]
+    assert all(len(set(pair)) == 2 for pair in pairs)
+    assert not any(set(pair) == set(survey.trait_items) for pair in pairs)
+    assert any(pair[0] in survey.trait_items for pair in pairs)
+    cell = PlantedSurvey.cell_of(next(iter(survey.shares)))
+    for first, second in pairs[:20]:
+        np.testing.assert_allclose(
+            survey.distribution(second, cell, {first: 0}), survey.distribution(second, cell)
+        )
+    for _ in range(100):
+        asked = trait_gap(survey, rng)
+        assert {asked[0], asked[-1]} == set(survey.trait_items)
+        assert 3 <= len(asked) == len(set(asked)) <= len(survey.items)
+        assert not set(asked[1:-1]) & set(survey.trait_items)
