@@ -1,14 +1,15 @@
 """Does the pipeline see a persona signal when there is one? A model trained to *be* a known
 process, run through what a user runs, each planted quantity checked.
 
-    python benchmarks/planted.py [--steps 1500] [--respondents 3000] [--seed 0] [--results DIR]
+    python benchmarks/planted.py [--steps 3000] [--respondents 3000] [--seed 0] [--results DIR]
 
 1. The planted survey (``survey_sim.planted``: 8 ordinal items, party × age × sex, main
    effects, one interaction, a latent trait on two items, a null item) and a small model
    trained from scratch on its exact cell distributions and on sampled interviews (each
-   question's exact distribution given the earlier answers; optionally a curriculum of
-   interviews of the two trait items first); how closely the model's exact distributions
-   match the planted ones (total variation per cell × item).
+   question's exact distribution given the earlier answers), in a curriculum: the two trait
+   items alone first, then with pairs that do not share the trait and interviews with other
+   items between the trait items; how closely the model's exact distributions match the
+   planted ones (total variation per cell × item).
 2. A sample of respondents drawn from the process (the "people"), and the user's pipeline
    on it: persona cells post-stratified to the sample, ``simulate``, ``compare`` (with the
    baselines and paired differences), subgroup means by party and by party × age, the PyMC
@@ -119,8 +120,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=1500, help="training steps")
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument(
+        "--steps", type=int, default=3000, help="training steps on every example, after the warm-up"
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=5e-4, help="peak of their one-cycle schedule"
+    )
     parser.add_argument("--respondents", type=int, default=3000, help="sampled people")
     parser.add_argument("--bootstrap", type=int, default=500, help="resamples of respondents")
     parser.add_argument(
@@ -133,20 +138,41 @@ def main() -> None:
     parser.add_argument(
         "--interviews",
         type=int,
-        default=100,
+        default=10,
         help="training interviews of random length per persona cell",
     )
     parser.add_argument(
         "--trait-interviews",
         type=int,
-        default=0,
-        help="training interviews of the two trait items alone, per persona cell (the "
-        "curriculum of survey_sim.planted.train_planted_model; 60, with --warm-up-steps 1000, "
-        "--steps 2000, --learning-rate 3e-3 and --interviews 0, teaches the model to read an "
-        "earlier answer; benchmarks/README.md)",
+        default=60,
+        help="training interviews of the two trait items alone, per persona cell",
     )
     parser.add_argument(
-        "--warm-up-steps", type=int, default=0, help="first steps on the trait interviews alone"
+        "--null-pairs",
+        type=int,
+        default=60,
+        help="training interviews of two items that do not share the trait, per persona cell",
+    )
+    parser.add_argument(
+        "--gap-interviews",
+        type=int,
+        default=10,
+        help="training interviews with other items between the two trait items, per cell",
+    )
+    parser.add_argument(
+        "--warm-up-steps",
+        type=int,
+        default=2500,
+        help="at most this many first steps on the trait interviews alone (0: no warm-up)",
+    )
+    parser.add_argument(
+        "--warm-up-kl",
+        type=float,
+        default=0.003,
+        help="the warm-up ends when the trait interviews' mean KL falls below this (nats)",
+    )
+    parser.add_argument(
+        "--warm-up-rate", type=float, default=2e-3, help="the warm-up's learning rate"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="training examples per step")
     parser.add_argument(
@@ -197,7 +223,11 @@ def main() -> None:
             learning_rate=args.learning_rate,
             interviews=args.interviews,
             trait_interviews=args.trait_interviews,
+            null_pairs=args.null_pairs,
+            gap_interviews=args.gap_interviews,
             warm_up_steps=args.warm_up_steps,
+            warm_up_kl=args.warm_up_kl,
+            warm_up_rate=args.warm_up_rate,
             seed=args.seed,
         )
         trained_seconds = time.time() - started
@@ -209,13 +239,17 @@ def main() -> None:
         # 1. The model against the process, cell by cell.
         distances = survey.cell_distances(result.subgroups(list(ATTRIBUTES)))
         lines += [
-            f"Model: 4 layers of width 128, trained from scratch for {args.steps} steps of "
-            f"{args.batch_size} examples at learning rate {args.learning_rate:g} "
-            f"({training.examples} examples: every cell × item, every question of "
-            f"{args.interviews} sampled interviews per cell given the earlier answers, and "
-            f"{args.trait_interviews} interviews per cell of the two trait items alone, the "
-            f"first {args.warm_up_steps} steps on those alone; gradients clipped to norm 1; "
-            f"{trained_seconds:.0f} s); final KL {training.final_kl:.4f} nats. "
+            "Model: 4 layers of width 128, trained from scratch "
+            f"({training.examples} examples, per persona cell: every item; every question, "
+            f"given the earlier answers, of {args.trait_interviews} interviews of the two trait "
+            f"items alone, {args.null_pairs} of two items that do not share the trait, "
+            f"{args.gap_interviews} with other items between the trait items and "
+            f"{args.interviews} of random length). First a warm-up on the trait interviews "
+            f"alone at learning rate {args.warm_up_rate:g} until their KL fell below "
+            f"{args.warm_up_kl:g} ({training.warm_up_steps} steps, at most "
+            f"{args.warm_up_steps}), then {args.steps} steps on every example (one-cycle, peak "
+            f"{args.learning_rate:g}); {args.batch_size} examples a step, gradients clipped to "
+            f"norm 1; {trained_seconds:.0f} s. Final KL {training.final_kl:.4f} nats. "
             "Its exact distributions against the planted ones, "
             f"per cell × item: total variation mean {np.mean(distances):.3f}, max "
             f"{np.max(distances):.3f}.",

@@ -506,7 +506,7 @@ def train_planted_model(
     gap_interviews: int = 0,
     warm_up_steps: int = 0,
     warm_up_kl: float = 0.003,
-    warm_up_rate: float = 3e-3,
+    warm_up_rate: float = 2e-3,
     format: str = "chat",
     seed: int = 0,
     progress: bool = True,

@@ -118,7 +118,8 @@ def test_fit_times_benchmark_runs(tiny_model_dir, tmp_path):
 def test_planted_benchmark_runs(tmp_path):
     out = tmp_path / "results"
     args = ["--steps", "2", "--respondents", "200", "--bootstrap", "10", "--draws", "50"]
-    args += ["--interviews", "1", "--trait-interviews", "1", "--warm-up-steps", "1"]
+    args += ["--interviews", "1", "--trait-interviews", "1", "--null-pairs", "1"]
+    args += ["--gap-interviews", "1", "--warm-up-steps", "60"]
     args += ["--train", "20", "--test", "40", "--coverage-samples", "2"]
     args += ["--simulated-respondents", "30"]
     run_benchmark("planted.py", *args, "--results", str(out), cwd=tmp_path)
