@@ -435,36 +435,41 @@ JOINT_PAIRS = (("taxes", "welfare"), ("taxes", "weather"), ("welfare", "guns"))
 on nothing) and a pair associated through the cells only (both follow party)."""
 
 
+def tau_b_rows(simulated, people, args) -> list[dict]:  # type: ignore[no-untyped-def]
+    """``compare_joints``' tau-b row per pair: the simulation's (``model``) and the people's
+    with its bootstrap interval."""
+    from survey_sim import compare_joints
+
+    compared = compare_joints(simulated, people, resamples=args.bootstrap)
+    return list(compared.associations.filter(pl.col("measure") == "tau_b").iter_rows(named=True))
+
+
 def joints(survey, people, population, engine, args) -> tuple[list[str], list[dict]]:  # type: ignore[no-untyped-def]
     """Exact joints of the trained model and of a perfect simulator (the process's own
     joints) against the sample, with tau-b per pair, the Association model, and how often
     the sample's interval covers the process's tau-b over more samples."""
     import arviz as az
 
-    from survey_sim import compare_joints, joint
+    from survey_sim import joint
     from survey_sim.analysis import Association
 
     process = survey.joints(JOINT_PAIRS)
-    planted = {
-        row["pair"]: row["model"]
-        for row in compare_joints(process, people, resamples=args.bootstrap)
-        .associations.filter(pl.col("measure") == "tau_b")
-        .iter_rows(named=True)
-    }
     simulations = {
         "perfect simulator": process,
         "trained model": joint(
             survey.questionnaire, population, engine, list(JOINT_PAIRS), progress=False
         ),
     }
+    compared = {label: tau_b_rows(each, people, args) for label, each in simulations.items()}
+    # The perfect simulator's joint is the process's: its tau-b is the planted one.
+    planted = {row["pair"]: row["model"] for row in compared["perfect simulator"]}
     table, rows = [], []
     for simulation, simulated in simulations.items():
-        compared = compare_joints(simulated, people, resamples=args.bootstrap)
         posterior = Association(simulated, people).fit(
             draws=args.draws, tune=args.draws, seed=args.seed
         )
         summary = az.summary(posterior, var_names=["difference"], kind="stats")
-        for row in compared.associations.filter(pl.col("measure") == "tau_b").iter_rows(named=True):
+        for row in compared[simulation]:
             low, high = summary.loc[f"difference[{row['pair']}]"].iloc[2:4]
             table.append(
                 {
@@ -493,11 +498,7 @@ def joints(survey, people, population, engine, args) -> tuple[list[str], list[di
     covered = [
         row["people_lower"] <= planted[row["pair"]] <= row["people_upper"]
         for seed in range(args.seed + 1, args.seed + 1 + args.coverage_samples)
-        for row in compare_joints(
-            process, survey.sample(args.respondents, seed=seed), resamples=args.bootstrap
-        )
-        .associations.filter(pl.col("measure") == "tau_b")
-        .iter_rows(named=True)
+        for row in tau_b_rows(process, survey.sample(args.respondents, seed=seed), args)
     ]
     rows.append(
         {"part": "joints", "quantity": "coverage of tau_b intervals", "estimate": np.mean(covered)}
@@ -532,7 +533,7 @@ def respondents(survey, population, engine, args) -> tuple[list[str], list[dict]
     with memory, analysed as the people's sample is: the planted quantities and the joint
     pairs' tau-b, each with a 90% bootstrap interval over respondents, and whether it covers
     the planted value."""
-    from survey_sim import compare_joints, simulate_respondents
+    from survey_sim import simulate_respondents
 
     planted = dict(survey.planted_quantities().select("quantity", "planted").iter_rows())
     process = survey.joints(JOINT_PAIRS)
@@ -561,11 +562,7 @@ def respondents(survey, population, engine, args) -> tuple[list[str], list[dict]
                 survey, responses, args.bootstrap, args.seed
             ).items()
         }
-        for row in (
-            compare_joints(process, responses, resamples=args.bootstrap)
-            .associations.filter(pl.col("measure") == "tau_b")
-            .iter_rows(named=True)
-        ):
+        for row in tau_b_rows(process, responses, args):
             estimates[f"tau-b {row['pair']}"] = (
                 row["people"],
                 row["people_lower"],

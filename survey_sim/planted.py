@@ -464,22 +464,43 @@ def random_interview(survey: PlantedSurvey, rng: np.random.Generator) -> list[st
 
 
 def trait_pair(survey: PlantedSurvey, rng: np.random.Generator) -> list[str]:
-    """The trait items alone, in a random order."""
+    """The trait items alone, in a random order.
+
+    Raises:
+        ValueError: the survey does not have exactly two trait items.
+    """
+    if len(survey.trait_items) != 2:
+        raise ValueError(
+            f"trait pairs need exactly two items that load on the trait; this survey has "
+            f"{len(survey.trait_items)} ({', '.join(survey.trait_items) or 'none'})"
+        )
     return [str(item) for item in rng.permutation(list(survey.trait_items))]
 
 
 def null_pair(survey: PlantedSurvey, rng: np.random.Generator) -> list[str]:
     """Two items that do not share the trait (the second's distribution given the first
-    answer is its cell's), in a random order."""
+    answer is its cell's), in a random order.
+
+    Raises:
+        ValueError: every pair of the survey's items shares the trait.
+    """
+    if len(survey.items) < 2 or len(survey.trait_items) == len(survey.items):
+        raise ValueError("null pairs need two items that do not both load on the trait")
     while True:
         pair = [str(item) for item in rng.choice(list(survey.items), 2, replace=False)]
-        if not set(survey.trait_items) <= set(pair):
+        if not set(pair) <= set(survey.trait_items):
             return pair
 
 
 def trait_gap(survey: PlantedSurvey, rng: np.random.Generator) -> list[str]:
-    """One trait item, 1 to all of the other items, then the other trait item."""
+    """One trait item, 1 to all of the other items, then the other trait item.
+
+    Raises:
+        ValueError: the survey does not have two trait items and at least one other item.
+    """
     others = [item for item in survey.items if item not in survey.trait_items]
+    if not others:
+        raise ValueError("gap interviews need an item that does not load on the trait")
     between = [
         str(item) for item in rng.permutation(others)[: int(rng.integers(1, len(others) + 1))]
     ]
@@ -539,8 +560,15 @@ def train_planted_model(
     :data:`WARM_UP_WINDOW` steps is below ``warm_up_kl`` or ``warm_up_steps`` are done; then
     come the ``steps`` on every example, on a one-cycle schedule peaking at
     ``learning_rate``. Gradients are clipped to norm 1.
+
+    Raises:
+        ValueError: ``warm_up_steps`` without ``trait_interviews``, or an interview kind the
+            survey's items cannot make (:func:`trait_pair`, :func:`null_pair`,
+            :func:`trait_gap`); before any training.
     """
     survey = survey or PlantedSurvey()
+    if warm_up_steps and not trait_interviews:
+        raise ValueError("a warm-up trains on the trait interviews: set trait_interviews too")
     exact = survey.exact()
     loaded = load_local_model(base)
     model = loaded.model
@@ -582,7 +610,7 @@ def train_planted_model(
         optimiser.step()
         losses.append(value.item())
 
-    if warm_up_steps and trait:
+    if warm_up_steps:
         size = min(batch_size, sum(len(group) for group in trait))
         warm_up = _batches(trait, size, random.Random(seed + 1))
         bar = tqdm(range(warm_up_steps), desc="Warming up on the trait pairs", disable=not progress)

@@ -3,6 +3,8 @@ be it, through the pipeline."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import polars as pl
 import pytest
@@ -198,3 +200,18 @@ def test_null_pairs_and_gap_interviews_ask_what_they_say():
         assert {asked[0], asked[-1]} == set(survey.trait_items)
         assert 3 <= len(asked) == len(set(asked)) <= len(survey.items)
         assert not set(asked[1:-1]) & set(survey.trait_items)
+
+
+def test_interview_kinds_a_survey_cannot_make_are_refused_before_training(tmp_path):
+    rng = np.random.default_rng(0)
+    untraited = PlantedSurvey([dataclasses.replace(item, loading=0.0) for item in PLANTED_ITEMS])
+    with pytest.raises(ValueError, match="exactly two items that load on the trait"):
+        trait_pair(untraited, rng)
+    assert len(set(null_pair(untraited, rng))) == 2  # no trait: every pair is a null pair
+    trait_only = PlantedSurvey(PLANTED_ITEMS[:2])
+    with pytest.raises(ValueError, match="null pairs need two items"):
+        null_pair(trait_only, rng)
+    with pytest.raises(ValueError, match="gap interviews need an item"):
+        trait_gap(trait_only, rng)
+    with pytest.raises(ValueError, match="set trait_interviews too"):
+        train_planted_model(tmp_path, tmp_path / "out", warm_up_steps=10, progress=False)
